@@ -1,0 +1,153 @@
+"""Checkpoints: a directory with `params.msgpack` and a JSON `manifest.json`.
+
+The manifest names the task, the algorithm and network config, every parameter's shape, the
+package version and the sha256 of the parameter bytes. Loading verifies the hash and, when a
+task is given, that the checkpoint was made for it. Nothing is ever pickled. Writes go to a
+temporary sibling directory that is renamed into place, so a reader never sees half a
+checkpoint and an existing one is only replaced with `force=True`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+from flax import serialization
+
+from ceiling import __version__
+from ceiling.errors import CeilingError
+from ceiling.policies.networks import NetworkConfig, Params, Policy
+from ceiling.tasks import make as make_task
+
+FORMAT_VERSION = 1
+PARAMS_FILE = "params.msgpack"
+MANIFEST_FILE = "manifest.json"
+
+
+@dataclasses.dataclass
+class Checkpoint:
+    policy: Policy
+    params: Params
+    manifest: dict[str, Any]
+    path: Path
+
+    @property
+    def task_name(self) -> str:
+        return str(self.manifest["task"])
+
+
+def parameter_shapes(params: Params) -> dict[str, list[int]]:
+    flat = jax.tree_util.tree_flatten_with_path(params)[0]
+    return {jax.tree_util.keystr(path): list(np.shape(leaf)) for path, leaf in flat}
+
+
+def save_checkpoint(
+    path: str | os.PathLike[str],
+    policy: Policy,
+    params: Params,
+    extra: dict[str, Any] | None = None,
+    force: bool = False,
+) -> Path:
+    """Write `params` of `policy` to directory `path` atomically; returns the path."""
+    target = Path(path)
+    if target.exists() and not force:
+        raise CeilingError(f"checkpoint {target} already exists; pass --force to overwrite it")
+    data = serialization.msgpack_serialize(
+        jax.tree_util.tree_map(np.asarray, serialization.to_state_dict(params))
+    )
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "task": policy.spec.name,
+        "algorithm": policy.config.algorithm,
+        "network": policy.config.to_dict(),
+        "task_spec": {
+            "num_agents": policy.spec.num_agents,
+            "observation_shape": list(policy.spec.observation_shape),
+            "num_actions": policy.spec.num_actions,
+            "global_state_shape": list(policy.spec.global_state_shape),
+        },
+        "parameter_shapes": parameter_shapes(params),
+        "num_parameters": policy.num_parameters(params),
+        "ceiling_version": __version__,
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        **(extra or {}),
+    }
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        (staging / PARAMS_FILE).write_bytes(data)
+        (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
+        if target.exists():
+            # Move the old one aside first so that a crash leaves one complete checkpoint.
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
+            os.replace(target, old / "ckpt")
+            os.replace(staging, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(staging, target)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
+    directory = Path(path)
+    if not directory.is_dir():
+        raise CeilingError(f"checkpoint directory {directory} does not exist")
+    manifest_path = directory / MANIFEST_FILE
+    if not manifest_path.is_file():
+        raise CeilingError(f"{directory} is not a checkpoint: {MANIFEST_FILE} is missing")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except json.JSONDecodeError as err:
+        raise CeilingError(f"{manifest_path} is not valid JSON: {err}") from None
+    for field in ("task", "network", "sha256", "parameter_shapes"):
+        if field not in manifest:
+            raise CeilingError(f"{manifest_path} lacks the field {field!r}")
+    return manifest
+
+
+def load_checkpoint(path: str | os.PathLike[str], task: str | None = None) -> Checkpoint:
+    """Load and verify a checkpoint; with `task`, also check it was trained for that task."""
+    directory = Path(path)
+    manifest = read_manifest(directory)
+    if task is not None and manifest["task"] != task:
+        raise CeilingError(
+            f"checkpoint {directory} was trained for {manifest['task']!r}, not {task!r}"
+        )
+    params_path = directory / PARAMS_FILE
+    if not params_path.is_file():
+        raise CeilingError(f"checkpoint {directory} is missing {PARAMS_FILE}")
+    data = params_path.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != manifest["sha256"]:
+        raise CeilingError(
+            f"{params_path} does not match its manifest (sha256 {digest[:12]}… != "
+            f"{str(manifest['sha256'])[:12]}…): the file was modified or corrupted"
+        )
+    spec = make_task(str(manifest["task"])).spec
+    policy = Policy(spec, NetworkConfig.from_dict(manifest["network"]))
+    template = policy.init(jax.random.PRNGKey(0))
+    try:
+        state = serialization.msgpack_restore(data)
+        params = serialization.from_state_dict(template, state)
+    except (ValueError, KeyError, TypeError) as err:
+        raise CeilingError(f"cannot read parameters from {params_path}: {err}") from None
+    if parameter_shapes(params) != parameter_shapes(template):
+        raise CeilingError(
+            f"checkpoint {directory} has parameter shapes that do not fit {spec.name} "
+            "(was the task's observation size changed?)"
+        )
+    params = jax.tree_util.tree_map(lambda x: jax.numpy.asarray(x), params)
+    return Checkpoint(policy=policy, params=params, manifest=manifest, path=directory)

@@ -1,0 +1,189 @@
+"""The training driver: chunks of jitted PPO updates, progress, metrics, evaluation, checkpoints.
+
+`train()` owns everything around the jitted core in `ppo.py`: a run directory (never
+overwritten without `force`), the resolved config, `metrics.jsonl`, periodic greedy evaluation
+on the fixed test instances, `best/` and `last/` checkpoints, the convergence report and the
+learning-curve plot.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+import yaml
+
+from ceiling.errors import CeilingError
+from ceiling.policies.checkpoint import save_checkpoint
+from ceiling.policies.networks import NetworkConfig, Policy
+from ceiling.policies.rollout import evaluate_batch, summarise
+from ceiling.tasks import instances, make
+from ceiling.training.config import PPOConfig
+from ceiling.training.ppo import init_runner, make_train_chunk
+
+CONVERGENCE_TOLERANCE = 0.05  # at most 5 % improvement over the last quarter of training
+UPDATES_PER_CALL_TARGET_STEPS = 100_000  # env steps per jitted call, for a lively progress bar
+
+
+def convergence_report(evaluations: list[tuple[int, float]], total_steps: int) -> dict[str, Any]:
+    """Relative improvement of greedy test return from 3/4 of training to the end.
+
+    Converged means the final evaluation improves on the one at the start of the last quarter
+    by at most 5 % (of the absolute value of the latter).
+    """
+    if len(evaluations) < 2:
+        return {"converged": None, "reason": "fewer than two evaluations"}
+    quarter_mark = 0.75 * total_steps
+    before = [(s, r) for s, r in evaluations if s <= quarter_mark]
+    start_step, start_return = before[-1] if before else evaluations[0]
+    end_step, end_return = evaluations[-1]
+    improvement = (end_return - start_return) / max(abs(start_return), 1e-8)
+    return {
+        "converged": bool(improvement <= CONVERGENCE_TOLERANCE),
+        "tolerance": CONVERGENCE_TOLERANCE,
+        "start_of_last_quarter": {"step": start_step, "eval_return": start_return},
+        "end": {"step": end_step, "eval_return": end_return},
+        "relative_improvement": improvement,
+    }
+
+
+def plot_learning_curve(records: list[dict[str, Any]], title: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    train = [(r["step"], r["train_return"]) for r in records
+             if r.get("train_return") is not None]
+    evals = [(r["step"], r["eval_return"]) for r in records if "eval_return" in r]
+    fig, ax = plt.subplots(figsize=(6, 3.6), dpi=110)
+    if train:
+        steps, returns = np.array(train).T
+        window = max(1, len(returns) // 50)
+        smooth = np.convolve(returns, np.ones(window) / window, mode="valid")
+        ax.plot(steps[window - 1:], smooth, label="training episodes (smoothed)", alpha=0.7)
+    if evals:
+        steps, returns = np.array(evals).T
+        ax.plot(steps, returns, "o-", label="greedy, test instances", markersize=3)
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("team return")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def prepare_run_dir(out: Path, force: bool) -> None:
+    if out.exists():
+        if not force:
+            raise CeilingError(f"run directory {out} already exists; pass --force to replace it")
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+
+
+def train(
+    task_name: str,
+    config: PPOConfig,
+    out: str | Path,
+    force: bool = False,
+    on_progress: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Train `config.algorithm` on `task_name`, writing everything into `out`; returns a summary."""
+    config.validate()
+    task = make(task_name)
+    out = Path(out)
+    prepare_run_dir(out, force)
+    (out / "config.yaml").write_text(
+        yaml.safe_dump({"task": task_name, **config.to_dict()}, sort_keys=False)
+    )
+
+    network = NetworkConfig(config.algorithm, config.hidden_sizes, config.activation)
+    policy = Policy(task.spec, network)
+    key = jax.random.PRNGKey(config.seed)
+    runner = init_runner(task, policy, config, key)
+
+    per_call = max(1, min(config.num_updates,
+                          UPDATES_PER_CALL_TARGET_STEPS // config.steps_per_update))
+    num_calls = max(1, config.num_updates // per_call)
+    chunk = make_train_chunk(task, policy, config, per_call)
+    test_keys = instances(task_name, "test", config.eval_instances)
+    eval_key = jax.random.PRNGKey(0)
+
+    def evaluate(params: Any) -> dict[str, Any]:
+        episodes = evaluate_batch(task, policy, params, test_keys, eval_key, greedy=True)
+        wins = np.asarray(episodes.won) if task.spec.has_win else None
+        return summarise(np.asarray(episodes.total_return), wins)
+
+    records: list[dict[str, Any]] = []
+    evaluations: list[tuple[int, float]] = []
+    best_return = -math.inf
+    start = time.perf_counter()
+    compile_start = time.perf_counter()
+    chunk_compiled = chunk.lower(runner).compile()
+    compile_seconds = time.perf_counter() - compile_start
+    next_eval = 0
+    steps = 0
+    metrics_file = (out / "metrics.jsonl").open("w")
+    train_start = time.perf_counter()
+    training_meta = {"config": config.to_dict()}
+    try:
+        for call in range(num_calls + 1):
+            if call > 0:
+                runner, metrics = chunk_compiled(runner)
+                steps += per_call * config.steps_per_update
+                episodes = float(metrics.episodes.sum())
+                record: dict[str, Any] = {
+                    "step": steps,
+                    "train_return": (float(metrics.episode_return_sum.sum()) / episodes
+                                     if episodes else None),
+                    "episodes": int(episodes),
+                    "policy_loss": float(metrics.policy_loss.mean()),
+                    "value_loss": float(metrics.value_loss.mean()),
+                    "entropy": float(metrics.entropy.mean()),
+                    "approx_kl": float(metrics.approx_kl.mean()),
+                    "seconds": time.perf_counter() - train_start,
+                }
+            else:
+                record = {"step": 0, "train_return": None, "seconds": 0.0}
+            if steps >= next_eval or call == num_calls:
+                summary = evaluate(runner.params)
+                record["eval_return"] = summary["mean_return"]
+                record["eval_ci95"] = summary["ci95"]
+                if summary["win_rate"] is not None:
+                    record["eval_win_rate"] = summary["win_rate"]
+                evaluations.append((steps, summary["mean_return"]))
+                next_eval = steps + config.eval_every
+                if summary["mean_return"] > best_return:
+                    best_return = summary["mean_return"]
+                    save_checkpoint(out / "best", policy, runner.params, force=True, extra={
+                        "training": {**training_meta, "step": steps, "eval": summary}})
+            record["steps_per_second"] = steps / max(record["seconds"], 1e-9)
+            records.append(record)
+            metrics_file.write(json.dumps(record) + "\n")
+            metrics_file.flush()
+            if on_progress is not None:
+                on_progress({**record, "total_steps": num_calls * per_call
+                             * config.steps_per_update})
+    finally:
+        metrics_file.close()
+
+    final = evaluate(runner.params)
+    report = convergence_report(evaluations, steps)
+    report.update({"total_steps": steps, "train_seconds": time.perf_counter() - train_start,
+                   "compile_seconds": compile_seconds, "wall_seconds": time.perf_counter() - start,
+                   "best_eval_return": best_return, "final_eval": final})
+    save_checkpoint(out / "last", policy, runner.params, force=True, extra={
+        "training": {**training_meta, "step": steps, "eval": final, "convergence": report}})
+    (out / "convergence.json").write_text(json.dumps(report, indent=2) + "\n")
+    plot_learning_curve(records, f"{config.algorithm.upper()} on {task_name}",
+                        out / "learning_curve.png")
+    return report
