@@ -126,7 +126,9 @@ class Policy:
         state = jnp.broadcast_to(
             global_state[..., None, :], (*batch, num_agents, global_state.shape[-1])
         )
-        ids = jnp.broadcast_to(jnp.eye(num_agents, dtype=jnp.float32), (*batch, num_agents, num_agents))
+        ids = jnp.broadcast_to(
+            jnp.eye(num_agents, dtype=jnp.float32), (*batch, num_agents, num_agents)
+        )
         return jnp.concatenate([state, ids], axis=-1)
 
     def value(self, params: Params, observation: jax.Array, global_state: jax.Array) -> jax.Array:

@@ -11,7 +11,6 @@ import math
 from typing import Any, NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from ceiling.policies.networks import Params, Policy, greedy_action, sample_action

@@ -1,7 +1,7 @@
 """Cooperative multi-agent tasks (RWARE, Connector, SMAX) behind one functional contract."""
 
 from ceiling.tasks.base import Observed, Task, TaskSpec, TaskState, TimeStep, with_agent_ids
-from ceiling.tasks.instances import TEST_SEED_OFFSET, instances, test_seeds, train_keys
+from ceiling.tasks.instances import TEST_SEED_OFFSET, instances, seeds_of_test_set, train_keys
 from ceiling.tasks.registry import FAMILIES, make, names
 
 __all__ = [
@@ -15,7 +15,7 @@ __all__ = [
     "instances",
     "make",
     "names",
-    "test_seeds",
+    "seeds_of_test_set",
     "train_keys",
     "with_agent_ids",
 ]

@@ -23,7 +23,7 @@ TEST_SET_SIZE = 100_000
 SPLITS = ("train", "test")
 
 
-def test_seeds(n: int) -> list[int]:
+def seeds_of_test_set(n: int) -> list[int]:
     """The integer seeds of the first n test instances."""
     _check_count(n)
     return [TEST_SEED_OFFSET + i for i in range(n)]
@@ -53,9 +53,11 @@ def instances(task: object, split: str, n: int, key: jax.Array | None = None) ->
     if split not in SPLITS:
         raise CeilingError(f"unknown instance set {split!r}; valid sets: {', '.join(SPLITS)}")
     if split == "test":
-        return keys_from_seeds(jnp.asarray(test_seeds(n), jnp.uint32))
+        return keys_from_seeds(jnp.asarray(seeds_of_test_set(n), jnp.uint32))
     if key is None:
-        raise CeilingError("the 'train' set draws fresh instances: pass key=jax.random.PRNGKey(...)")
+        raise CeilingError(
+            "the 'train' set draws fresh instances: pass key=jax.random.PRNGKey(...)"
+        )
     if n < 1:
         raise CeilingError(f"number of instances must be at least 1, got {n}")
     return train_keys(key, n)

@@ -66,13 +66,35 @@ def make_optimizer(config: PPOConfig) -> optax.GradientTransformation:
     )
 
 
-def _select_envs(done: jax.Array, on_true: Any, on_false: Any) -> Any:
+def select_envs(done: jax.Array, on_true: Any, on_false: Any) -> Any:
     """Per-environment choice between two [E, ...] pytrees."""
 
     def pick(a: jax.Array, b: jax.Array) -> jax.Array:
         return jnp.where(done.reshape(done.shape + (1,) * (a.ndim - 1)), a, b)
 
     return jax.tree_util.tree_map(pick, on_true, on_false)
+
+
+def step_with_reset(
+    task: Task, env_state: TaskState, action: jax.Array, reset_key: jax.Array
+) -> tuple[TaskState, TimeStep, TimeStep]:
+    """Step [E] environments; finished ones restart on fresh training instances.
+
+    Returns the new states, the timestep of the transition (its reward and done), and the
+    timestep to act from next (a reset's, where the episode ended).
+    """
+    env_state, next_ts = jax.vmap(task.step)(env_state, action)
+    done = next_ts.done
+
+    def reset_finished(_: None) -> tuple[TaskState, TimeStep]:
+        fresh_state, fresh_ts = jax.vmap(task.reset)(train_keys(reset_key, done.shape[0]))
+        return select_envs(done, fresh_state, env_state), select_envs(done, fresh_ts, next_ts)
+
+    # Scalar predicate: the (costly) batch reset runs only on steps where an episode ended.
+    env_state, carried_ts = jax.lax.cond(
+        done.any(), reset_finished, lambda _: (env_state, next_ts), None
+    )
+    return env_state, next_ts, carried_ts
 
 
 def init_runner(task: Task, policy: Policy, config: PPOConfig, key: jax.Array) -> Runner:
@@ -152,21 +174,11 @@ def make_update(
         action = sample_action(action_key, logits)
         log_prob = jnp.take_along_axis(masked_log_softmax(logits), action[..., None], -1)[..., 0]
         value = policy.value(runner.params, ts.observation, ts.global_state)
-        env_state, next_ts = jax.vmap(task.step)(runner.env_state, action)
+        env_state, next_ts, carried_ts = step_with_reset(
+            task, runner.env_state, action, reset_key
+        )
         episode_return = runner.episode_return + next_ts.reward
         done = next_ts.done
-
-        def reset_finished(_: None) -> tuple[TaskState, TimeStep]:
-            fresh_state, fresh_ts = jax.vmap(task.reset)(train_keys(reset_key, num_envs))
-            return (
-                _select_envs(done, fresh_state, env_state),
-                _select_envs(done, fresh_ts, next_ts),
-            )
-
-        # Scalar predicate: the (costly) batch reset runs only on steps where an episode ended.
-        env_state, carried_ts = jax.lax.cond(
-            done.any(), reset_finished, lambda _: (env_state, next_ts), None
-        )
         transition = Transition(
             observation=ts.observation, action_mask=ts.action_mask,
             global_state=ts.global_state, action=action, log_prob=log_prob, value=value,

@@ -1,0 +1,261 @@
+"""The `ceiling` command: parse, validate, call the library, print. No logic lives here.
+
+Every `CeilingError` becomes a one-line message on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from ceiling import __version__
+from ceiling.errors import CeilingError
+
+
+def _console(stderr: bool = False) -> Any:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False)
+
+
+def _write_json(path: str, data: dict[str, Any], force: bool) -> None:
+    target = Path(path)
+    if target.exists() and not force:
+        raise CeilingError(f"{target} already exists; pass --force to overwrite it")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.with_name(f".{target.name}.tmp")
+    staging.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(staging, target)
+
+
+# -- ceiling tasks ---------------------------------------------------------------------------
+def cmd_tasks(args: argparse.Namespace) -> int:
+    from ceiling.tasks import FAMILIES, make, names
+
+    if args.family is not None and args.family not in FAMILIES:
+        raise CeilingError(f"unknown family {args.family!r}; valid: {', '.join(FAMILIES)}")
+    rows = []
+    for name in names(args.family):
+        spec = make(name).spec
+        rows.append({
+            "task": name, "agents": spec.num_agents,
+            "observation_size": int(spec.observation_shape[0]),
+            "actions": spec.num_actions, "global_state_size": int(spec.global_state_shape[0]),
+            "horizon": spec.horizon, "win_condition": spec.has_win,
+        })
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    from rich.table import Table
+
+    table = Table(title="ceiling tasks")
+    for column in ("task", "agents", "obs", "actions", "state", "horizon", "win"):
+        table.add_column(column, justify="left" if column == "task" else "right")
+    for row in rows:
+        table.add_row(row["task"], str(row["agents"]), str(row["observation_size"]),
+                      str(row["actions"]), str(row["global_state_size"]), str(row["horizon"]),
+                      "yes" if row["win_condition"] else "-")
+    _console().print(table)
+    return 0
+
+
+# -- ceiling train ---------------------------------------------------------------------------
+def _parse_sets(pairs: list[str]) -> dict[str, Any]:
+    from ceiling.training.config import parse_scalar
+
+    values: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise CeilingError(f"--set expects field=value, got {pair!r}")
+        values[name.strip()] = parse_scalar(value)
+    return values
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from ceiling.tasks import make
+    from ceiling.training.config import parse_scalar, resolve_config
+    from ceiling.training.run import train
+
+    make(args.task)  # unknown task: fail before anything else
+    overrides = _parse_sets(args.set)
+    if args.steps is not None:
+        overrides["total_steps"] = parse_scalar(args.steps)
+    if args.seed is not None:
+        overrides["seed"] = args.seed
+    config = resolve_config(args.task, args.algo, args.config, overrides)
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise CeilingError(f"run directory {out} already exists; pass --force to replace it")
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    console = _console(stderr=True)
+    console.print(f"training {config.algorithm} on {args.task} for {config.total_steps:,} steps "
+                  f"({config.num_envs} envs) -> {out}")
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
+                  TimeRemainingColumn(), console=console, transient=False,
+                  disable=args.quiet) as progress:
+        bar = progress.add_task("compiling", total=config.total_steps, info="")
+
+        def on_progress(record: dict[str, Any]) -> None:
+            train_return = record.get("train_return")
+            info = (f"{record['step']:,} steps  {record['steps_per_second']:,.0f} steps/s  "
+                    f"return {train_return:.3f}" if train_return is not None else "")
+            if "eval_return" in record:
+                info += f"  eval {record['eval_return']:.3f}"
+            progress.update(bar, completed=record["step"], total=record["total_steps"],
+                            description="training", info=info)
+
+        report = train(args.task, config, out, force=args.force, on_progress=on_progress)
+    final = report["final_eval"]
+    converged = report.get("converged")
+    console.print(
+        f"done: {report['total_steps']:,} steps in {report['train_seconds']:.0f} s "
+        f"(+{report['compile_seconds']:.0f} s compile); greedy test return "
+        f"{final['mean_return']:.3f} [{final['ci95'][0]:.3f}, {final['ci95'][1]:.3f}]"
+        + (f", win rate {final['win_rate']:.2f}" if final["win_rate"] is not None else "")
+    )
+    if converged is not None:
+        console.print(
+            f"convergence: {'converged' if converged else 'NOT converged'} "
+            f"({100 * report['relative_improvement']:+.1f} % over the last quarter; "
+            f"tolerance {100 * report['tolerance']:.0f} %)"
+        )
+    console.print(f"checkpoints: {out / 'best'}  {out / 'last'}")
+    return 0
+
+
+# -- ceiling evaluate ------------------------------------------------------------------------
+def evaluate_checkpoint(
+    checkpoint: str | Path, task: str | None, num_instances: int, stochastic: bool, seed: int
+) -> dict[str, Any]:
+    import jax
+    import numpy as np
+
+    from ceiling.policies.checkpoint import load_checkpoint
+    from ceiling.policies.rollout import evaluate_batch, summarise
+    from ceiling.tasks import instances, make
+
+    loaded = load_checkpoint(checkpoint, task)
+    task_obj = make(loaded.task_name)
+    keys = instances(loaded.task_name, "test", num_instances)
+    start = time.perf_counter()
+    episodes = evaluate_batch(task_obj, loaded.policy, loaded.params, keys,
+                              jax.random.PRNGKey(seed), greedy=not stochastic)
+    returns = np.asarray(episodes.total_return)
+    summary = summarise(returns, np.asarray(episodes.won) if task_obj.spec.has_win else None)
+    summary.update({
+        "task": loaded.task_name, "algorithm": loaded.manifest["algorithm"],
+        "checkpoint": str(checkpoint), "mode": "stochastic" if stochastic else "greedy",
+        "seconds": time.perf_counter() - start, "ceiling_version": __version__,
+    })
+    return summary
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    if args.instances < 1:
+        raise CeilingError(f"--instances must be at least 1, got {args.instances}")
+    summary = evaluate_checkpoint(args.checkpoint, args.task, args.instances, args.stochastic,
+                                  args.seed)
+    if args.out:
+        _write_json(args.out, summary, args.force)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    lo, hi = summary["ci95"]
+    line = (f"{summary['task']} {summary['algorithm']} ({summary['mode']}, "
+            f"{summary['num_instances']} test instances): mean return "
+            f"{summary['mean_return']:.3f}  95% CI [{lo:.3f}, {hi:.3f}]")
+    if summary["win_rate"] is not None:
+        line += f"  win rate {summary['win_rate']:.3f}"
+    _console().print(line)
+    return 0
+
+
+# -- ceiling demo ----------------------------------------------------------------------------
+def cmd_demo(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from ceiling.policies.shipped import shipped_checkpoints
+
+    shipped = shipped_checkpoints()
+    if not shipped:
+        raise CeilingError("no shipped checkpoints found in this installation")
+    table = Table(title=f"zero-shot on {args.instances} test instances (shipped checkpoints)")
+    for column in ("task", "algorithm", "greedy return", "95% CI", "stochastic return",
+                   "win rate (greedy)"):
+        table.add_column(column, justify="left" if column in ("task", "algorithm") else "right")
+    console = _console()
+    for (task, algorithm), path in shipped.items():
+        greedy = evaluate_checkpoint(path, task, args.instances, False, 0)
+        sampled = evaluate_checkpoint(path, task, args.instances, True, 0)
+        lo, hi = greedy["ci95"]
+        win = greedy["win_rate"]
+        table.add_row(task, algorithm, f"{greedy['mean_return']:.3f}", f"[{lo:.3f}, {hi:.3f}]",
+                      f"{sampled['mean_return']:.3f}", "-" if win is None else f"{win:.2f}")
+    console.print(table)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ceiling", description="Inference strategies for trained multi-agent RL policies."
+    )
+    parser.add_argument("--version", action="version", version=f"ceiling {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("tasks", help="list every task with its spec")
+    p.add_argument("--family", help="only this family (rware, connector, smax)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=cmd_tasks)
+
+    p = sub.add_parser("train", help="train an IPPO or MAPPO policy on a task")
+    p.add_argument("--task", required=True, help="task name, e.g. rware:tiny-2ag-hard")
+    p.add_argument("--algo", required=True, help="ippo or mappo")
+    p.add_argument("--steps", help="environment steps, e.g. 20M (default: the config's)")
+    p.add_argument("--out", required=True, help="run directory (created; not overwritten)")
+    p.add_argument("--config", help="YAML file of PPO fields overriding the defaults")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="override one PPO field, e.g. --set num_envs=128 (repeatable)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--force", action="store_true", help="replace an existing run directory")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="zero-shot evaluation of a checkpoint on test instances")
+    p.add_argument("--checkpoint", required=True, help="checkpoint directory")
+    p.add_argument("--task", help="fail unless the checkpoint was trained for this task")
+    p.add_argument("--instances", type=int, default=128, help="number of test instances")
+    p.add_argument("--stochastic", action="store_true", help="sample actions instead of arg-max")
+    p.add_argument("--seed", type=int, default=0, help="seed for stochastic actions")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--out", help="also write the JSON result to this file")
+    p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("demo", help="evaluate the shipped checkpoints zero-shot")
+    p.add_argument("--instances", type=int, default=32, help="test instances per checkpoint")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except CeilingError as err:
+        print(f"ceiling: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ceiling: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
