@@ -133,8 +133,15 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 # -- ceiling evaluate ------------------------------------------------------------------------
 def evaluate_checkpoint(
-    checkpoint: str | Path, task: str | None, num_instances: int, stochastic: bool, seed: int
+    checkpoint: str | Path,
+    task: str | None,
+    num_instances: int,
+    stochastic: bool,
+    seed: int,
+    uniform_random: bool = False,
 ) -> dict[str, Any]:
+    """Zero-shot summary on the first test instances; `uniform_random` plays the random
+    policy over legal actions instead (all-zero parameters give uniform logits)."""
     import jax
     import numpy as np
 
@@ -145,14 +152,19 @@ def evaluate_checkpoint(
     loaded = load_checkpoint(checkpoint, task)
     task_obj = make(loaded.task_name)
     keys = instances(loaded.task_name, "test", num_instances)
+    params = loaded.params
+    if uniform_random:
+        params = jax.tree_util.tree_map(jax.numpy.zeros_like, params)
+        stochastic = True
     start = time.perf_counter()
-    episodes = evaluate_batch(task_obj, loaded.policy, loaded.params, keys,
+    episodes = evaluate_batch(task_obj, loaded.policy, params, keys,
                               jax.random.PRNGKey(seed), greedy=not stochastic)
     returns = np.asarray(episodes.total_return)
     summary = summarise(returns, np.asarray(episodes.won) if task_obj.spec.has_win else None)
     summary.update({
         "task": loaded.task_name, "algorithm": loaded.manifest["algorithm"],
-        "checkpoint": str(checkpoint), "mode": "stochastic" if stochastic else "greedy",
+        "checkpoint": str(checkpoint),
+        "mode": "random" if uniform_random else "stochastic" if stochastic else "greedy",
         "seconds": time.perf_counter() - start, "ceiling_version": __version__,
     })
     return summary
@@ -162,7 +174,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.instances < 1:
         raise CeilingError(f"--instances must be at least 1, got {args.instances}")
     summary = evaluate_checkpoint(args.checkpoint, args.task, args.instances, args.stochastic,
-                                  args.seed)
+                                  args.seed, uniform_random=args.random)
     if args.out:
         _write_json(args.out, summary, args.force)
     if args.json:
@@ -189,16 +201,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
         raise CeilingError("no shipped checkpoints found in this installation")
     table = Table(title=f"zero-shot on {args.instances} test instances (shipped checkpoints)")
     for column in ("task", "algorithm", "greedy return", "95% CI", "stochastic return",
-                   "win rate (greedy)"):
+                   "random policy", "win rate (greedy)"):
         table.add_column(column, justify="left" if column in ("task", "algorithm") else "right")
     console = _console()
     for (task, algorithm), path in shipped.items():
         greedy = evaluate_checkpoint(path, task, args.instances, False, 0)
         sampled = evaluate_checkpoint(path, task, args.instances, True, 0)
+        random = evaluate_checkpoint(path, task, args.instances, True, 0, uniform_random=True)
         lo, hi = greedy["ci95"]
         win = greedy["win_rate"]
         table.add_row(task, algorithm, f"{greedy['mean_return']:.3f}", f"[{lo:.3f}, {hi:.3f}]",
-                      f"{sampled['mean_return']:.3f}", "-" if win is None else f"{win:.2f}")
+                      f"{sampled['mean_return']:.3f}", f"{random['mean_return']:.3f}",
+                      "-" if win is None else f"{win:.2f}")
     console.print(table)
     return 0
 
@@ -234,6 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--instances", type=int, default=128, help="number of test instances")
     p.add_argument("--stochastic", action="store_true", help="sample actions instead of arg-max")
     p.add_argument("--seed", type=int, default=0, help="seed for stochastic actions")
+    p.add_argument("--random", action="store_true",
+                   help="play the uniform random policy instead (a baseline)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--out", help="also write the JSON result to this file")
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")

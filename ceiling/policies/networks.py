@@ -95,6 +95,15 @@ class Policy:
         self.actor = MLP(config.hidden_sizes, spec.num_actions, config.activation, 0.01)
         self.critic = MLP(config.hidden_sizes, 1, config.activation, 1.0)
 
+    # Policies are static arguments of jitted functions: equal by value, so reloading the same
+    # kind of checkpoint reuses compiled code instead of recompiling.
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, Policy) and type(other) is type(self)
+                and (self.spec, self.config) == (other.spec, other.config))
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, self.spec, self.config))
+
     def init(self, key: jax.Array) -> Params:
         actor_key, critic_key = jax.random.split(key)
         obs = jnp.zeros((self.spec.num_agents, *self.spec.observation_shape), jnp.float32)

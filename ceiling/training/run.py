@@ -26,7 +26,7 @@ from ceiling.policies.networks import NetworkConfig, Policy
 from ceiling.policies.rollout import evaluate_batch, summarise
 from ceiling.tasks import instances, make
 from ceiling.training.config import PPOConfig
-from ceiling.training.ppo import init_runner, make_train_chunk
+from ceiling.training.ppo import Metrics, init_runner, make_train_chunk
 
 CONVERGENCE_TOLERANCE = 0.05  # at most 5 % improvement over the last quarter of training
 UPDATES_PER_CALL_TARGET_STEPS = 100_000  # env steps per jitted call, for a lively progress bar
@@ -112,7 +112,8 @@ def train(
     runner = init_runner(task, policy, config, key)
 
     per_call = max(1, min(config.num_updates,
-                          UPDATES_PER_CALL_TARGET_STEPS // config.steps_per_update))
+                          UPDATES_PER_CALL_TARGET_STEPS // config.steps_per_update,
+                          config.eval_every // config.steps_per_update))
     num_calls = max(1, config.num_updates // per_call)
     chunk = make_train_chunk(task, policy, config, per_call)
     test_keys = instances(task_name, "test", config.eval_instances)
@@ -123,67 +124,65 @@ def train(
         wins = np.asarray(episodes.won) if task.spec.has_win else None
         return summarise(np.asarray(episodes.total_return), wins)
 
+    start = time.perf_counter()
+    chunk_compiled = chunk.lower(runner).compile()
+    compile_seconds = time.perf_counter() - start
+    total_steps = num_calls * per_call * config.steps_per_update
     records: list[dict[str, Any]] = []
     evaluations: list[tuple[int, float]] = []
     best_return = -math.inf
-    start = time.perf_counter()
-    compile_start = time.perf_counter()
-    chunk_compiled = chunk.lower(runner).compile()
-    compile_seconds = time.perf_counter() - compile_start
-    next_eval = 0
-    steps = 0
-    metrics_file = (out / "metrics.jsonl").open("w")
+    next_eval = steps = 0
+    final: dict[str, Any] = {}
     train_start = time.perf_counter()
-    training_meta = {"config": config.to_dict()}
-    try:
+    training_meta: dict[str, Any] = {"config": config.to_dict()}
+    with (out / "metrics.jsonl").open("w") as metrics_file:
         for call in range(num_calls + 1):
+            record: dict[str, Any] = {"step": 0, "train_return": None}
             if call > 0:
                 runner, metrics = chunk_compiled(runner)
                 steps += per_call * config.steps_per_update
-                episodes = float(metrics.episodes.sum())
-                record: dict[str, Any] = {
-                    "step": steps,
-                    "train_return": (float(metrics.episode_return_sum.sum()) / episodes
-                                     if episodes else None),
-                    "episodes": int(episodes),
-                    "policy_loss": float(metrics.policy_loss.mean()),
-                    "value_loss": float(metrics.value_loss.mean()),
-                    "entropy": float(metrics.entropy.mean()),
-                    "approx_kl": float(metrics.approx_kl.mean()),
-                    "seconds": time.perf_counter() - train_start,
-                }
-            else:
-                record = {"step": 0, "train_return": None, "seconds": 0.0}
-            if steps >= next_eval or call == num_calls:
-                summary = evaluate(runner.params)
-                record["eval_return"] = summary["mean_return"]
-                record["eval_ci95"] = summary["ci95"]
-                if summary["win_rate"] is not None:
-                    record["eval_win_rate"] = summary["win_rate"]
-                evaluations.append((steps, summary["mean_return"]))
-                next_eval = steps + config.eval_every
-                if summary["mean_return"] > best_return:
-                    best_return = summary["mean_return"]
-                    save_checkpoint(out / "best", policy, runner.params, force=True, extra={
-                        "training": {**training_meta, "step": steps, "eval": summary}})
+                record = chunk_record(metrics, steps)
+            record["seconds"] = time.perf_counter() - train_start
             record["steps_per_second"] = steps / max(record["seconds"], 1e-9)
+            if steps >= next_eval or call == num_calls:
+                final = evaluate(runner.params)
+                record.update(eval_return=final["mean_return"], eval_ci95=final["ci95"])
+                if final["win_rate"] is not None:
+                    record["eval_win_rate"] = final["win_rate"]
+                evaluations.append((steps, final["mean_return"]))
+                next_eval = steps + config.eval_every
+                if final["mean_return"] > best_return:
+                    best_return = final["mean_return"]
+                    save_checkpoint(out / "best", policy, runner.params, force=True, extra={
+                        "training": {**training_meta, "step": steps, "eval": final}})
             records.append(record)
             metrics_file.write(json.dumps(record) + "\n")
             metrics_file.flush()
             if on_progress is not None:
-                on_progress({**record, "total_steps": num_calls * per_call
-                             * config.steps_per_update})
-    finally:
-        metrics_file.close()
+                on_progress({**record, "total_steps": total_steps})
 
-    final = evaluate(runner.params)
     report = convergence_report(evaluations, steps)
     report.update({"total_steps": steps, "train_seconds": time.perf_counter() - train_start,
-                   "compile_seconds": compile_seconds, "wall_seconds": time.perf_counter() - start,
-                   "best_eval_return": best_return, "final_eval": final})
+                   "compile_seconds": compile_seconds, "best_eval_return": best_return,
+                   "final_eval": final})
     save_checkpoint(out / "last", policy, runner.params, force=True, extra={
         "training": {**training_meta, "step": steps, "eval": final, "convergence": report}})
     (out / "convergence.json").write_text(json.dumps(report, indent=2) + "\n")
     plot_learning_curve(records, f"{config.algorithm.upper()} on {task_name}",
                         out / "learning_curve.png")
     return report
+
+
+def chunk_record(metrics: Metrics, steps: int) -> dict[str, Any]:
+    """One metrics.jsonl line from the stacked metrics of a chunk of updates."""
+    episodes = float(metrics.episodes.sum())
+    return {
+        "step": steps,
+        "train_return": (float(metrics.episode_return_sum.sum()) / episodes
+                         if episodes else None),
+        "episodes": int(episodes),
+        "policy_loss": float(metrics.policy_loss.mean()),
+        "value_loss": float(metrics.value_loss.mean()),
+        "entropy": float(metrics.entropy.mean()),
+        "approx_kl": float(metrics.approx_kl.mean()),
+    }

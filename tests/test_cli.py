@@ -1,0 +1,103 @@
+"""The command line: what a user types and sees, including every error path."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from ceiling.cli import main
+from ceiling.policies.checkpoint import save_checkpoint
+
+TINY_SETS = ["--set", "num_envs=16", "--set", "rollout_length=16", "--set", "num_minibatches=2",
+             "--set", "hidden_sizes=16,16", "--set", "eval_every=256", "--set",
+             "eval_instances=2"]
+
+
+def test_tasks_lists_every_task_with_its_spec(capsys) -> None:
+    assert main(["tasks", "--json"]) == 0
+    rows = {row["task"]: row for row in json.loads(capsys.readouterr().out)}
+    assert len(rows) == 24
+    assert rows["rware:tiny-2ag-hard"]["agents"] == 2
+    assert rows["rware:tiny-2ag-hard"]["horizon"] == 500
+    assert rows["connector:con-10x10x10a"]["horizon"] == 100
+    assert rows["smax:3m"]["win_condition"] is True
+    assert main(["tasks", "--family", "smax"]) == 0
+    assert "smax:smacv2_20_units" in capsys.readouterr().out
+    assert main(["tasks", "--family", "mpe"]) == 2
+    assert "valid: rware, connector, smax" in capsys.readouterr().err
+
+
+def test_evaluate_prints_and_writes_json(tmp_path, capsys, small_policy) -> None:
+    policy, params = small_policy
+    ckpt = save_checkpoint(tmp_path / "ckpt", policy, params)
+    out = tmp_path / "eval.json"
+    code = main(["evaluate", "--checkpoint", str(ckpt), "--instances", "4", "--json",
+                 "--out", str(out)])
+    assert code == 0
+    printed = json.loads(capsys.readouterr().out)
+    written = json.loads(out.read_text())
+    for result in (printed, written):
+        assert {"mean_return", "ci95", "win_rate", "num_instances"} <= set(result)
+        assert result["num_instances"] == 4 and result["win_rate"] is None
+        assert result["ci95"][0] <= result["mean_return"] <= result["ci95"][1]
+    # The file is the user's now: not overwritten without --force.
+    assert main(["evaluate", "--checkpoint", str(ckpt), "--instances", "4", "--stochastic",
+                 "--out", str(out)]) == 2
+    assert "already exists; pass --force" in capsys.readouterr().err
+    assert json.loads(out.read_text()) == written
+
+
+def test_evaluate_errors_are_one_line_messages(tmp_path, capsys, small_policy) -> None:
+    policy, params = small_policy
+    ckpt = save_checkpoint(tmp_path / "ckpt", policy, params)
+    assert main(["evaluate", "--checkpoint", str(ckpt), "--task", "smax:3m"]) == 2
+    assert "trained for 'connector:con-5x5x3a', not 'smax:3m'" in capsys.readouterr().err
+    assert main(["evaluate", "--checkpoint", str(tmp_path / "none")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["evaluate", "--checkpoint", str(ckpt), "--instances", "0"]) == 2
+    (ckpt / "params.msgpack").write_bytes(b"\x00" + (ckpt / "params.msgpack").read_bytes())
+    assert main(["evaluate", "--checkpoint", str(ckpt)]) == 2
+    assert "modified or corrupted" in capsys.readouterr().err
+
+
+def test_train_end_to_end_and_bad_input(tmp_path, capsys) -> None:
+    out = tmp_path / "run"
+    args = ["train", "--task", "connector:con-5x5x3a", "--algo", "mappo", "--steps", "1024",
+            "--out", str(out), "--quiet", *TINY_SETS]
+    assert main(args) == 0
+    assert (out / "last" / "manifest.json").is_file()
+    assert json.loads((out / "last" / "manifest.json").read_text())["algorithm"] == "mappo"
+    capsys.readouterr()
+    assert main(args) == 2
+    assert "already exists; pass --force" in capsys.readouterr().err
+    assert main([*args, "--force"]) == 0
+    assert main(["train", "--task", "rware:tiny", "--algo", "ippo", "--out", "x"]) == 2
+    assert "valid tasks" in capsys.readouterr().err
+    bad = ["train", "--task", "smax:3m", "--algo", "ippo", "--out", str(tmp_path / "b"),
+           "--set", "num_envs=10", "--set", "num_minibatches=3"]
+    assert main(bad) == 2
+    assert "num_envs (10) must be divisible by num_minibatches (3)" in capsys.readouterr().err
+    assert main(["train", "--task", "smax:3m", "--algo", "ippo", "--out", str(tmp_path / "c"),
+                 "--set", "learning_rate=-1"]) == 2
+    assert "learning_rate must be positive" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists() and not (tmp_path / "c").exists()
+
+
+def test_installed_entry_point_reports_errors_without_traceback() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "ceiling.cli", "evaluate", "--checkpoint", "/nonexistent"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip() == "ceiling: error: checkpoint directory /nonexistent does not exist"
+
+
+@pytest.mark.parametrize("argv", [["train"], ["evaluate"], ["frobnicate"]])
+def test_usage_errors_exit_nonzero(argv) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code != 0
