@@ -93,7 +93,8 @@ def test_installed_entry_point_reports_errors_without_traceback() -> None:
     )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
-    assert result.stderr.strip() == "ceiling: error: checkpoint directory /nonexistent does not exist"
+    expected = "ceiling: error: checkpoint directory /nonexistent does not exist"
+    assert result.stderr.strip() == expected
 
 
 @pytest.mark.parametrize("argv", [["train"], ["evaluate"], ["frobnicate"]])

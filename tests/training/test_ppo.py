@@ -111,3 +111,6 @@ def test_convergence_report() -> None:
     rising = [(0, 1.0), (75, 5.0), (100, 8.0)]
     assert convergence_report(rising, 100)["converged"] is False
     assert convergence_report([(0, 1.0)], 100)["converged"] is None
+    train = [(s, 2.0) for s in range(70, 76)] + [(s, 3.0) for s in range(95, 101)]
+    trend = convergence_report(flat, 100, train)["train_return"]
+    assert trend["relative_improvement"] == pytest.approx(0.5)
