@@ -39,7 +39,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 
     if args.family is not None and args.family not in FAMILIES:
         raise CeilingError(f"unknown family {args.family!r}; valid: {', '.join(FAMILIES)}")
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name in names(args.family):
         spec = make(name).spec
         rows.append({

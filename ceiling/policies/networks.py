@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import flax.linen as nn
 import jax
@@ -123,7 +123,7 @@ class Policy:
         """Masked logits [..., A, num_actions] for observations [..., A, obs_dim]."""
         if latent is not None:
             raise CeilingError("this policy is not latent-conditioned; pass latent=None")
-        logits = self.actor.apply(params["actor"], observation)
+        logits = cast(jax.Array, self.actor.apply(params["actor"], observation))
         return jnp.where(action_mask, logits, -jnp.inf)
 
     def critic_input(self, observation: jax.Array, global_state: jax.Array) -> jax.Array:
@@ -143,7 +143,7 @@ class Policy:
     def value(self, params: Params, observation: jax.Array, global_state: jax.Array) -> jax.Array:
         """Per-agent value estimates [..., A] from observations [..., A, F] and state [..., G]."""
         features = self.critic_input(observation, global_state)
-        return self.critic.apply(params["critic"], features)[..., 0]
+        return cast(jax.Array, self.critic.apply(params["critic"], features))[..., 0]
 
     def num_parameters(self, params: Params) -> int:
         return int(sum(np.prod(leaf.shape) for leaf in jax.tree_util.tree_leaves(params)))

@@ -36,7 +36,7 @@ def run_episode(
     """Play one episode of the instance `instance_key`; `key` drives stochastic actions."""
     state, timestep = task.reset(instance_key)
 
-    def body(carry: Any, step_key: jax.Array) -> tuple[Any, jax.Array]:
+    def body(carry: Any, step_key: jax.Array) -> tuple[Any, tuple[jax.Array, jax.Array]]:
         state, timestep = carry
         logits = policy.act(params, timestep.observation, timestep.action_mask)
         if greedy:

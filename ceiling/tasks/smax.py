@@ -42,7 +42,7 @@ def _silenced_stdout() -> Iterator[None]:
     # sys.stdout/stderr to sys.__stdout__/__stderr__ on the way: swap sys.__stdout__ as well,
     # and restore all three afterwards.
     saved = sys.stdout, sys.stderr, sys.__stdout__
-    sys.stdout = sys.__stdout__ = io.StringIO()  # type: ignore[misc]
+    sys.stdout = sys.__stdout__ = io.StringIO()  # type: ignore[assignment,misc]
     try:
         yield
     finally:

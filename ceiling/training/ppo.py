@@ -166,7 +166,7 @@ def make_update(
     optimizer = make_optimizer(config)
     num_envs = config.num_envs
 
-    def env_step(carry: Runner, _: None) -> tuple[Runner, Transition]:
+    def env_step(carry: Runner, _: None) -> tuple[Runner, tuple[Transition, jax.Array]]:
         runner = carry
         key, action_key, reset_key = jax.random.split(runner.key, 3)
         ts = runner.timestep
@@ -246,8 +246,11 @@ def make_update(
 
 def make_train_chunk(
     task: Task, policy: Policy, config: PPOConfig, num_updates: int
-) -> Callable[[Runner], tuple[Runner, Metrics]]:
-    """A jitted function running `num_updates` PPO updates; metrics are stacked [num_updates]."""
+) -> Any:
+    """A jitted function running `num_updates` PPO updates; metrics are stacked [num_updates].
+
+    Call it, or `.lower(runner).compile()` it to compile ahead of time.
+    """
     update = make_update(task, policy, config)
 
     def chunk(runner: Runner) -> tuple[Runner, Metrics]:

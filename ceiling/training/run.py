@@ -55,9 +55,11 @@ def convergence_report(
         early = [r for s, r in train_returns if 0.70 * total_steps <= s <= quarter_mark]
         late = [r for s, r in train_returns if s >= 0.95 * total_steps]
         if early and late:
-            before, after = float(np.mean(early)), float(np.mean(late))
-            train_trend = {"start_of_last_quarter": before, "end": after,
-                           "relative_improvement": (after - before) / max(abs(before), 1e-8)}
+            early_mean, late_mean = float(np.mean(early)), float(np.mean(late))
+            train_trend = {
+                "start_of_last_quarter": early_mean, "end": late_mean,
+                "relative_improvement": (late_mean - early_mean) / max(abs(early_mean), 1e-8),
+            }
     return {
         "converged": bool(improvement <= CONVERGENCE_TOLERANCE),
         "tolerance": CONVERGENCE_TOLERANCE,
