@@ -20,7 +20,10 @@ from ceiling.errors import CeilingError
 def _console(stderr: bool = False) -> Any:
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False)
+    stream = sys.stderr if stderr else sys.stdout
+    # Piped output (logs, CI) gets wide lines rather than rich's 80-column wrapping.
+    width = None if stream.isatty() else 160
+    return Console(stderr=stderr, highlight=False, width=width)
 
 
 def _write_json(path: str, data: dict[str, Any], force: bool) -> None:
@@ -102,13 +105,16 @@ def cmd_train(args: argparse.Namespace) -> int:
                   TimeRemainingColumn(), console=console, transient=False,
                   disable=args.quiet) as progress:
         bar = progress.add_task("compiling", total=config.total_steps, info="")
+        last_eval: list[float] = []
 
         def on_progress(record: dict[str, Any]) -> None:
             train_return = record.get("train_return")
             info = (f"{record['step']:,} steps  {record['steps_per_second']:,.0f} steps/s  "
                     f"return {train_return:.3f}" if train_return is not None else "")
             if "eval_return" in record:
-                info += f"  eval {record['eval_return']:.3f}"
+                last_eval[:] = [record["eval_return"]]
+            if last_eval:
+                info += f"  greedy eval {last_eval[0]:.3f}"
             progress.update(bar, completed=record["step"], total=record["total_steps"],
                             description="training", info=info)
 

@@ -102,3 +102,17 @@ def test_usage_errors_exit_nonzero(argv) -> None:
     with pytest.raises(SystemExit) as info:
         main(argv)
     assert info.value.code != 0
+
+
+def test_demo_prints_a_row_per_shipped_checkpoint(monkeypatch, capsys) -> None:
+    from ceiling.policies import shipped
+
+    every = shipped.shipped_checkpoints()
+    one = {key: path for key, path in every.items() if key == ("connector:con-5x5x3a", "ippo")}
+    monkeypatch.setattr(shipped, "shipped_checkpoints", lambda: one)
+    assert main(["demo", "--instances", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "connector:con-5x5x3a" in out and "ippo" in out and "smax:3m" not in out
+    monkeypatch.setattr(shipped, "shipped_checkpoints", lambda: {})
+    assert main(["demo"]) == 2
+    assert "no shipped checkpoints" in capsys.readouterr().err
