@@ -104,13 +104,18 @@ def test_train_writes_run_directory_and_refuses_to_overwrite(tmp_path) -> None:
 
 
 def test_convergence_report() -> None:
-    flat = [(0, 1.0), (50, 9.0), (75, 10.0), (90, 10.2), (100, 10.4)]
+    flat = [(0, 1.0), (50, 9.0), (65, 9.8), (75, 10.2), (90, 10.2), (100, 10.4)]
     report = convergence_report(flat, 100)
     assert report["converged"] is True
-    assert report["relative_improvement"] == pytest.approx(0.04)
+    # Window means: (9.8 + 10.2) / 2 = 10.0 before 3/4; (10.2 + 10.4) / 2 = 10.3 at the end.
+    assert report["relative_improvement"] == pytest.approx(0.03)
+    assert report["eval_return"]["end"]["steps"] == [90, 100]
     rising = [(0, 1.0), (75, 5.0), (100, 8.0)]
     assert convergence_report(rising, 100)["converged"] is False
+    # One lucky final evaluation does not decide it alone.
+    noisy = [(0, 0.0), (70, 10.0), (75, 10.0), (90, 8.0), (95, 9.0), (100, 13.0)]
+    assert convergence_report(noisy, 100)["converged"] is True
     assert convergence_report([(0, 1.0)], 100)["converged"] is None
-    train = [(s, 2.0) for s in range(70, 76)] + [(s, 3.0) for s in range(95, 101)]
+    train = [(s, 2.0) for s in range(65, 76)] + [(s, 3.0) for s in range(90, 101)]
     trend = convergence_report(flat, 100, train)["train_return"]
     assert trend["relative_improvement"] == pytest.approx(0.5)
