@@ -1,0 +1,126 @@
+"""The search driver: loop a strategy's jitted `step` under a budget and keep the anytime trace.
+
+`solve` compiles the step before the clock starts (compile time is reported apart), runs one
+batch at a time until the budget is spent, records `(seconds, rollouts, best_return)` after
+every batch, and returns a verified `Solution`. `solve_instances` runs a rollout budget on many
+instances at once by vmapping the strategy over them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import numpy as np
+
+from ceiling.policies.networks import Params
+from ceiling.search.base import Strategy
+from ceiling.search.budget import Budget
+from ceiling.search.solution import Solution, verified_solution
+
+
+@dataclasses.dataclass(frozen=True)
+class TracePoint:
+    seconds: float  # wall-clock since the clock started, after the batch finished
+    rollouts: int  # complete rollouts (or their equivalent) so far
+    best_return: float
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchResult:
+    solution: Solution
+    trace: list[TracePoint]
+    budget: Budget
+    strategy: str
+    compile_seconds: float
+    seconds: float
+    rollouts: int
+    batches: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "solution": self.solution.to_dict(),
+            "strategy": self.strategy,
+            "budget": self.budget.to_dict(),
+            "trace": [dataclasses.asdict(point) for point in self.trace],
+            "compile_seconds": self.compile_seconds,
+            "seconds": self.seconds,
+            "rollouts": self.rollouts,
+            "batches": self.batches,
+        }
+
+
+def _batch_limit(strategy: Strategy, budget: Budget) -> int | None:
+    limits = [n for n in (budget.max_batches, strategy.max_steps) if n is not None]
+    return min(limits) if limits else None
+
+
+def solve(
+    strategy: Strategy,
+    params: Params,
+    instance_key: jax.Array,
+    budget: Budget,
+    key: jax.Array,
+    on_batch: Callable[[TracePoint], None] | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+) -> SearchResult:
+    """Search one instance under `budget`; the first batch always runs."""
+    state = strategy.init(key, params, instance_key)
+    compile_start = time.perf_counter()
+    step = jax.jit(strategy.step).lower(state).compile()
+    compile_seconds = time.perf_counter() - compile_start
+
+    limit = _batch_limit(strategy, budget)
+    trace: list[TracePoint] = []
+    batches = rollouts = 0
+    start = clock()
+    while True:
+        state = step(state)
+        best_return = float(jax.block_until_ready(strategy.best(state).total_return))
+        batches += 1
+        rollouts += strategy.rollouts_per_step
+        point = TracePoint(seconds=clock() - start, rollouts=rollouts, best_return=best_return)
+        trace.append(point)
+        if on_batch is not None:
+            on_batch(point)
+        if limit is not None and batches >= limit:
+            break
+        if budget.seconds is not None and point.seconds >= budget.seconds:
+            break
+    incumbent = strategy.best(state)
+    solution = verified_solution(
+        strategy.task, instance_key, incumbent.actions, float(incumbent.total_return),
+        bool(incumbent.won),
+    )
+    return SearchResult(
+        solution=solution, trace=trace, budget=budget, strategy=strategy.name,
+        compile_seconds=compile_seconds, seconds=trace[-1].seconds, rollouts=rollouts,
+        batches=batches,
+    )
+
+
+def solve_instances(
+    strategy: Strategy, params: Params, instance_keys: jax.Array, budget: Budget, key: jax.Array
+) -> list[Solution]:
+    """A rollout budget on N instances at once: init and step are vmapped over instances."""
+    if budget.rollouts is None:
+        raise ValueError("solve_instances needs a rollout budget (seconds are per instance)")
+    limit = _batch_limit(strategy, budget)
+    assert limit is not None
+    keys = jax.random.split(key, instance_keys.shape[0])
+    state = jax.vmap(lambda k, ik: strategy.init(k, params, ik))(keys, instance_keys)
+
+    @jax.jit
+    def run(state: Any) -> Any:
+        return jax.lax.fori_loop(0, limit, lambda _, s: jax.vmap(strategy.step)(s), state)
+
+    incumbents = jax.vmap(strategy.best)(run(state))
+    returns = np.asarray(incumbents.total_return)
+    return [
+        verified_solution(strategy.task, instance_keys[i], incumbents.actions[i],
+                          float(returns[i]), bool(incumbents.won[i]))
+        for i in range(instance_keys.shape[0])
+    ]

@@ -1,0 +1,114 @@
+"""The driver, budgets, greedy and sampling, and solution verification."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ceiling.errors import CeilingError
+from ceiling.policies.rollout import evaluate_batch
+from ceiling.search import Budget, make_strategy, solve, solve_instances, verified_solution
+from ceiling.tasks import instances
+
+KEYS = instances("connector:con-5x5x3a", "test", 3)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({}, "at least one limit"),
+        ({"seconds": 1.0, "width": 0}, "width"),
+        ({"seconds": -1.0}, "seconds must be a positive number"),
+        ({"rollouts": 0}, "rollouts must be an integer >= 1"),
+        ({"rollouts": 100, "width": 64}, "multiple of width"),
+    ],
+)
+def test_bad_budgets(kwargs, message) -> None:
+    with pytest.raises(CeilingError, match=message):
+        Budget(**kwargs)
+
+
+def test_bad_strategies(connector_task, small_policy) -> None:
+    policy, _ = small_policy
+    with pytest.raises(CeilingError, match="valid strategies: greedy, sampling"):
+        make_strategy("beam", connector_task, policy, 8)
+    with pytest.raises(CeilingError, match="valid options: temperature"):
+        make_strategy("sampling", connector_task, policy, 8, temp=2.0)
+    with pytest.raises(CeilingError, match="temperature must be > 0"):
+        make_strategy("sampling", connector_task, policy, 8, temperature=0.0)
+
+
+def test_greedy_is_the_zero_shot_rollout(connector_task, small_policy) -> None:
+    policy, params = small_policy
+    strategy = make_strategy("greedy", connector_task, policy, 8)
+    result = solve(strategy, params, KEYS[0], Budget(seconds=30.0, width=8),
+                   jax.random.PRNGKey(0))
+    zero_shot = evaluate_batch(connector_task, policy, params, KEYS[:1], jax.random.PRNGKey(0))
+    assert result.batches == 1 and result.rollouts == 1
+    assert result.solution.total_return == pytest.approx(float(zero_shot.total_return[0]))
+    assert result.solution.verified == pytest.approx(result.solution.total_return, abs=1e-6)
+    np.testing.assert_array_equal(result.solution.actions, np.asarray(zero_shot.actions[0]))
+
+
+def test_sampling_rollout_budget_is_exact_deterministic_and_verified(
+    connector_task, small_policy
+) -> None:
+    policy, params = small_policy
+    strategy = make_strategy("sampling", connector_task, policy, 8)
+    budget = Budget(rollouts=32, width=8)
+    first = solve(strategy, params, KEYS[1], budget, jax.random.PRNGKey(3))
+    second = solve(strategy, params, KEYS[1], budget, jax.random.PRNGKey(3))
+    assert first.batches == 4 and first.rollouts == 32
+    assert [p.rollouts for p in first.trace] == [8, 16, 24, 32]
+    best = [p.best_return for p in first.trace]
+    assert best == sorted(best)  # the anytime best never gets worse
+    assert first.solution.total_return == best[-1]
+    np.testing.assert_array_equal(first.solution.actions, second.solution.actions)
+    assert first.solution.total_return == second.solution.total_return
+    assert first.solution.verified == pytest.approx(first.solution.total_return, abs=1e-6)
+    # At a vanishing temperature, sampling collapses onto the greedy rollout.
+    greedy = solve(make_strategy("greedy", connector_task, policy, 8), params, KEYS[1],
+                   budget, jax.random.PRNGKey(3))
+    cold = solve(make_strategy("sampling", connector_task, policy, 8, temperature=1e-7),
+                 params, KEYS[1], Budget(rollouts=8, width=8), jax.random.PRNGKey(3))
+    np.testing.assert_array_equal(cold.solution.actions, greedy.solution.actions)
+
+
+def test_seconds_budget_overruns_by_at_most_one_batch(connector_task, small_policy) -> None:
+    policy, params = small_policy
+    strategy = make_strategy("sampling", connector_task, policy, 4)
+    ticks = iter(range(1000))
+    # A fake clock that advances one "second" per reading: the trace, not timing, is asserted.
+    result = solve(strategy, params, KEYS[0], Budget(seconds=5.0, width=4),
+                   jax.random.PRNGKey(0), clock=lambda: float(next(ticks)))
+    seconds = [p.seconds for p in result.trace]
+    assert all(s < 5.0 for s in seconds[:-1]) and seconds[-1] >= 5.0
+    assert result.batches == len(seconds) == 5
+
+
+def test_vmapped_instances_match_one_at_a_time(connector_task, small_policy) -> None:
+    policy, params = small_policy
+    strategy = make_strategy("sampling", connector_task, policy, 4)
+    budget = Budget(rollouts=8, width=4)
+    solutions = solve_instances(strategy, params, KEYS, budget, jax.random.PRNGKey(0))
+    assert len(solutions) == 3
+    keys = jax.random.split(jax.random.PRNGKey(0), 3)
+    for i, solution in enumerate(solutions):
+        single = solve(strategy, params, KEYS[i], budget, keys[i])
+        assert solution.total_return == pytest.approx(single.solution.total_return, abs=1e-6)
+        assert solution.verified == pytest.approx(solution.total_return, abs=1e-6)
+
+
+def test_a_wrong_reported_return_fails_verification(connector_task, small_policy) -> None:
+    policy, params = small_policy
+    episode = evaluate_batch(connector_task, policy, params, KEYS[:1], jax.random.PRNGKey(0))
+    actions = episode.actions[0]
+    reported = float(episode.total_return[0])
+    assert verified_solution(connector_task, KEYS[0], actions, reported, False).verified == \
+        pytest.approx(reported, abs=1e-6)
+    with pytest.raises(CeilingError, match="failed verification"):
+        verified_solution(connector_task, KEYS[0], actions, reported + 1.0, False)
+    with pytest.raises(CeilingError, match="failed verification"):
+        verified_solution(connector_task, KEYS[1], jnp.asarray(actions), reported + 0.5, False)
