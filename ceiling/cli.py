@@ -196,6 +196,74 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- ceiling solve ---------------------------------------------------------------------------
+STRATEGY_FLAGS = {"temperature": "temperature", "beam_width": "beam_width",
+                  "expansion": "expansion", "finetune_scope": "scope"}
+
+
+def _strategy_options(args: argparse.Namespace) -> dict[str, Any]:
+    options = _parse_sets(args.option)
+    for flag, option in STRATEGY_FLAGS.items():
+        value = getattr(args, flag)
+        if value is not None:
+            options[option] = value
+    return options
+
+
+def cmd_solve(args: argparse.Namespace) -> int:
+    import jax
+
+    from ceiling import search
+    from ceiling.policies.checkpoint import load_checkpoint
+    from ceiling.tasks import make
+    from ceiling.tasks.instances import TEST_SET_SIZE, instances
+
+    task = make(args.task)
+    if args.out and Path(args.out).exists() and not args.force:
+        raise CeilingError(f"{args.out} already exists; pass --force to overwrite it")
+    if not 0 <= args.instance < TEST_SET_SIZE:
+        raise CeilingError(f"--instance must be a test-set index in [0, {TEST_SET_SIZE}), "
+                           f"got {args.instance}")
+    budget = search.Budget(seconds=args.seconds, rollouts=args.rollouts, width=args.width)
+    checkpoint = load_checkpoint(args.checkpoint, task=args.task)
+    strategy = search.make_strategy(args.strategy, task, checkpoint.policy, args.width,
+                                    **_strategy_options(args))
+    instance_key = instances(args.task, "test", args.instance + 1)[args.instance]
+    console = _console(stderr=True)
+    limit = (f"{args.seconds:g} s" if args.seconds is not None else "") + (
+        f"{' / ' if args.seconds is not None else ''}{args.rollouts:,} rollouts"
+        if args.rollouts is not None else "")
+    aborted: str | None = None
+    with console.status(f"compiling {args.strategy} for {args.task}") as status:
+
+        def on_batch(point: search.TracePoint) -> None:
+            status.update(f"{args.strategy}  {point.seconds:6.1f} s  {point.rollouts:,} rollouts"
+                          f"  best return {point.best_return:.3f}   (budget {limit})")
+
+        try:
+            result = search.solve(strategy, checkpoint.params, instance_key, budget,
+                                  jax.random.PRNGKey(args.seed), on_batch=on_batch)
+        except search.SearchAborted as err:
+            aborted, result = str(err), err.result
+    payload = {
+        **result.to_dict(), "task": args.task, "instance": args.instance,
+        "checkpoint": str(args.checkpoint), "seed": args.seed, "aborted": aborted,
+        "ceiling_version": __version__,
+    }
+    if args.out:
+        _write_json(args.out, payload, force=True)
+    solution = result.solution
+    won = "" if solution.won is None else f", won {solution.won}"
+    console.print(f"{args.strategy} on {args.task} test instance {args.instance}: return "
+                  f"{solution.total_return:.3f} (verified {solution.verified:.3f}{won}) after "
+                  f"{result.rollouts:,} rollouts in {result.seconds:.1f} s "
+                  f"(+{result.compile_seconds:.1f} s compile)"
+                  + (f"; written to {args.out}" if args.out else ""))
+    if aborted is not None:
+        raise CeilingError(aborted)
+    return 0
+
+
 # -- ceiling demo ----------------------------------------------------------------------------
 def cmd_demo(args: argparse.Namespace) -> int:
     from rich.table import Table
@@ -260,6 +328,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="also write the JSON result to this file")
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("solve", help="search one test instance with an inference strategy")
+    p.add_argument("--checkpoint", required=True, help="checkpoint directory")
+    p.add_argument("--task", required=True, help="the task the checkpoint was trained for")
+    p.add_argument("--instance", type=int, default=0, help="index into the task's test set")
+    p.add_argument("--strategy", required=True, help="greedy, sampling, sgbs, finetune, ...")
+    p.add_argument("--seconds", type=float, help="wall-clock budget (compile time excluded)")
+    p.add_argument("--rollouts", type=int, help="rollout budget (a multiple of --width)")
+    p.add_argument("--width", type=int, default=64, help="parallel attempts per batch")
+    p.add_argument("--temperature", type=float, help="sampling temperature")
+    p.add_argument("--beam-width", dest="beam_width", type=int, help="SGBS beam width")
+    p.add_argument("--expansion", type=int, help="SGBS children per beam node")
+    p.add_argument("--finetune-scope", dest="finetune_scope", choices=["all", "head"],
+                   help="fine-tune all parameters or only the last layer")
+    p.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
+                   help="any other strategy option (repeatable)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="write the result JSON here")
+    p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    p.set_defaults(func=cmd_solve)
 
     p = sub.add_parser("demo", help="evaluate the shipped checkpoints zero-shot")
     p.add_argument("--instances", type=int, default=32, help="test instances per checkpoint")

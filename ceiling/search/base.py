@@ -83,6 +83,10 @@ class Strategy(abc.ABC):
     def best(self, state: Any) -> Incumbent:
         return state.incumbent
 
+    def check(self, state: Any) -> None:
+        """Raise `CeilingError` if the search can no longer go on (e.g. non-finite params)."""
+        del state  # the default strategy can always go on
+
     @property
     def rollouts_per_step(self) -> int:
         """Complete rollouts (or their equivalent in simulated steps) one batch costs."""

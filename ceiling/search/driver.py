@@ -16,6 +16,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from ceiling.errors import CeilingError
 from ceiling.policies.networks import Params
 from ceiling.search.base import Strategy
 from ceiling.search.budget import Budget
@@ -53,6 +54,14 @@ class SearchResult:
         }
 
 
+class SearchAborted(CeilingError):
+    """The search had to stop early; `result` holds the best verified solution found so far."""
+
+    def __init__(self, message: str, result: SearchResult) -> None:
+        super().__init__(message)
+        self.result = result
+
+
 def _batch_limit(strategy: Strategy, budget: Budget) -> int | None:
     limits = [n for n in (budget.max_batches, strategy.max_steps) if n is not None]
     return min(limits) if limits else None
@@ -76,6 +85,7 @@ def solve(
     limit = _batch_limit(strategy, budget)
     trace: list[TracePoint] = []
     batches = rollouts = 0
+    failure: CeilingError | None = None
     start = clock()
     while True:
         state = step(state)
@@ -86,6 +96,11 @@ def solve(
         trace.append(point)
         if on_batch is not None:
             on_batch(point)
+        try:
+            strategy.check(state)
+        except CeilingError as err:
+            failure = err
+            break
         if limit is not None and batches >= limit:
             break
         if budget.seconds is not None and point.seconds >= budget.seconds:
@@ -95,11 +110,15 @@ def solve(
         strategy.task, instance_key, incumbent.actions, float(incumbent.total_return),
         bool(incumbent.won),
     )
-    return SearchResult(
+    result = SearchResult(
         solution=solution, trace=trace, budget=budget, strategy=strategy.name,
         compile_seconds=compile_seconds, seconds=trace[-1].seconds, rollouts=rollouts,
         batches=batches,
     )
+    if failure is not None:
+        raise SearchAborted(f"{failure} (stopped after {batches} batches; the best solution "
+                            f"so far, return {solution.total_return:g}, is kept)", result)
+    return result
 
 
 def solve_instances(
