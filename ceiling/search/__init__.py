@@ -9,7 +9,13 @@ from ceiling.errors import CeilingError
 from ceiling.policies.networks import Policy
 from ceiling.search.base import Incumbent, Strategy
 from ceiling.search.budget import Budget
-from ceiling.search.driver import SearchResult, TracePoint, solve, solve_instances
+from ceiling.search.driver import (
+    SearchAborted,
+    SearchResult,
+    TracePoint,
+    solve,
+    solve_instances,
+)
 from ceiling.search.greedy import Greedy
 from ceiling.search.sampling import Sampling
 from ceiling.search.solution import Solution, replay, verified_solution
@@ -49,6 +55,7 @@ __all__ = [
     "Greedy",
     "Incumbent",
     "Sampling",
+    "SearchAborted",
     "SearchResult",
     "Solution",
     "Strategy",
