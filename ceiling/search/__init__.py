@@ -16,12 +16,15 @@ from ceiling.search.driver import (
     solve,
     solve_instances,
 )
+from ceiling.search.finetune import FineTune
 from ceiling.search.greedy import Greedy
 from ceiling.search.sampling import Sampling
+from ceiling.search.sgbs import SGBS
 from ceiling.search.solution import Solution, replay, verified_solution
 from ceiling.tasks.base import Task
 
-STRATEGIES: dict[str, type[Strategy]] = {"greedy": Greedy, "sampling": Sampling}
+STRATEGIES: dict[str, type[Strategy]] = {"greedy": Greedy, "sampling": Sampling,
+                                         "finetune": FineTune, "sgbs": SGBS}
 
 
 def strategy_options(name: str) -> list[str]:
@@ -50,8 +53,10 @@ def make_strategy(
 
 
 __all__ = [
+    "SGBS",
     "STRATEGIES",
     "Budget",
+    "FineTune",
     "Greedy",
     "Incumbent",
     "Sampling",

@@ -136,7 +136,9 @@ def solve_instances(
     def run(state: Any) -> Any:
         return jax.lax.fori_loop(0, limit, lambda _, s: jax.vmap(strategy.step)(s), state)
 
-    incumbents = jax.vmap(strategy.best)(run(state))
+    final = run(state)
+    strategy.check(final)
+    incumbents = jax.vmap(strategy.best)(final)
     returns = np.asarray(incumbents.total_return)
     return [
         verified_solution(strategy.task, instance_keys[i], incumbents.actions[i],

@@ -1,0 +1,211 @@
+"""SGBS: simulation-guided beam search (Choo et al. 2022) over the policy's joint actions.
+
+The beam holds search nodes (task states) that all sit at the same depth. One `step` expands
+every node into its `expansion` most probable joint actions (the exact K-best of the factorised
+per-agent policy, not a sample), scores each child by a greedy rollout to the end of the
+episode, offers every rollout to the incumbent, and keeps the `beam_width` best unfinished
+children across all parents by (return so far + rollout return). A node's greedy child
+continues exactly the rollout that scored the node, so it inherits that score instead of being
+simulated again: below the root a step runs `beam_width * (expansion - 1)` rollouts (at the
+root, `expansion`), which the defaults make equal to `width` when `expansion - 1` divides it.
+Every node is finished after `horizon` steps, so that is `max_steps`; a step on an exhausted
+beam changes nothing.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ceiling.errors import CeilingError
+from ceiling.policies.networks import Params, Policy, greedy_action
+from ceiling.policies.rollout import Episode
+from ceiling.search.base import Incumbent, Strategy, empty_incumbent, improve
+from ceiling.tasks.base import Task, TaskState
+
+DEFAULT_EXPANSION = 5  # 4 fresh rollouts per node: beam_width = width / 4 for widths of 2^k
+
+
+class SGBSState(NamedTuple):
+    params: Params
+    beam: TaskState  # [B] nodes, all `depth` steps from the root
+    prefix_return: jax.Array  # [B] float32 reward collected from the root to each node
+    prefix_actions: jax.Array  # [B, T, A] int32 joint actions from the root (rows >= depth: 0)
+    score: jax.Array  # [B] float32 prefix return + return of the node's greedy rollout
+    alive: jax.Array  # [B] bool: the slot holds an unfinished node to expand
+    depth: jax.Array  # [] int32 levels expanded so far
+    incumbent: Incumbent
+
+
+def top_k_joint_actions(logits: jax.Array, k: int) -> tuple[jax.Array, jax.Array]:
+    """The `k` most probable joint actions [k, A] and their log-probabilities [k].
+
+    `logits` [A, n] are masked per-agent logits. Agents act independently, so a joint action's
+    log-probability is a sum over agents; merging one agent at a time and keeping the `k` best
+    partial sums is exact, because every prefix of a top-`k` joint action is itself among the
+    top-`k` prefixes. Ranking by raw logits is the same as ranking by log-probabilities (the
+    per-agent normalisers add one constant to every joint action), and ties go to lower
+    indices, so entry 0 is the arg-max joint action. With fewer than `k` legal joint actions
+    the surplus entries have log-probability -inf.
+    """
+    num_agents, num_actions = logits.shape
+
+    def merge(
+        carry: tuple[jax.Array, jax.Array], agent: jax.Array
+    ) -> tuple[tuple[jax.Array, jax.Array], None]:
+        values, actions = carry  # [k] partial sums of logits, [k, A] their prefixes
+        sums = (values[:, None] + logits[agent][None, :]).reshape(-1)  # [k * n]
+        values, flat = jax.lax.top_k(sums, k)  # lower index first on ties
+        actions = actions[flat // num_actions].at[:, agent].set(flat % num_actions)
+        return (values, actions), None
+
+    # One empty prefix; the -inf placeholders can only surface once legal actions run out.
+    start = (jnp.full((k,), -jnp.inf, logits.dtype).at[0].set(0.0),
+             jnp.zeros((k, num_agents), jnp.int32))
+    (values, actions), _ = jax.lax.scan(merge, start, jnp.arange(num_agents))
+    return actions, values - jax.nn.logsumexp(logits, axis=-1).sum()
+
+
+# `init` runs outside the driver's jit, and an eager reset dispatches op by op (seconds).
+@functools.partial(jax.jit, static_argnums=0)
+def _reset(task: Task, instance_key: jax.Array) -> TaskState:
+    return task.reset(instance_key)[0]
+
+
+def _check_count(name: str, value: object, most: int, why: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most:
+        raise CeilingError(f"{name} must be an integer between 1 and {most} ({why}), "
+                           f"got {value!r}")
+    return value
+
+
+class SGBS(Strategy):
+    name = "sgbs"
+
+    def __init__(
+        self,
+        task: Task,
+        policy: Policy,
+        width: int,
+        beam_width: int | None = None,
+        expansion: int | None = None,
+    ) -> None:
+        """`expansion` defaults to min(5, width), `beam_width` to width // (expansion - 1)."""
+        self.task, self.policy, self.width = task, policy, width
+        if expansion is None:
+            expansion = min(DEFAULT_EXPANSION, width)
+        # The root's children are all simulated in one batch, so at most `width` of them.
+        expansion = _check_count("expansion", expansion, width,
+                                 f"children per beam node, at most width = {width}")
+        most_beam = width // (expansion - 1) if expansion > 1 else width
+        if beam_width is None:  # a single child per node leaves one path: no beam needed
+            beam_width = most_beam if expansion > 1 else 1
+        beam_width = _check_count(
+            "beam_width", beam_width, most_beam,
+            f"each node costs expansion - 1 = {expansion - 1} rollouts of a batch of {width}")
+        self.beam_width, self.expansion = beam_width, expansion
+        self.num_simulations = max(beam_width * (expansion - 1), expansion)
+        # Static slot -> child maps (children are flat [B * K], parent-major). At the root every
+        # child is simulated; below it the greedy child (rank 0) reuses its parent's score.
+        # Padding points one past the end and is dropped on scatter.
+        children = beam_width * expansion
+        below = [p * expansion + k for p in range(beam_width) for k in range(1, expansion)]
+
+        def pad(slots: list[int]) -> np.ndarray:
+            return np.array(slots + [children] * (self.num_simulations - len(slots)), np.int32)
+
+        self._root_slots, self._below_slots = pad(list(range(expansion))), pad(below)
+        # Children have taken at least one step, so at most horizon - 1 remain.
+        self._rollout_length = max(task.spec.horizon - 1, 1)
+
+    @property
+    def rollouts_per_step(self) -> int:
+        return self.num_simulations
+
+    @property
+    def max_steps(self) -> int | None:
+        return self.task.spec.horizon  # every node is finished by then
+
+    def init(self, key: jax.Array, params: Params, instance_key: jax.Array) -> SGBSState:
+        del key  # the search is deterministic given the instance
+        spec = self.task.spec
+        root = _reset(self.task, instance_key)
+        size = self.beam_width
+        return SGBSState(
+            params=params,
+            beam=jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (size, *x.shape)), root),
+            prefix_return=jnp.zeros((size,), jnp.float32),
+            prefix_actions=jnp.zeros((size, spec.horizon, spec.num_agents), jnp.int32),
+            score=jnp.full((size,), -jnp.inf, jnp.float32),
+            alive=jnp.arange(size) == 0,
+            depth=jnp.zeros((), jnp.int32),
+            incumbent=empty_incumbent(self.task),
+        )
+
+    def _greedy_rollout(self, params: Params, state: TaskState) -> Episode:
+        """Greedy actions [L, A] from `state` to the end; absorbing states make L fixed."""
+
+        def body(state: TaskState, _: None) -> tuple[TaskState, tuple[jax.Array, jax.Array]]:
+            timestep = state.timestep
+            action = greedy_action(self.policy.act(params, timestep.observation,
+                                                   timestep.action_mask))
+            state, timestep = self.task.step(state, action)
+            return state, (action, timestep.reward)
+
+        state, (actions, rewards) = jax.lax.scan(body, state, None, self._rollout_length)
+        return Episode(actions, rewards.sum(), state.timestep.won, state.step)
+
+    def step(self, state: SGBSState) -> SGBSState:
+        size, k = self.beam_width, self.expansion
+        horizon = self.task.spec.horizon
+        observed = state.beam.timestep
+        logits = self.policy.act(state.params, observed.observation, observed.action_mask)
+        actions, log_probs = jax.vmap(top_k_joint_actions, (0, None))(logits, k)  # [B, K, A]
+        # Child 0 inherits its parent's score, so it must be exactly the action the parent's
+        # rollout took even if float rounding reordered a near-tie in the K-best merge.
+        actions = actions.at[:, 0].set(greedy_action(logits))
+        legal = (jnp.isfinite(log_probs) & state.alive[:, None]).reshape(-1)  # [B * K]
+        flat_actions = actions.reshape(size * k, -1)
+
+        parents = jax.tree_util.tree_map(lambda x: jnp.repeat(x, k, axis=0), state.beam)
+        children, timestep = jax.vmap(self.task.step)(parents, flat_actions)
+        prefix_return = jnp.repeat(state.prefix_return, k) + timestep.reward
+        row = jnp.minimum(state.depth, horizon - 1)  # exhausted beams keep stepping harmlessly
+        prefix_actions = jnp.repeat(state.prefix_actions, k, axis=0).at[:, row].set(flat_actions)
+
+        # Simulate the children that need it; illegal children and padding score -inf.
+        first = state.depth == 0
+        slots = jnp.where(first, self._root_slots, self._below_slots)  # [S]
+        gather = jnp.minimum(slots, size * k - 1)
+        simulate = (slots < size * k) & legal[gather]
+        starts = jax.tree_util.tree_map(lambda x: x[gather], children)
+        rollout = jax.vmap(self._greedy_rollout, (None, 0))(state.params, starts)
+        totals = jnp.where(simulate, prefix_return[gather] + rollout.total_return, -jnp.inf)
+        # Full [T, A] sequences that replay from the instance: the child's prefix up to and
+        # including row `depth`, then its rollout.
+        times = jnp.arange(horizon)
+        offset = jnp.clip(times - state.depth - 1, 0, self._rollout_length - 1)
+        sequences = jnp.where((times <= state.depth)[None, :, None], prefix_actions[gather],
+                              rollout.actions[:, offset])
+        incumbent = improve(state.incumbent, Episode(sequences, totals, rollout.won,
+                                                     rollout.length))
+
+        reused = (jnp.arange(size * k) % k == 0) & ~first & legal
+        child_score = jnp.where(reused, jnp.repeat(state.score, k), -jnp.inf)
+        child_score = child_score.at[slots].set(totals, mode="drop")
+        # A finished child's whole episode is already in the incumbent: only live ones go on.
+        kept, order = jax.lax.top_k(jnp.where(timestep.done, -jnp.inf, child_score), size)
+        return SGBSState(
+            params=state.params,
+            beam=jax.tree_util.tree_map(lambda x: x[order], children),
+            prefix_return=prefix_return[order],
+            prefix_actions=prefix_actions[order],
+            score=kept,
+            alive=jnp.isfinite(kept),
+            depth=state.depth + 1,
+            incumbent=incumbent,
+        )

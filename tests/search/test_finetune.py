@@ -1,0 +1,142 @@
+"""Fine-tuning search: it adapts the parameters, never loses the best solution, and refuses
+non-finite updates while keeping the incumbent."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ceiling.errors import CeilingError
+from ceiling.search import Budget, FineTune, SearchAborted, make_strategy, solve
+from ceiling.search.base import batch_episodes
+from ceiling.search.finetune import FineTuneState
+from ceiling.tasks import instances
+
+KEYS = instances("connector:con-5x5x3a", "test", 2)
+WIDTH = 8
+
+
+def _layers(params, network: str) -> dict[str, dict[str, np.ndarray]]:
+    return jax.tree_util.tree_map(np.asarray, params[network]["params"])
+
+
+@pytest.fixture(scope="module")
+def tuned(connector_task, small_policy):
+    """A fine-tuning strategy with imitation and its jitted step, compiled once: compiling
+    dominates these tests, and `solve` reuses the compiled step of an equal strategy."""
+    policy, params = small_policy
+    strategy = make_strategy("finetune", connector_task, policy, WIDTH, imitation_coef=0.5)
+    step = jax.jit(strategy.step)
+    step(strategy.init(jax.random.PRNGKey(0), params, KEYS[0]))
+    return strategy, step
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"learning_rate": 0.0}, "learning_rate must be a finite number > 0"),
+        ({"learning_rate": float("inf")}, "learning_rate must be a finite number > 0"),
+        ({"num_updates": 0}, "num_updates must be an integer >= 1"),
+        ({"num_updates": 2.5}, "num_updates must be an integer >= 1"),
+        ({"scope": "body"}, "scope must be one of all, head"),
+        ({"imitation_coef": -1.0}, "imitation_coef must be a finite number >= 0"),
+        ({"temperature": 0.0}, "temperature must be a finite number > 0"),
+        ({"gamma": 1.5}, r"gamma must be a finite number in \[0, 1\]"),
+        ({"clip_eps": "big"}, "clip_eps must be a finite number >= 0"),
+    ],
+)
+def test_bad_options(connector_task, small_policy, options, message) -> None:
+    policy, _ = small_policy
+    with pytest.raises(CeilingError, match=message):
+        make_strategy("finetune", connector_task, policy, WIDTH, **options)
+
+
+def test_fine_tuning_changes_the_parameters_and_never_loses_the_best(
+    connector_task, small_policy, tuned
+) -> None:
+    policy, params = small_policy
+    strategy, step = tuned
+    sample = jax.jit(batch_episodes, static_argnums=(0, 1), static_argnames=("greedy",))
+    state: FineTuneState = strategy.init(jax.random.PRNGKey(1), params, KEYS[0])
+    best_seen = -np.inf
+    for _ in range(3):
+        # The batch `step` samples: the current parameters, keyed as in sampling.
+        _, batch_key = jax.random.split(state.key)
+        episodes = sample(connector_task, policy, state.params, KEYS[0],
+                          jax.random.split(batch_key, WIDTH), greedy=False)
+        previous = float(state.incumbent.total_return)
+        state = step(state)
+        best_seen = max(best_seen, float(episodes.total_return.max()))
+        assert float(state.incumbent.total_return) == pytest.approx(best_seen, abs=1e-6)
+        assert float(state.incumbent.total_return) >= previous
+    assert bool(state.finite)
+    strategy.check(state)  # nothing to report
+    before, after = _layers(params, "actor"), _layers(state.params, "actor")
+    assert not np.array_equal(before["Dense_0"]["kernel"], after["Dense_0"]["kernel"])
+
+
+def test_head_scope_updates_only_the_last_layer(connector_task, small_policy) -> None:
+    policy, params = small_policy
+    strategy = FineTune(connector_task, policy, WIDTH, scope="head", learning_rate=1e-3,
+                        num_updates=1)
+    state = jax.jit(strategy.step)(strategy.init(jax.random.PRNGKey(0), params, KEYS[0]))
+    assert bool(state.finite)
+    for network in ("actor", "critic"):
+        before, after = _layers(params, network), _layers(state.params, network)
+        for layer in ("Dense_0", "Dense_1"):
+            for name in ("kernel", "bias"):
+                np.testing.assert_array_equal(before[layer][name], after[layer][name])
+        assert not np.array_equal(before["Dense_2"]["kernel"], after["Dense_2"]["kernel"])
+
+
+def test_driver_runs_are_verified_and_deterministic(small_policy, tuned) -> None:
+    _, params = small_policy
+    strategy, _ = tuned
+    budget = Budget(rollouts=3 * WIDTH, width=WIDTH)
+    first = solve(strategy, params, KEYS[1], budget, jax.random.PRNGKey(7))
+    second = solve(strategy, params, KEYS[1], budget, jax.random.PRNGKey(7))
+    assert first.batches == 3 and first.rollouts == 3 * WIDTH
+    best = [p.best_return for p in first.trace]
+    assert best == sorted(best) and first.solution.total_return == best[-1]
+    assert first.solution.verified == pytest.approx(first.solution.total_return, abs=1e-6)
+    np.testing.assert_array_equal(first.solution.actions, second.solution.actions)
+    assert [p.best_return for p in second.trace] == best
+
+
+def test_nan_parameters_stop_the_search_keeping_the_best(
+    connector_task, small_policy, tuned
+) -> None:
+    policy, params = small_policy
+    strategy, step = tuned
+    kernel = params["actor"]["params"]["Dense_0"]["kernel"]
+    poisoned = jax.tree_util.tree_map(lambda x: x, params)
+    poisoned["actor"]["params"]["Dense_0"]["kernel"] = kernel.at[0, 0].set(jnp.nan)
+    state = step(strategy.init(jax.random.PRNGKey(0), poisoned, KEYS[0]))
+    assert not bool(state.finite)
+    for old, new in zip(jax.tree_util.tree_leaves(poisoned),
+                        jax.tree_util.tree_leaves(state.params), strict=True):
+        np.testing.assert_array_equal(old, new)  # NaN-aware: unchanged, not updated
+    with pytest.raises(CeilingError, match="non-finite"):
+        strategy.check(state)
+    # Through the driver: it stops after the first batch with a verified best solution.
+    with pytest.raises(SearchAborted, match="non-finite") as raised:
+        solve(strategy, poisoned, KEYS[0], Budget(rollouts=4 * WIDTH, width=WIDTH),
+              jax.random.PRNGKey(0))
+    result = raised.value.result
+    assert result.batches == 1 and np.isfinite(result.solution.total_return)
+    assert result.solution.verified == pytest.approx(result.solution.total_return, abs=1e-6)
+
+
+def test_an_overflowing_update_is_refused(connector_task, small_policy) -> None:
+    policy, params = small_policy
+    # Finite and positive, so it passes validation, but the first update overflows the logits.
+    strategy = FineTune(connector_task, policy, WIDTH, learning_rate=1e38, num_updates=1)
+    initial = strategy.init(jax.random.PRNGKey(0), params, KEYS[0])
+    state = jax.jit(strategy.step)(initial)
+    assert not bool(state.finite)
+    assert np.isfinite(float(state.incumbent.total_return))
+    for old, new in zip(jax.tree_util.tree_leaves((params, initial.opt_state)),
+                        jax.tree_util.tree_leaves((state.params, state.opt_state)), strict=True):
+        np.testing.assert_array_equal(old, new)
