@@ -101,20 +101,6 @@ def all_finite(tree: Any) -> jax.Array:
     return jnp.stack([jnp.isfinite(leaf).all() for leaf in jax.tree_util.tree_leaves(tree)]).all()
 
 
-def normalise_live(advantages: jax.Array, live: jax.Array) -> jax.Array:
-    """Advantages [T, W, A] normalised over live steps, exactly zero after the end.
-
-    `ppo_loss` normalises again over every entry; as these already have mean 0, that only
-    rescales the live entries by a positive per-batch constant, so the steps after an episode
-    ended contribute nothing to the policy term.
-    """
-    weight = jnp.broadcast_to(live[..., None], advantages.shape).astype(jnp.float32)
-    count = weight.sum()
-    mean = (advantages * weight).sum() / count
-    std = jnp.sqrt((((advantages - mean) * weight) ** 2).sum() / count)
-    return weight * (advantages - mean) / (std + 1e-8)
-
-
 def imitation_loss(
     policy: Policy, params: Params, demonstration: Demonstration, actions: jax.Array
 ) -> jax.Array:
@@ -237,12 +223,10 @@ class FineTune(Strategy):
         batch = jax.tree_util.tree_map(lambda x: jnp.swapaxes(x, 0, 1), transitions)
         advantages, targets = gae(batch, jnp.zeros_like(batch.value[0]), self.config.gamma,
                                   self.config.gae_lambda)
-        # After the end, states are absorbing with zero reward, so their value target is 0
-        # (the true value of a terminal state); only their advantages need masking.
-        advantages = normalise_live(advantages, live.T)
-
+        # Steps after an episode ended are absorbing padding: masked out of the loss.
         def loss(params: Params) -> jax.Array:
-            total, _ = ppo_loss(self.policy, self.config, params, batch, advantages, targets)
+            total, _ = ppo_loss(self.policy, self.config, params, batch, advantages, targets,
+                                live=live.T)
             if self.imitation_coef > 0:
                 total = total + self.imitation_coef * imitation_loss(
                     self.policy, params, demonstration, incumbent.actions)

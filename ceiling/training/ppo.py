@@ -139,23 +139,38 @@ def ppo_loss(
     batch: Transition,
     advantages: jax.Array,
     targets: jax.Array,
+    live: jax.Array | None = None,
 ) -> tuple[jax.Array, tuple[jax.Array, ...]]:
-    """Clipped surrogate + clipped value loss - entropy bonus, averaged over agent-samples."""
+    """Clipped surrogate + clipped value loss - entropy bonus, averaged over agent-samples.
+
+    `live` [T, E] (optional) marks the samples that count; the trainer's auto-reset makes every
+    sample count, while a search's fixed-horizon episodes mask the steps after the end.
+    """
     log_probs = masked_log_softmax(
         policy.act(params, batch.observation, batch.action_mask)
     )
     log_prob = jnp.take_along_axis(log_probs, batch.action[..., None], axis=-1)[..., 0]
+    weight = (jnp.ones_like(log_prob) if live is None
+              else jnp.broadcast_to(live[..., None], log_prob.shape).astype(jnp.float32))
+    count = jnp.maximum(weight.sum(), 1.0)
+
+    def mean(x: jax.Array) -> jax.Array:
+        return (x * weight).sum() / count
+
     ratio = jnp.exp(log_prob - batch.log_prob)
-    advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+    advantage_mean = mean(advantages)
+    advantages = (advantages - advantage_mean) / (
+        jnp.sqrt(mean((advantages - advantage_mean) ** 2)) + 1e-8
+    )
     clipped = jnp.clip(ratio, 1.0 - config.clip_eps, 1.0 + config.clip_eps)
-    policy_loss = -jnp.minimum(ratio * advantages, clipped * advantages).mean()
+    policy_loss = -mean(jnp.minimum(ratio * advantages, clipped * advantages))
 
     value = policy.value(params, batch.observation, batch.global_state)
     value_clipped = batch.value + jnp.clip(value - batch.value, -config.clip_eps, config.clip_eps)
-    value_loss = 0.5 * jnp.maximum((value - targets) ** 2, (value_clipped - targets) ** 2).mean()
+    value_loss = 0.5 * mean(jnp.maximum((value - targets) ** 2, (value_clipped - targets) ** 2))
 
-    entropy = -(jnp.exp(log_probs) * log_probs).sum(-1).mean()
-    approx_kl = ((ratio - 1.0) - (log_prob - batch.log_prob)).mean()
+    entropy = mean(-(jnp.exp(log_probs) * log_probs).sum(-1))
+    approx_kl = mean((ratio - 1.0) - (log_prob - batch.log_prob))
     total = policy_loss + config.value_coef * value_loss - config.entropy_coef * entropy
     return total, (policy_loss, value_loss, entropy, approx_kl)
 

@@ -119,3 +119,35 @@ def test_convergence_report() -> None:
     train = [(s, 2.0) for s in range(65, 76)] + [(s, 3.0) for s in range(90, 101)]
     trend = convergence_report(flat, 100, train)["train_return"]
     assert trend["relative_improvement"] == pytest.approx(0.5)
+
+
+def test_ppo_loss_live_mask_equals_dropping_the_masked_steps(connector_task, small_policy):
+    policy, params = small_policy
+    rng = np.random.default_rng(1)
+    state, timestep = jax.vmap(connector_task.reset)(instances("connector:con-5x5x3a", "test", 2))
+    T, E, A = 4, 2, connector_task.spec.num_agents
+
+    def tile(x):
+        return jnp.broadcast_to(x, (T, *x.shape))
+
+    batch = ppo.Transition(
+        observation=tile(timestep.observation) + jnp.asarray(rng.normal(size=(T, E, A, 1)),
+                                                              jnp.float32),
+        action_mask=tile(timestep.action_mask), global_state=tile(timestep.global_state),
+        action=jnp.zeros((T, E, A), jnp.int32), log_prob=jnp.full((T, E, A), -1.6),
+        value=jnp.asarray(rng.normal(size=(T, E, A)), jnp.float32),
+        reward=jnp.zeros((T, E)), done=jnp.zeros((T, E), bool),
+    )
+    advantages = jnp.asarray(rng.normal(size=(T, E, A)), jnp.float32)
+    targets = jnp.asarray(rng.normal(size=(T, E, A)), jnp.float32)
+    config = PPOConfig()
+    live = jnp.asarray([[True, True], [True, True], [False, False], [False, False]])
+    masked, _ = ppo.ppo_loss(policy, config, params, batch, advantages, targets, live=live)
+    head = jax.tree_util.tree_map(lambda x: x[:2], batch)
+    dropped, _ = ppo.ppo_loss(policy, config, params, head, advantages[:2], targets[:2])
+    unmasked, _ = ppo.ppo_loss(policy, config, params, batch, advantages, targets)
+    all_live, _ = ppo.ppo_loss(policy, config, params, batch, advantages, targets,
+                               live=jnp.ones((T, E), bool))
+    assert float(masked) == pytest.approx(float(dropped), rel=1e-5)
+    assert float(all_live) == pytest.approx(float(unmasked), rel=1e-6)
+    assert float(masked) != pytest.approx(float(unmasked), rel=1e-3)
