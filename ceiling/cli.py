@@ -265,6 +265,10 @@ def cmd_solve(args: argparse.Namespace) -> int:
 
 
 # -- ceiling demo ----------------------------------------------------------------------------
+DEMO_TASK = "rware:tiny-2ag-hard"
+DEMO_STRATEGIES = ("greedy", "sampling", "sgbs", "finetune")
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from rich.table import Table
 
@@ -273,6 +277,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     shipped = shipped_checkpoints()
     if not shipped:
         raise CeilingError("no shipped checkpoints found in this installation")
+    plot = Path(args.plot)
+    if args.search_instances > 0 and plot.exists() and not args.force:
+        raise CeilingError(f"{plot} already exists; pass --force or --plot OTHER.png")
     table = Table(title=f"zero-shot on {args.instances} test instances (shipped checkpoints)")
     for column in ("task", "algorithm", "greedy return", "95% CI", "stochastic return",
                    "random policy", "win rate (greedy)"):
@@ -288,7 +295,40 @@ def cmd_demo(args: argparse.Namespace) -> int:
                       f"{sampled['mean_return']:.3f}", f"{random['mean_return']:.3f}",
                       "-" if win is None else f"{win:.2f}")
     console.print(table)
+    if args.search_instances > 0 and (DEMO_TASK, "ippo") in shipped:
+        demo_search(args, shipped[(DEMO_TASK, "ippo")], plot, console)
     return 0
+
+
+def demo_search(args: argparse.Namespace, path: Path, plot: Path, console: Any) -> None:
+    """Each strategy at a short budget on a few instances: a table and an anytime plot."""
+    from rich.table import Table
+
+    from ceiling.policies.checkpoint import load_checkpoint
+    from ceiling.search import Budget
+    from ceiling.search.compare import compare, plot_anytime, summarise_comparison
+
+    checkpoint = load_checkpoint(path, task=DEMO_TASK)
+    budget = Budget(seconds=args.seconds, width=args.width)
+    with console.status("searching") as status:
+        results = compare(
+            checkpoint, DEMO_STRATEGIES, args.search_instances, budget,
+            on_result=lambda name, index, result: status.update(
+                f"{name} on instance {index}: return {result.solution.verified:.2f}"),
+        )
+    title = (f"IPPO on {DEMO_TASK}: {args.search_instances} test instances, "
+             f"{args.seconds:g} s per instance, width {args.width}")
+    table = Table(title=title)
+    for column in ("strategy", "mean return", "95% CI", "rollouts", "gain over greedy"):
+        table.add_column(column, justify="left" if column == "strategy" else "right")
+    for row in summarise_comparison(results):
+        gain = row["gain_over_greedy_percent"]
+        lo, hi = row["ci95"]
+        table.add_row(row["strategy"], f"{row['mean_return']:.2f}", f"[{lo:.2f}, {hi:.2f}]",
+                      f"{row['mean_rollouts']:,.0f}", "-" if gain is None else f"{gain:+.1f} %")
+    console.print(table)
+    plot_anytime(results, title, plot)
+    console.print(f"anytime plot: {plot}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -349,8 +389,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     p.set_defaults(func=cmd_solve)
 
-    p = sub.add_parser("demo", help="evaluate the shipped checkpoints zero-shot")
-    p.add_argument("--instances", type=int, default=32, help="test instances per checkpoint")
+    p = sub.add_parser("demo", help="the shipped checkpoints zero-shot, then each strategy")
+    p.add_argument("--instances", type=int, default=16,
+                   help="test instances per checkpoint for the zero-shot table")
+    p.add_argument("--search-instances", type=int, default=4,
+                   help=f"test instances of {DEMO_TASK} to search (0: skip the search)")
+    p.add_argument("--seconds", type=float, default=2.0, help="search budget per instance")
+    p.add_argument("--width", type=int, default=64, help="parallel attempts per batch")
+    p.add_argument("--plot", default="ceiling-demo/anytime.png", help="anytime plot PNG")
+    p.add_argument("--force", action="store_true", help="overwrite --plot if it exists")
     p.set_defaults(func=cmd_demo)
     return parser
 

@@ -110,7 +110,7 @@ def test_demo_prints_a_row_per_shipped_checkpoint(monkeypatch, capsys) -> None:
     every = shipped.shipped_checkpoints()
     one = {key: path for key, path in every.items() if key == ("connector:con-5x5x3a", "ippo")}
     monkeypatch.setattr(shipped, "shipped_checkpoints", lambda: one)
-    assert main(["demo", "--instances", "2"]) == 0
+    assert main(["demo", "--instances", "2", "--search-instances", "0"]) == 0
     out = capsys.readouterr().out
     assert "connector:con-5x5x3a" in out and "ippo" in out and "smax:3m" not in out
     monkeypatch.setattr(shipped, "shipped_checkpoints", lambda: {})

@@ -10,6 +10,7 @@ reads the anytime best return the same way for all strategies.
 from __future__ import annotations
 
 import abc
+import functools
 from typing import Any, NamedTuple
 
 import jax
@@ -82,6 +83,12 @@ class Strategy(abc.ABC):
 
     def best(self, state: Any) -> Incumbent:
         return state.incumbent
+
+    @functools.cached_property
+    def jitted_step(self) -> Any:
+        """`step` under `jax.jit`, kept with the strategy so that searching many instances
+        with one strategy object compiles once."""
+        return jax.jit(self.step)
 
     def check(self, state: Any) -> None:
         """Raise `CeilingError` if the search can no longer go on (e.g. non-finite params)."""
