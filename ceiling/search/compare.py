@@ -8,7 +8,6 @@ return against wall-clock seconds.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -69,7 +68,11 @@ def summarise_comparison(results: dict[str, list[SearchResult]]) -> list[dict[st
 
 
 def anytime_curve(per_instance: list[SearchResult], grid: np.ndarray) -> np.ndarray:
-    """Mean over instances of the best return found by each time in `grid` (NaN before any)."""
+    """Mean over instances of the best return found by each time in `grid`.
+
+    NaN until every instance has finished its first batch, so the curve never mixes instances
+    in and out of the mean (which would make it jump down).
+    """
     curves = []
     for result in per_instance:
         seconds = np.array([p.seconds for p in result.trace])
@@ -78,9 +81,7 @@ def anytime_curve(per_instance: list[SearchResult], grid: np.ndarray) -> np.ndar
         curves.append(np.where(index >= 0, best[np.maximum(index, 0)], np.nan))
     if not curves:
         return grid * np.nan
-    with warnings.catch_warnings():  # columns before any batch finished are all-NaN by design
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return np.nanmean(np.array(curves), axis=0)
+    return np.mean(np.array(curves), axis=0)
 
 
 def plot_anytime(results: dict[str, list[SearchResult]], title: str, path: Path) -> None:
