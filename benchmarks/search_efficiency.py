@@ -30,9 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import shlex
 import sys
 import time
 from collections.abc import Callable
@@ -41,7 +38,6 @@ from typing import Any, NamedTuple
 
 import jax
 
-import ceiling
 from ceiling.errors import CeilingError
 from ceiling.policies.checkpoint import Checkpoint, load_checkpoint
 from ceiling.policies.networks import Params, Policy
@@ -60,6 +56,9 @@ from ceiling.search.base import batch_episodes
 from ceiling.search.finetune import record_episode
 from ceiling.tasks import Task, make
 from ceiling.tasks.instances import TEST_SET_SIZE, instances
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from throughput import environment as machine_environment  # noqa: E402  (a sibling script)
 
 DEFAULT_TASKS = ("rware:tiny-2ag-hard", "connector:con-5x5x3a")
 DEFAULT_STRATEGIES = ("sampling", "sgbs", "finetune")  # greedy is one rollout: nothing to rate
@@ -314,19 +313,9 @@ def verdict(strategy: str, row: dict[str, Any]) -> tuple[str, str]:
 
 
 def environment(args: argparse.Namespace) -> dict[str, Any]:
-    """What the figures depend on, printed with them so they can be pasted with context."""
-    device = jax.devices()[0]
-    argv = getattr(sys, "orig_argv", None) or ["python", *sys.argv]
+    """The machine header shared with throughput.py, plus what this benchmark searched."""
     return {
-        "command": shlex.join(argv),
-        "ceiling": ceiling.__version__,
-        "jax": jax.__version__,
-        "python": platform.python_version(),
-        "backend": jax.default_backend(),
-        "device": f"{device.device_kind} x{jax.device_count()}",
-        "cpu_count": os.cpu_count(),
-        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "machine": platform.platform(),
+        **machine_environment(),
         "checkpoints": f"shipped {args.algorithm}",
         "instance": f"test set index {args.instance}",
     }
