@@ -16,6 +16,7 @@ import jax
 import numpy as np
 
 from ceiling.policies.checkpoint import Checkpoint
+from ceiling.policies.rollout import summarise
 from ceiling.search import Budget, SearchResult, make_strategy, solve
 from ceiling.tasks import instances, make
 
@@ -53,14 +54,14 @@ def summarise_comparison(results: dict[str, list[SearchResult]]) -> list[dict[st
     rows = []
     for name, per_instance in results.items():
         returns = np.array([r.solution.verified for r in per_instance])
-        half = (1.96 * returns.std(ddof=1) / np.sqrt(returns.size)) if returns.size > 1 else 0.0
+        summary = summarise(returns, None)
         gain = None
         if baseline is not None and abs(baseline) > 1e-8:
             gain = 100.0 * (returns.mean() - baseline) / abs(baseline)
         rows.append({
             "strategy": name,
-            "mean_return": float(returns.mean()),
-            "ci95": [float(returns.mean() - half), float(returns.mean() + half)],
+            "mean_return": summary["mean_return"],
+            "ci95": summary["ci95"],
             "mean_rollouts": float(np.mean([r.rollouts for r in per_instance])),
             "gain_over_greedy_percent": gain,
         })
