@@ -44,6 +44,10 @@ class Checkpoint:
     def task_name(self) -> str:
         return str(self.manifest["task"])
 
+    @property
+    def algorithm(self) -> str:
+        return str(self.manifest["algorithm"])
+
 
 def parameter_shapes(params: Params) -> dict[str, list[int]]:
     flat = jax.tree_util.tree_flatten_with_path(params)[0]
