@@ -86,6 +86,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     from ceiling.training.run import train
 
     make(args.task)  # unknown task: fail before anything else
+    if args.algo == "compass" and args.from_checkpoint is None:
+        raise CeilingError("--algo compass trains latents on top of a converged policy: pass "
+                           "--from CHECKPOINT (an IPPO or MAPPO checkpoint of the same task)")
+    if args.algo != "compass" and args.from_checkpoint is not None:
+        raise CeilingError(f"--from is only for --algo compass; {args.algo} trains from scratch")
+    base = None
+    if args.from_checkpoint is not None:
+        from ceiling.policies.checkpoint import load_checkpoint
+
+        base = load_checkpoint(args.from_checkpoint, task=args.task)
     overrides = _parse_sets(args.set)
     if args.steps is not None:
         overrides["total_steps"] = parse_scalar(args.steps)
@@ -118,7 +128,13 @@ def cmd_train(args: argparse.Namespace) -> int:
             progress.update(bar, completed=record["step"], total=record["total_steps"],
                             description="training", info=info)
 
-        report = train(args.task, config, out, force=args.force, on_progress=on_progress)
+        if base is not None:
+            from ceiling.training.compass import train_compass
+
+            report = train_compass(args.task, config, base, out, force=args.force,
+                                   on_progress=on_progress)
+        else:
+            report = train(args.task, config, out, force=args.force, on_progress=on_progress)
     final = report["final_eval"]
     converged = report.get("converged")
     console.print(
@@ -343,9 +359,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_tasks)
 
-    p = sub.add_parser("train", help="train an IPPO or MAPPO policy on a task")
+    p = sub.add_parser("train", help="train an IPPO, MAPPO or COMPASS policy on a task")
     p.add_argument("--task", required=True, help="task name, e.g. rware:tiny-2ag-hard")
-    p.add_argument("--algo", required=True, help="ippo or mappo")
+    p.add_argument("--algo", required=True,
+                   help="ippo, mappo, or compass (latent-conditioned, needs --from)")
+    p.add_argument("--from", dest="from_checkpoint", metavar="CHECKPOINT",
+                   help="COMPASS: the converged IPPO/MAPPO checkpoint to condition and train")
     p.add_argument("--steps", help="environment steps, e.g. 20M (default: the config's)")
     p.add_argument("--out", required=True, help="run directory (created; not overwritten)")
     p.add_argument("--config", help="YAML file of PPO fields overriding the defaults")

@@ -71,7 +71,7 @@ def save_checkpoint(
     manifest = {
         "format_version": FORMAT_VERSION,
         "task": policy.spec.name,
-        "algorithm": policy.config.algorithm,
+        "algorithm": policy.config.label,
         "network": policy.config.to_dict(),
         "task_spec": {
             "num_agents": policy.spec.num_agents,

@@ -4,6 +4,13 @@ One set of actor parameters serves all agents (parameter sharing); agents are to
 the agent-id one-hot that every task appends to its observations. The critic sees the agent's
 own observation (IPPO) or the global state plus the agent id (MAPPO). Masked actions get
 `-inf` logits, so sampling and arg-max never pick an illegal action.
+
+A policy may also be conditioned on a latent vector z (COMPASS, `ceiling.training.compass`):
+one z per attempt, shared by all agents, enters the actor's first hidden layer through a
+low-rank map `latent_out(latent_in(z))`. `latent_out` starts at zero, so a freshly conditioned
+policy acts exactly like its base policy for every z, and the rank keeps the added parameters
+small (rank 4 with a 16-d latent and 128 hidden units: 576 parameters, about 1 % of the
+shipped networks). The prior over z is uniform on [-1, 1]^d.
 """
 
 from __future__ import annotations
@@ -24,6 +31,8 @@ ALGORITHMS = ("ippo", "mappo")
 ACTIVATIONS = {"relu": nn.relu, "tanh": nn.tanh, "gelu": nn.gelu}
 
 Params = Any  # a pytree {"actor": ..., "critic": ...}
+LATENT_LOW, LATENT_HIGH = -1.0, 1.0
+LATENT_PRIOR = "uniform[-1, 1]"  # the prior over latents, recorded in manifests
 
 
 def _orthogonal(scale: float) -> nn.initializers.Initializer:
@@ -46,13 +55,52 @@ class MLP(nn.Module):
         return nn.Dense(self.out_size, kernel_init=_orthogonal(self.head_scale))(x)
 
 
+class ConditionedMLP(nn.Module):
+    """`MLP` whose first hidden pre-activation also receives a low-rank map of a latent.
+
+    The layer names of `MLP` are kept (Dense_0, Dense_1, ...), so a base actor's parameters
+    slot in unchanged next to the two new ones, `latent_in` and `latent_out` (zero at init).
+    """
+
+    hidden_sizes: Sequence[int]
+    out_size: int
+    activation: str
+    head_scale: float
+    latent_rank: int
+
+    @nn.compact
+    def __call__(self, x: jax.Array, z: jax.Array) -> jax.Array:
+        act = ACTIVATIONS[self.activation]
+        for index, size in enumerate(self.hidden_sizes):
+            h = nn.Dense(size, kernel_init=_orthogonal(np.sqrt(2)), name=f"Dense_{index}")(x)
+            if index == 0:
+                code = nn.Dense(self.latent_rank, use_bias=False,
+                                kernel_init=_orthogonal(1.0), name="latent_in")(z)
+                h = h + nn.Dense(size, use_bias=False, kernel_init=nn.initializers.zeros,
+                                 name="latent_out")(code)
+            x = act(h)
+        return nn.Dense(self.out_size, kernel_init=_orthogonal(self.head_scale),
+                        name=f"Dense_{len(self.hidden_sizes)}")(x)
+
+
 @dataclasses.dataclass(frozen=True)
 class NetworkConfig:
     """Everything needed to rebuild a policy's modules; stored in checkpoint manifests."""
 
-    algorithm: str = "ippo"
+    algorithm: str = "ippo"  # the critic: own observation (ippo) or global state (mappo)
     hidden_sizes: tuple[int, ...] = (128, 128)
     activation: str = "relu"
+    latent_dim: int = 0  # > 0: a COMPASS latent-conditioned actor
+    latent_rank: int = 4  # rank of the latent's input map (when latent_dim > 0)
+
+    @property
+    def conditioned(self) -> bool:
+        return self.latent_dim > 0
+
+    @property
+    def label(self) -> str:
+        """What manifests and tables call the policy: ippo, mappo or compass."""
+        return "compass" if self.conditioned else self.algorithm
 
     def validate(self) -> None:
         if self.algorithm not in ALGORITHMS:
@@ -65,13 +113,20 @@ class NetworkConfig:
             )
         if not self.hidden_sizes or any(int(h) < 1 for h in self.hidden_sizes):
             raise CeilingError(f"hidden_sizes must be positive integers, got {self.hidden_sizes}")
+        if self.latent_dim < 0 or self.latent_rank < 1:
+            raise CeilingError(f"latent_dim must be >= 0 and latent_rank >= 1, got "
+                               f"{self.latent_dim} and {self.latent_rank}")
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "algorithm": self.algorithm,
             "hidden_sizes": list(self.hidden_sizes),
             "activation": self.activation,
         }
+        if self.conditioned:
+            data.update(latent_dim=self.latent_dim, latent_rank=self.latent_rank,
+                        latent_prior=LATENT_PRIOR)
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> NetworkConfig:
@@ -79,6 +134,8 @@ class NetworkConfig:
             algorithm=str(data["algorithm"]),
             hidden_sizes=tuple(int(h) for h in data["hidden_sizes"]),
             activation=str(data["activation"]),
+            latent_dim=int(data.get("latent_dim", 0)),
+            latent_rank=int(data.get("latent_rank", 4)),
         )
 
 
@@ -92,7 +149,12 @@ class Policy:
                                f"{spec.observation_shape} and {spec.global_state_shape}")
         self.spec = spec
         self.config = config
-        self.actor = MLP(config.hidden_sizes, spec.num_actions, config.activation, 0.01)
+        self.actor: nn.Module
+        if config.conditioned:
+            self.actor = ConditionedMLP(config.hidden_sizes, spec.num_actions, config.activation,
+                                        0.01, config.latent_rank)
+        else:
+            self.actor = MLP(config.hidden_sizes, spec.num_actions, config.activation, 0.01)
         self.critic = MLP(config.hidden_sizes, 1, config.activation, 1.0)
 
     # Policies are static arguments of jitted functions: equal by value, so reloading the same
@@ -108,10 +170,15 @@ class Policy:
         actor_key, critic_key = jax.random.split(key)
         obs = jnp.zeros((self.spec.num_agents, *self.spec.observation_shape), jnp.float32)
         critic_in = self.critic_input(obs, jnp.zeros(self.spec.global_state_shape, jnp.float32))
+        actor_inputs = (obs, jnp.zeros((self.spec.num_agents, self.config.latent_dim)))
         return {
-            "actor": self.actor.init(actor_key, obs),
+            "actor": self.actor.init(actor_key, *actor_inputs[:1 + self.config.conditioned]),
             "critic": self.critic.init(critic_key, critic_in),
         }
+
+    @property
+    def latent_dim(self) -> int:
+        return self.config.latent_dim
 
     def act(
         self,
@@ -120,10 +187,21 @@ class Policy:
         action_mask: jax.Array,
         latent: jax.Array | None = None,
     ) -> jax.Array:
-        """Masked logits [..., A, num_actions] for observations [..., A, obs_dim]."""
-        if latent is not None:
-            raise CeilingError("this policy is not latent-conditioned; pass latent=None")
-        logits = cast(jax.Array, self.actor.apply(params["actor"], observation))
+        """Masked logits [..., A, num_actions] for observations [..., A, obs_dim].
+
+        A conditioned policy takes `latent` [..., latent_dim] (one per attempt, shared by its
+        agents; leading dims broadcast against the observation's); None means z = 0, the
+        centre of the prior.
+        """
+        if not self.config.conditioned:
+            if latent is not None:
+                raise CeilingError("this policy is not latent-conditioned; pass latent=None")
+            logits = cast(jax.Array, self.actor.apply(params["actor"], observation))
+        else:
+            d = self.config.latent_dim
+            z = jnp.zeros((d,), jnp.float32) if latent is None else latent
+            z = jnp.broadcast_to(z[..., None, :], (*observation.shape[:-1], d))
+            logits = cast(jax.Array, self.actor.apply(params["actor"], observation, z))
         return jnp.where(action_mask, logits, -jnp.inf)
 
     def critic_input(self, observation: jax.Array, global_state: jax.Array) -> jax.Array:
@@ -147,6 +225,27 @@ class Policy:
 
     def num_parameters(self, params: Params) -> int:
         return int(sum(np.prod(leaf.shape) for leaf in jax.tree_util.tree_leaves(params)))
+
+
+def condition(
+    policy: Policy, params: Params, latent_dim: int, key: jax.Array, latent_rank: int = 4
+) -> tuple[Policy, Params]:
+    """A latent-conditioned copy of an unconditioned policy that acts exactly like it.
+
+    The base actor's and critic's parameters are kept as they are; only `latent_in` (random)
+    and `latent_out` (zero) are new, so the logits are the base logits for every latent.
+    """
+    if policy.config.conditioned:
+        raise CeilingError("this policy is already latent-conditioned "
+                           f"(latent_dim {policy.config.latent_dim})")
+    if isinstance(latent_dim, bool) or not isinstance(latent_dim, int) or latent_dim < 1:
+        raise CeilingError(f"latent_dim must be an integer >= 1, got {latent_dim!r}")
+    config = dataclasses.replace(policy.config, latent_dim=latent_dim, latent_rank=latent_rank)
+    conditioned = Policy(policy.spec, config)
+    fresh = conditioned.init(key)
+    actor = dict(fresh["actor"]["params"])
+    actor.update(params["actor"]["params"])
+    return conditioned, {"actor": {"params": actor}, "critic": params["critic"]}
 
 
 def greedy_action(logits: jax.Array) -> jax.Array:

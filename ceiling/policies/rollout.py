@@ -32,13 +32,17 @@ def run_episode(
     key: jax.Array,
     greedy: bool = True,
     temperature: float = 1.0,
+    latent: jax.Array | None = None,
 ) -> Episode:
-    """Play one episode of the instance `instance_key`; `key` drives stochastic actions."""
+    """Play one episode of the instance `instance_key`; `key` drives stochastic actions.
+
+    `latent` [latent_dim] conditions a COMPASS policy for the whole episode.
+    """
     state, timestep = task.reset(instance_key)
 
     def body(carry: Any, step_key: jax.Array) -> tuple[Any, tuple[jax.Array, jax.Array]]:
         state, timestep = carry
-        logits = policy.act(params, timestep.observation, timestep.action_mask)
+        logits = policy.act(params, timestep.observation, timestep.action_mask, latent)
         if greedy:
             action = greedy_action(logits)
         else:

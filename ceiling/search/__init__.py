@@ -9,6 +9,7 @@ from ceiling.errors import CeilingError
 from ceiling.policies.networks import Policy
 from ceiling.search.base import Incumbent, Strategy
 from ceiling.search.budget import Budget
+from ceiling.search.compass import Compass, LatentSampling
 from ceiling.search.driver import (
     SearchAborted,
     SearchResult,
@@ -23,8 +24,10 @@ from ceiling.search.sgbs import SGBS
 from ceiling.search.solution import Solution, replay, verified_solution
 from ceiling.tasks.base import Task
 
-STRATEGIES: dict[str, type[Strategy]] = {"greedy": Greedy, "sampling": Sampling,
-                                         "finetune": FineTune, "sgbs": SGBS}
+STRATEGIES: dict[str, type[Strategy]] = {
+    "greedy": Greedy, "sampling": Sampling, "finetune": FineTune, "sgbs": SGBS,
+    "compass": Compass, "latent-sampling": LatentSampling,
+}
 
 
 def strategy_options(name: str) -> list[str]:
@@ -56,9 +59,11 @@ __all__ = [
     "SGBS",
     "STRATEGIES",
     "Budget",
+    "Compass",
     "FineTune",
     "Greedy",
     "Incumbent",
+    "LatentSampling",
     "Sampling",
     "SearchAborted",
     "SearchResult",

@@ -59,8 +59,11 @@ def record_episode(
     instance_key: jax.Array,
     key: jax.Array,
     temperature: float = 1.0,
+    latent: jax.Array | None = None,
 ) -> tuple[Episode, Transition, jax.Array, jax.Array]:
     """One sampled episode and what the loss needs about each of its T = horizon steps.
+
+    `latent` [d] conditions a COMPASS policy (COMPASS training records its winners with it).
 
     Returns the `Episode` (actions [T, A], exactly what replays), its transitions [T, ...],
     `live` [T] (the step was taken before the episode ended) and whether every legal logit
@@ -70,7 +73,7 @@ def record_episode(
 
     def body(carry: Any, step_key: jax.Array) -> tuple[Any, tuple[Transition, jax.Array]]:
         state, timestep = carry
-        logits = policy.act(params, timestep.observation, timestep.action_mask)
+        logits = policy.act(params, timestep.observation, timestep.action_mask, latent)
         action = sample_action(step_key, logits, temperature)
         # The log-probability under the untempered policy, the one the loss trains, so that
         # the PPO ratio starts at 1 whatever the sampling temperature.

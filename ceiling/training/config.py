@@ -18,10 +18,15 @@ import yaml
 from ceiling.errors import CeilingError
 from ceiling.policies.networks import ACTIVATIONS, ALGORITHMS
 
+# What `ceiling train --algo` accepts: the two base trainers, and COMPASS, which starts from a
+# base checkpoint (`--from`) and keeps that checkpoint's network and critic.
+TRAIN_ALGORITHMS = (*ALGORITHMS, "compass")
+
 
 @dataclasses.dataclass(frozen=True)
 class PPOConfig:
-    algorithm: str = "ippo"  # ippo: critic on own observation; mappo: on the global state
+    algorithm: str = "ippo"  # ippo: critic on own observation; mappo: on the global state;
+    # compass: latent-conditioned training from a base checkpoint (ceiling.training.compass)
     total_steps: int = 20_000_000  # environment steps (one joint action in one environment)
     num_envs: int = 64  # parallel environments (vmapped)
     rollout_length: int = 128  # steps per environment between updates
@@ -40,6 +45,11 @@ class PPOConfig:
     eval_every: int = 500_000  # environment steps between greedy test-set evaluations
     eval_instances: int = 32  # test instances per evaluation
     seed: int = 0
+    # COMPASS only: each update scores `num_latents` prior latents on each of `num_envs`
+    # training instances and trains the best one per instance (winner takes all).
+    num_latents: int = 64
+    latent_dim: int = 16
+    latent_rank: int = 4
 
     @property
     def steps_per_update(self) -> int:
@@ -54,13 +64,13 @@ class PPOConfig:
             if not getattr(self, name) > 0:
                 raise CeilingError(f"{name} must be positive, got {getattr(self, name)!r}")
 
-        if self.algorithm not in ALGORITHMS:
+        if self.algorithm not in TRAIN_ALGORITHMS:
             raise CeilingError(
-                f"algorithm must be one of {', '.join(ALGORITHMS)}, got {self.algorithm!r}"
+                f"algorithm must be one of {', '.join(TRAIN_ALGORITHMS)}, got {self.algorithm!r}"
             )
         for name in ("total_steps", "num_envs", "rollout_length", "num_epochs",
                      "num_minibatches", "learning_rate", "max_grad_norm", "eval_every",
-                     "eval_instances"):
+                     "eval_instances", "num_latents", "latent_dim", "latent_rank"):
             positive(name)
         for name in ("gamma", "gae_lambda"):
             if not 0.0 <= getattr(self, name) <= 1.0:
@@ -79,7 +89,7 @@ class PPOConfig:
             )
         if not self.hidden_sizes or any(h < 1 for h in self.hidden_sizes):
             raise CeilingError(f"hidden_sizes must be positive integers, got {self.hidden_sizes}")
-        if self.total_steps < self.steps_per_update:
+        if self.algorithm != "compass" and self.total_steps < self.steps_per_update:
             raise CeilingError(
                 f"total_steps ({self.total_steps}) is less than one update "
                 f"(num_envs * rollout_length = {self.steps_per_update})"
@@ -148,7 +158,7 @@ def shipped_overrides(task: str, algorithm: str) -> dict[str, Any]:
     text = resources.files("ceiling").joinpath("configs/train.yaml").read_text()
     table = yaml.safe_load(text) or {}
     entry = table.get(task, {}) or {}
-    merged = {k: v for k, v in entry.items() if k not in ALGORITHMS}
+    merged = {k: v for k, v in entry.items() if k not in TRAIN_ALGORITHMS}
     merged.update(entry.get(algorithm, {}) or {})
     return merged
 

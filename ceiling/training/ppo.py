@@ -56,10 +56,15 @@ class Metrics(NamedTuple):
     approx_kl: jax.Array
 
 
-def make_optimizer(config: PPOConfig) -> optax.GradientTransformation:
+def make_optimizer(
+    config: PPOConfig, num_updates: int | None = None
+) -> optax.GradientTransformation:
+    """Adam with global-norm clipping; `anneal_lr` decays to zero over `num_updates` updates
+    (default: the config's own count)."""
     learning_rate: Any = config.learning_rate
     if config.anneal_lr:
-        steps = config.num_updates * config.num_epochs * config.num_minibatches
+        updates = config.num_updates if num_updates is None else num_updates
+        steps = updates * config.num_epochs * config.num_minibatches
         learning_rate = optax.linear_schedule(config.learning_rate, 0.0, steps)
     return optax.chain(
         optax.clip_by_global_norm(config.max_grad_norm), optax.adam(learning_rate, eps=1e-5)
@@ -140,14 +145,16 @@ def ppo_loss(
     advantages: jax.Array,
     targets: jax.Array,
     live: jax.Array | None = None,
+    latent: jax.Array | None = None,
 ) -> tuple[jax.Array, tuple[jax.Array, ...]]:
     """Clipped surrogate + clipped value loss - entropy bonus, averaged over agent-samples.
 
     `live` [T, E] (optional) marks the samples that count; the trainer's auto-reset makes every
     sample count, while a search's fixed-horizon episodes mask the steps after the end.
+    `latent` [E, d] conditions a COMPASS policy, one latent per environment.
     """
     log_probs = masked_log_softmax(
-        policy.act(params, batch.observation, batch.action_mask)
+        policy.act(params, batch.observation, batch.action_mask, latent)
     )
     log_prob = jnp.take_along_axis(log_probs, batch.action[..., None], axis=-1)[..., 0]
     weight = (jnp.ones_like(log_prob) if live is None

@@ -132,6 +132,10 @@ def train(
 ) -> dict[str, Any]:
     """Train `config.algorithm` on `task_name`, writing everything into `out`; returns a summary."""
     config.validate()
+    if config.algorithm == "compass":
+        raise CeilingError("COMPASS training starts from a base checkpoint: use "
+                           "ceiling.training.compass.train_compass (ceiling train --algo "
+                           "compass --from CHECKPOINT)")
     task = make(task_name)
     out = Path(out)
     prepare_run_dir(out, force)
