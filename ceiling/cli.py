@@ -418,6 +418,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", default="ceiling-demo/anytime.png", help="anytime plot PNG")
     p.add_argument("--force", action="store_true", help="overwrite --plot if it exists")
     p.set_defaults(func=cmd_demo)
+    from ceiling.reuse.cli import add_reuse_parser
+    add_reuse_parser(sub)
     return parser
 
 
