@@ -46,7 +46,7 @@ from ceiling.reuse.gridworld import (
     greedy_policy,
     transition_tables,
 )
-from ceiling.reuse.objectives import BASE_OBJECTIVES, COMPONENTS, weights_of
+from ceiling.reuse.objectives import BASE_OBJECTIVES, COMPONENTS, name_of, weights_of
 from ceiling.reuse.planning import optimal_trajectory
 from ceiling.reuse.qlearning import DEFAULT_CONFIG, QLearningConfig, train
 from ceiling.reuse.successor import (
@@ -263,6 +263,36 @@ class Library:
             tables = Tables(data["next_state"], data["reward"], data["terminal"])
             self._layouts[index] = LayoutData(layout, tables, data["canonical"])
         return self._layouts[index]
+
+
+def add_policy(path: str | Path, layout: int, objective: str | np.ndarray, gamma: float,
+               q: np.ndarray, visits: np.ndarray, seed: int = 0, train_steps: int = 0,
+               train_seconds: float = 0.0, converged: bool = True) -> int:
+    """Register an externally trained tabular policy (e.g. one trained from scratch) in the
+    library at `path`; returns its id. The manifest is replaced atomically."""
+    library = load_library(path)
+    library.check_query(layout, gamma)
+    data = library.layout(layout)
+    if q.shape != (data.layout.num_states, data.tables.next_state.shape[1]):
+        raise CeilingError(f"q has shape {q.shape}; this library's layouts need "
+                           f"{(data.layout.num_states, data.tables.next_state.shape[1])}")
+    weights = weights_of(objective)
+    arrays, embed, psi_start = policy_record_arrays(data.layout, data.tables, data.canonical, q,
+                                                    gamma)
+    policy_id = len(library.policies)
+    file = f"policies/policy_{policy_id:04d}.npz"
+    sha = _save_npz(library.root / file, visits=visits.astype(np.int32), **arrays)
+    record = PolicyRecord(
+        id=policy_id, layout=layout, objective=name_of(weights), weights=weights.tolist(),
+        gamma=float(gamma), seed=seed, train_steps=train_steps, train_seconds=train_seconds,
+        converged=converged, eval_return=float("nan"), support_size=int((visits > 0).sum()),
+        embedding=embed.tolist(), psi_start=psi_start.tolist(), file=file, sha256=sha)
+    manifest = dict(library.manifest)
+    manifest["policies"] = [*manifest["policies"], record.__dict__]
+    staging = library.root / ".manifest.json.tmp"
+    staging.write_text(json.dumps(manifest, indent=1) + "\n")
+    os.replace(staging, library.root / "manifest.json")
+    return policy_id
 
 
 def _load_npz(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:

@@ -26,9 +26,9 @@ from ceiling.reuse.gridworld import EMPTY, NUM_ACTIONS, Layout, Tables, greedy_p
 
 class QLearningConfig(NamedTuple):
     steps_per_chunk: int = 50_000
-    min_chunks: int = 3
+    min_chunks: int = 8
     max_chunks: int = 40
-    patience: int = 2  # chunks with an unchanged greedy return before stopping
+    patience: int = 4  # chunks with an unchanged greedy return before stopping
     epsilon: float = 0.2  # ε-greedy exploration
     learning_rate: float = 1.0
     exploring_starts: float = 0.5  # share of episodes starting at a random safe cell, no flags
