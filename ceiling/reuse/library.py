@@ -111,8 +111,8 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _save_npz(path: Path, **arrays: np.ndarray) -> str:
-    np.savez_compressed(path, **arrays)
+def _save_npz(path: Path, **arrays: Any) -> str:
+    np.savez_compressed(path, **arrays)  # type: ignore[arg-type]
     return _sha256(path)
 
 

@@ -67,8 +67,10 @@ def train_chunk(q: jax.Array, visits: jax.Array, state: jax.Array, time_step: ja
     batch = q.shape[0]
     noise = jax.random.uniform(key, (steps, batch, 4 + NUM_ACTIONS))
 
+    Carry = tuple[jax.Array, jax.Array, jax.Array, jax.Array]
+
     def learner(q_b: jax.Array, v_b: jax.Array, s: jax.Array, t: jax.Array, u: jax.Array,
-                w: jax.Array, gamma: jax.Array) -> tuple[jax.Array, ...]:
+                w: jax.Array, gamma: jax.Array) -> Carry:
         # a tiny random jitter breaks ties between equal values uniformly
         greedy = jnp.argmax(q_b[s] + 1e-6 * u[4:])
         explore = jnp.minimum((u[1] * NUM_ACTIONS).astype(jnp.int32), NUM_ACTIONS - 1)
@@ -86,7 +88,7 @@ def train_chunk(q: jax.Array, visits: jax.Array, state: jax.Array, time_step: ja
         restart = jnp.where(u[2] < exploring_starts, start_cells[pick], start_state)
         return q_b, v_b, jnp.where(reset, restart, s_next), jnp.where(reset, 0, t_next)
 
-    def body(carry: tuple[jax.Array, ...], u: jax.Array) -> tuple[tuple[jax.Array, ...], None]:
+    def body(carry: Carry, u: jax.Array) -> tuple[Carry, None]:
         q_, v_, s_, t_ = carry
         return jax.vmap(learner)(q_, v_, s_, t_, u, weights, gammas), None
 
