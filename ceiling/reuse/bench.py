@@ -8,7 +8,9 @@ to convergence) and compose offline with every method × strategy. Per (layout, 
   `rollouts` episodes with ties broken at random; a point whose scratch return is ≤ 0 has no
   ratio and is counted apart);
 - speedup = scratch training seconds ÷ composition seconds (retrieval + composition; the library's
-  own training cost is reported separately);
+  own training cost is reported separately). The FAISS index of a (layout, γ) group is built
+  once and shared by its nine method × strategy compositions, and policy arrays are cached after
+  their first read, so the first composition of a group also pays for reading its files;
 - coverage of the scratch policy's greedy trajectory (γ = 0.99 learner of the same seed: the
   optimal behaviour for the composite) by the union support of the composed policies.
 
@@ -180,7 +182,8 @@ def markdown(result: dict[str, Any], command: str) -> str:
     lines = [
         "# Policy reuse vs Q-learning from scratch",
         "",
-        f"Command: `{command}`",
+        f"Command: `{command}`, on a library built by `ceiling reuse build --grid "
+        f"{lib['grid']} --layouts {lib['layouts']} --seeds {lib['seeds']} --out {lib['path']}`.",
         "",
         f"Library: {lib['grid']}x{lib['grid']} grids, {lib['layouts']} layouts x {lib['seeds']} "
         f"seeds, {lib['policies']} policies; building it took {lib['build_seconds']:.1f} s "
