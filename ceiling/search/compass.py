@@ -10,7 +10,7 @@ log-rank recombination weights) with population `width`. It keeps `num_distribut
 distributions, started at well-spread centres of the prior (k-means centroids of uniform
 samples) with step size `sigma_init` and used in turn, one generation per batch: several
 distributions hedge against one of them converging early to a poor region. Each candidate
-latent, clipped to the prior's box, is scored by one rollout (arg-max actions by default,
+latent, repaired into the prior's box, is scored by one rollout (arg-max actions by default,
 sampled at `temperature` > 0). The best rollout over all generations is the solution, replayed
 and verified by the driver like every strategy's.
 
@@ -21,6 +21,7 @@ COMPASS's policy gives without the search, the ablation that shows what CMA-ES a
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
@@ -94,6 +95,29 @@ def prior_centres(dim: int, count: int, samples: int = 4096, iterations: int = 3
     return centre_array.astype(np.float32)
 
 
+def cma_generation(
+    es: CMA_ES,
+    es_params: Any,
+    es_state: Any,
+    key: jax.Array,
+    score: Callable[[jax.Array, jax.Array], tuple[jax.Array, Any]],
+) -> tuple[Any, jax.Array, jax.Array, Any]:
+    """One CMA-ES generation maximising `score(latents [W, d], key) -> (values [W], aux)`.
+
+    The policy was trained on the prior's box, so candidates outside it are repaired to the
+    nearest point inside, and CMA-ES is told about the repaired points, the ones scored. (Told
+    the raw samples instead, its mean can drift out of the box where every sample clips to the
+    same face and scores alike, and it stalls there.) Returns the new ES state, the latents
+    scored, their values and the score's aux output.
+    """
+    ask_key, score_key, tell_key = jax.random.split(key, 3)
+    population, es_state = es.ask(ask_key, es_state, es_params)
+    latents = jnp.clip(population, LATENT_LOW, LATENT_HIGH)
+    values, aux = score(latents, score_key)
+    es_state, _ = es.tell(tell_key, latents, -values, es_state, es_params)  # it minimises
+    return es_state, latents, values, aux
+
+
 class CompassState(NamedTuple):
     params: Params
     instance_key: jax.Array
@@ -147,17 +171,17 @@ class Compass(Strategy):
 
     def step(self, state: CompassState) -> CompassState:
         """One CMA-ES generation of the next distribution in turn."""
-        key, ask_key, rollout_key, tell_key = jax.random.split(state.key, 4)
+        key, generation_key = jax.random.split(state.key)
         index = state.generation % self.num_distributions
         es_state = jax.tree_util.tree_map(lambda x: x[index], state.es_states)
-        population, es_state = self.es.ask(ask_key, es_state, self.es_params)
-        # The policy was trained on the prior's box; candidates outside it are scored at the
-        # nearest point inside, while CMA-ES is told about the sample it drew.
-        latents = jnp.clip(population, LATENT_LOW, LATENT_HIGH)
-        episodes = score_latents(self.task, self.policy, state.params, state.instance_key,
-                                 latents, rollout_key, self.temperature)
-        es_state, _ = self.es.tell(tell_key, population, -episodes.total_return, es_state,
-                                   self.es_params)  # evosax minimises
+
+        def score(latents: jax.Array, score_key: jax.Array) -> tuple[jax.Array, Episode]:
+            episodes = score_latents(self.task, self.policy, state.params, state.instance_key,
+                                     latents, score_key, self.temperature)
+            return episodes.total_return, episodes
+
+        es_state, latents, _, episodes = cma_generation(
+            self.es, self.es_params, es_state, generation_key, score)
         es_states = jax.tree_util.tree_map(lambda all_, one: all_.at[index].set(one),
                                            state.es_states, es_state)
         incumbent = improve(state.incumbent, episodes)

@@ -49,7 +49,7 @@ from ceiling.search.finetune import record_episode
 from ceiling.tasks import Task, instances, make
 from ceiling.tasks.instances import train_keys
 from ceiling.training.config import PPOConfig
-from ceiling.training.ppo import gae, make_optimizer, ppo_loss
+from ceiling.training.ppo import Transition, gae, make_optimizer, ppo_loss
 from ceiling.training.run import convergence_report, prepare_run_dir
 
 EVAL_KEY = 0  # the evaluation latents are the same at every evaluation and in every run
@@ -102,6 +102,29 @@ def winners_take_all(returns: jax.Array, latents: jax.Array) -> tuple[jax.Array,
     return winner, latents[jnp.arange(latents.shape[0]), winner]
 
 
+def select_and_record(
+    task: Task,
+    policy: Policy,
+    params: Params,
+    instance_keys: jax.Array,
+    latents: jax.Array,
+    key: jax.Array,
+) -> tuple[jax.Array, jax.Array, Any, Transition, jax.Array]:
+    """Winner takes all: score latents [E, L, d] greedily, keep the best per instance, and
+    record one sampled rollout of each winner; only those rollouts reach the loss.
+
+    Returns the chosen latents [E, d], all greedy returns [E, L], the winners' episodes [E],
+    their transitions time-major [T, E, ...] and the live mask [T, E].
+    """
+    returns, _ = greedy_latent_returns(task, policy, params, instance_keys, latents)
+    _, chosen = winners_take_all(returns, latents)
+    episodes, transitions, live, _ = jax.vmap(
+        lambda ik, k, z: record_episode(task, policy, params, ik, k, 1.0, z)
+    )(instance_keys, jax.random.split(key, instance_keys.shape[0]), chosen)
+    batch = jax.tree_util.tree_map(lambda x: jnp.swapaxes(x, 0, 1), transitions)
+    return chosen, returns, episodes, batch, live.T
+
+
 def make_compass_update(
     task: Task, policy: Policy, config: PPOConfig, num_updates: int
 ) -> Callable[[CompassRunner], tuple[CompassRunner, CompassMetrics]]:
@@ -112,14 +135,8 @@ def make_compass_update(
         key, instance_key, latent_key, record_key, epoch_key = jax.random.split(runner.key, 5)
         instance_keys = train_keys(instance_key, num_envs)
         latents = sample_prior(latent_key, (num_envs, num_latents, policy.config.latent_dim))
-        returns, _ = greedy_latent_returns(task, policy, runner.params, instance_keys, latents)
-        _, chosen = winners_take_all(returns, latents)
-
-        episodes, transitions, live, _ = jax.vmap(
-            lambda ik, k, z: record_episode(task, policy, runner.params, ik, k, 1.0, z)
-        )(instance_keys, jax.random.split(record_key, num_envs), chosen)
-        batch = jax.tree_util.tree_map(lambda x: jnp.swapaxes(x, 0, 1), transitions)  # [T, E]
-        live = live.T
+        chosen, returns, episodes, batch, live = select_and_record(
+            task, policy, runner.params, instance_keys, latents, record_key)
         # Every episode has ended by the horizon, so no bootstrap value is needed.
         advantages, targets = gae(batch, jnp.zeros_like(batch.value[0]), config.gamma,
                                   config.gae_lambda)

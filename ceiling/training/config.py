@@ -153,10 +153,29 @@ def parse_scalar(text: str) -> Any:
         return text
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, except that a key given twice in one mapping is an error (plain
+    YAML keeps the last one silently, so a pasted block could override a setting unseen)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def load_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506  (a SafeLoader subclass)
+
+
 def shipped_overrides(task: str, algorithm: str) -> dict[str, Any]:
     """The per-task overrides shipped with ceiling for `task` (all algorithms, then one)."""
     text = resources.files("ceiling").joinpath("configs/train.yaml").read_text()
-    table = yaml.safe_load(text) or {}
+    table = load_yaml(text) or {}
     entry = table.get(task, {}) or {}
     merged = {k: v for k, v in entry.items() if k not in TRAIN_ALGORITHMS}
     merged.update(entry.get(algorithm, {}) or {})
@@ -168,7 +187,7 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise CeilingError(f"config file {path} does not exist")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = load_yaml(path.read_text()) or {}
     except yaml.YAMLError as err:
         raise CeilingError(f"config file {path} is not valid YAML: {err}") from None
     if not isinstance(data, dict):

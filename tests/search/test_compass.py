@@ -1,0 +1,164 @@
+"""COMPASS: conditioning, winner-takes-all selection, CMA-ES, and the two latent strategies."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ceiling.errors import CeilingError
+from ceiling.policies.networks import NetworkConfig, Policy, condition
+from ceiling.search import Budget, make_strategy, solve, solve_instances
+from ceiling.search.compass import CMA_ES, cma_generation, prior_centres
+from ceiling.tasks import instances, make
+from ceiling.training.compass import select_and_record, winners_take_all
+
+KEYS = instances("connector:con-5x5x3a", "test", 2)
+
+
+def spread(policy: Policy, params, key: jax.Array, scale: float = 1.0):
+    """Give a freshly conditioned policy a non-zero latent input, so latents differ."""
+    actor = dict(params["actor"]["params"])
+    shape = actor["latent_out"]["kernel"].shape
+    actor["latent_out"] = {"kernel": scale * jax.random.normal(key, shape)}
+    return {"actor": {"params": actor}, "critic": params["critic"]}
+
+
+@pytest.fixture(scope="module")
+def conditioned(small_policy):
+    policy, params = small_policy
+    compass_policy, compass_params = condition(policy, params, 8, jax.random.PRNGKey(1))
+    return compass_policy, spread(compass_policy, compass_params, jax.random.PRNGKey(2), 3.0)
+
+
+@pytest.mark.parametrize("task_name", ["rware:tiny-2ag-hard", "connector:con-5x5x3a", "smax:3m"])
+def test_fresh_conditioning_leaves_the_policy_unchanged(task_name) -> None:
+    spec = make(task_name).spec
+    base = Policy(spec, NetworkConfig("mappo", (128, 128), "relu"))
+    base_params = base.init(jax.random.PRNGKey(0))
+    policy, params = condition(base, base_params, 16, jax.random.PRNGKey(1))
+    obs = jax.random.normal(jax.random.PRNGKey(2), (5, spec.num_agents, *spec.observation_shape))
+    mask = jax.random.bernoulli(jax.random.PRNGKey(3), 0.7,
+                                (5, spec.num_agents, spec.num_actions)).at[..., 0].set(True)
+    expected = base.act(base_params, obs, mask)
+    for seed in range(3):
+        z = jax.random.uniform(jax.random.PRNGKey(10 + seed), (5, 16), minval=-1, maxval=1)
+        np.testing.assert_array_equal(policy.act(params, obs, mask, z), expected)
+    np.testing.assert_array_equal(policy.act(params, obs, mask), expected)  # z = 0
+    added = policy.num_parameters(params) - base.num_parameters(base_params)
+    assert 0 < added < 0.02 * base.num_parameters(base_params)
+    # Once the latent weights move, the latent does change the policy.
+    moved = spread(policy, params, jax.random.PRNGKey(4))
+    z = jnp.ones((5, 16))
+    assert not np.allclose(policy.act(moved, obs, mask, z), policy.act(moved, obs, mask, -z))
+
+
+def test_winner_takes_all_on_a_toy_batch() -> None:
+    returns = jnp.array([[1.0, 5.0, 2.0], [7.0, 0.0, 7.0], [3.0, 3.0, 3.0]])
+    latents = jnp.arange(3 * 3 * 2, dtype=jnp.float32).reshape(3, 3, 2)
+    winner, chosen = winners_take_all(returns, latents)
+    np.testing.assert_array_equal(winner, [1, 0, 0])  # ties: the first latent
+    np.testing.assert_array_equal(chosen, latents[jnp.arange(3), jnp.array([1, 0, 0])])
+
+
+def test_only_the_winning_latent_is_recorded_for_training(connector_task, conditioned) -> None:
+    policy, params = conditioned
+    keys = instances("connector:con-5x5x3a", "train", 3, key=jax.random.PRNGKey(5))
+    latents = jax.random.uniform(jax.random.PRNGKey(6), (3, 6, 8), minval=-1, maxval=1)
+    chosen, returns, _, batch, live = select_and_record(
+        connector_task, policy, params, keys, latents, jax.random.PRNGKey(7))
+    best = np.argmax(np.asarray(returns), axis=1)
+    np.testing.assert_array_equal(chosen, np.asarray(latents)[np.arange(3), best])
+    # The recorded log-probabilities are those of the winner's latent, not another one's.
+    logits = policy.act(params, batch.observation, batch.action_mask, chosen)
+    log_prob = jnp.take_along_axis(jax.nn.log_softmax(jnp.where(
+        jnp.isfinite(logits), logits, -1e9)), batch.action[..., None], -1)[..., 0]
+    weight = np.asarray(live)[..., None]
+    np.testing.assert_allclose(np.asarray(log_prob) * weight,
+                               np.asarray(batch.log_prob) * weight, atol=1e-5)
+    loser = np.asarray(latents)[np.arange(3), (best + 1) % 6]
+    other = policy.act(params, batch.observation, batch.action_mask, jnp.asarray(loser))
+    assert not np.allclose(np.asarray(other), np.asarray(logits))
+
+
+def test_cma_es_improves_a_latent_objective_over_generations() -> None:
+    target = jnp.linspace(-0.8, 0.8, 8)
+
+    def score(latents, _key):
+        return -((latents - target) ** 2).sum(-1), None
+
+    es = CMA_ES(population_size=16, solution=jnp.zeros(8))
+    params = es.default_params.replace(std_init=jnp.asarray(1.0))
+    state = es.init(jax.random.PRNGKey(0), jnp.zeros(8), params)
+    step = jax.jit(lambda s, k: cma_generation(es, params, s, k, score)[::2])
+    best = []
+    for key in jax.random.split(jax.random.PRNGKey(1), 60):
+        state, values = step(state, key)
+        best.append(float(values.max()))
+    assert np.mean(best[-5:]) > np.mean(best[:5]) + 1.0
+    assert best[-1] > -0.01  # within 0.1 of the target
+    assert float(np.linalg.norm(np.asarray(state.mean) - np.asarray(target))) < 0.1
+
+
+def test_prior_centres_are_spread_inside_the_box() -> None:
+    centres = prior_centres(16, 3)
+    assert centres.shape == (3, 16) and np.all(np.abs(centres) <= 1.0)
+    distances = [np.linalg.norm(centres[i] - centres[j]) for i in range(3) for j in range(i)]
+    assert min(distances) > 0.5
+    np.testing.assert_array_equal(centres, prior_centres(16, 3))  # deterministic
+
+
+@pytest.mark.parametrize("strategy_name", ["compass", "latent-sampling"])
+@pytest.mark.parametrize("task_name", ["rware:tiny-2ag", "connector:con-5x5x3a", "smax:3m"])
+def test_latent_strategies_replay_and_are_deterministic(task_name, strategy_name) -> None:
+    task = make(task_name)
+    base = Policy(task.spec, NetworkConfig("ippo", (16,), "relu"))
+    policy, params = condition(base, base.init(jax.random.PRNGKey(0)), 4, jax.random.PRNGKey(1))
+    params = spread(policy, params, jax.random.PRNGKey(2), 3.0)
+    strategy = make_strategy(strategy_name, task, policy, 8)
+    instance = instances(task_name, "test", 1)[0]
+    budget = Budget(rollouts=24, width=8)
+    first = solve(strategy, params, instance, budget, jax.random.PRNGKey(3))
+    second = solve(strategy, params, instance, budget, jax.random.PRNGKey(3))
+    assert first.rollouts == 24 and first.batches == 3
+    assert first.solution.verified == pytest.approx(first.solution.total_return, abs=1e-4)
+    np.testing.assert_array_equal(first.solution.actions, second.solution.actions)
+    assert [p.best_return for p in first.trace] == [p.best_return for p in second.trace]
+
+
+def test_compass_batches_over_instances_match_one_by_one(connector_task, conditioned) -> None:
+    policy, params = conditioned
+    strategy = make_strategy("compass", connector_task, policy, 8, num_distributions=2)
+    budget = Budget(rollouts=32, width=8)
+    together = solve_instances(strategy, params, KEYS, budget, jax.random.PRNGKey(0))
+    for solution in together:
+        assert solution.verified == pytest.approx(solution.total_return, abs=1e-4)
+    alone = solve(strategy, params, KEYS[0], budget, jax.random.split(jax.random.PRNGKey(0), 2)[0])
+    assert alone.solution.total_return == pytest.approx(together[0].total_return)
+
+
+def test_compass_beats_its_first_generation(connector_task, conditioned) -> None:
+    policy, params = conditioned
+    strategy = make_strategy("compass", connector_task, policy, 16)
+    result = solve(strategy, params, KEYS[1], Budget(rollouts=16 * 12, width=16),
+                   jax.random.PRNGKey(0))
+    assert result.trace[-1].best_return >= result.trace[0].best_return
+
+
+def test_bad_latent_strategy_input(connector_task, small_policy, conditioned) -> None:
+    policy, _ = small_policy
+    for name in ("compass", "latent-sampling"):
+        with pytest.raises(CeilingError, match="ceiling train --algo compass"):
+            make_strategy(name, connector_task, policy, 8)
+    compass_policy, _ = conditioned
+    with pytest.raises(CeilingError, match="population .* at least 4"):
+        make_strategy("compass", connector_task, compass_policy, 3)
+    with pytest.raises(CeilingError, match="temperature must be >= 0"):
+        make_strategy("compass", connector_task, compass_policy, 8, temperature=-1.0)
+    with pytest.raises(CeilingError, match="num_distributions"):
+        make_strategy("compass", connector_task, compass_policy, 8, num_distributions=0)
+    with pytest.raises(CeilingError, match="valid options: num_distributions"):
+        make_strategy("compass", connector_task, compass_policy, 8, sigma=1.0)
+    with pytest.raises(CeilingError, match="already latent-conditioned"):
+        condition(compass_policy, None, 8, jax.random.PRNGKey(0))
