@@ -282,7 +282,9 @@ def cmd_solve(args: argparse.Namespace) -> int:
 
 # -- ceiling demo ----------------------------------------------------------------------------
 DEMO_TASK = "rware:tiny-2ag-hard"
+DEMO_ALGORITHM = "mappo"  # the best zero-shot policy shipped for DEMO_TASK
 DEMO_STRATEGIES = ("greedy", "sampling", "sgbs", "finetune")
+COMPASS_STRATEGIES = ("compass", "latent-sampling")  # with the COMPASS checkpoint, if shipped
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -311,12 +313,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
                       f"{sampled['mean_return']:.3f}", f"{random['mean_return']:.3f}",
                       "-" if win is None else f"{win:.2f}")
     console.print(table)
-    if args.search_instances > 0 and (DEMO_TASK, "ippo") in shipped:
-        demo_search(args, shipped[(DEMO_TASK, "ippo")], plot, console)
+    if args.search_instances > 0 and (DEMO_TASK, DEMO_ALGORITHM) in shipped:
+        demo_search(args, shipped[(DEMO_TASK, DEMO_ALGORITHM)], shipped.get(
+            (DEMO_TASK, "compass")), plot, console)
     return 0
 
 
-def demo_search(args: argparse.Namespace, path: Path, plot: Path, console: Any) -> None:
+def demo_search(
+    args: argparse.Namespace, path: Path, compass_path: Path | None, plot: Path, console: Any
+) -> None:
     """Each strategy at a short budget on a few instances: a table and an anytime plot."""
     from rich.table import Table
 
@@ -325,15 +330,24 @@ def demo_search(args: argparse.Namespace, path: Path, plot: Path, console: Any) 
     from ceiling.search.compare import compare, plot_anytime, summarise_comparison
 
     checkpoint = load_checkpoint(path, task=DEMO_TASK)
+    strategies: tuple[str, ...] = DEMO_STRATEGIES
+    others = {}
+    if compass_path is not None:
+        compass = load_checkpoint(compass_path, task=DEMO_TASK)
+        strategies += COMPASS_STRATEGIES
+        others = {name: compass for name in COMPASS_STRATEGIES}
     budget = Budget(seconds=args.seconds, width=args.width)
     with console.status("searching") as status:
         results = compare(
-            checkpoint, DEMO_STRATEGIES, args.search_instances, budget,
+            checkpoint, strategies, args.search_instances, budget,
             on_result=lambda name, index, result: status.update(
                 f"{name} on instance {index}: return {result.solution.verified:.2f}"),
+            other_checkpoints=others,
         )
-    title = (f"IPPO on {DEMO_TASK}: {args.search_instances} test instances, "
-             f"{args.seconds:g} s per instance, width {args.width}")
+    title = (f"{checkpoint.algorithm.upper()} on {DEMO_TASK}"
+             + (" (compass strategies: its COMPASS checkpoint)" if others else "")
+             + f": {args.search_instances} test instances, {args.seconds:g} s per instance, "
+             f"width {args.width}")
     table = Table(title=title)
     for column in ("strategy", "mean return", "95% CI", "rollouts", "gain over greedy"):
         table.add_column(column, justify="left" if column == "strategy" else "right")

@@ -8,7 +8,7 @@ return against wall-clock seconds.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,17 +28,23 @@ def compare(
     budget: Budget,
     seed: int = 0,
     on_result: Callable[[str, int, SearchResult], None] | None = None,
+    other_checkpoints: Mapping[str, Checkpoint] | None = None,
 ) -> dict[str, list[SearchResult]]:
-    """{strategy: [result per instance]} on the first `num_instances` test instances."""
+    """{strategy: [result per instance]} on the first `num_instances` test instances.
+
+    Strategies named in `other_checkpoints` search with that checkpoint instead (COMPASS's
+    strategies need its latent-conditioned one, trained from `checkpoint`).
+    """
     task = make(checkpoint.task_name)
     keys = instances(checkpoint.task_name, "test", num_instances)
-    built = {name: make_strategy(name, task, checkpoint.policy, budget.width)
+    used = {name: (other_checkpoints or {}).get(name, checkpoint) for name in strategies}
+    built = {name: make_strategy(name, task, used[name].policy, budget.width)
              for name in strategies}  # every option error before anything compiles
     results: dict[str, list[SearchResult]] = {}
     for name, strategy in built.items():
         results[name] = []
         for index in range(num_instances):
-            result = solve(strategy, checkpoint.params, keys[index], budget,
+            result = solve(strategy, used[name].params, keys[index], budget,
                            jax.random.PRNGKey(seed + index))
             results[name].append(result)
             if on_result is not None:

@@ -41,3 +41,22 @@ def test_anytime_curve_is_a_step_function_of_the_trace() -> None:
                           np.array([0.0, 0.6, 1.0, 2.0, 3.0]))
     assert np.isnan(curve[0]) and np.isnan(curve[1])  # the first instance has no point yet
     np.testing.assert_allclose(curve[2:], [1.5, 2.0, 4.0])
+
+
+def test_compare_runs_compass_strategies_with_their_own_checkpoint(tmp_path, small_policy) -> None:
+    import jax
+
+    from ceiling.policies.networks import condition
+
+    policy, params = small_policy
+    base = load_checkpoint(save_checkpoint(tmp_path / "base", policy, params))
+    conditioned, conditioned_params = condition(policy, params, 4, jax.random.PRNGKey(0))
+    compass = load_checkpoint(save_checkpoint(tmp_path / "compass", conditioned,
+                                              conditioned_params))
+    results = compare(base, ["greedy", "compass"], 1, Budget(rollouts=16, width=8),
+                      other_checkpoints={"compass": compass})
+    # A freshly conditioned policy acts like its base for every latent: its arg-max rollouts
+    # all equal the base's greedy one, so COMPASS finds exactly the greedy return.
+    assert results["compass"][0].solution.verified == pytest.approx(
+        results["greedy"][0].solution.verified)
+    assert results["compass"][0].rollouts == 16
