@@ -1,11 +1,13 @@
 """Solution quality of each strategy under a time budget, on the test instances of each task.
 
-For every task, the base policy is the best shipped zero-shot policy: every shipped checkpoint
-of the task (IPPO, MAPPO, ...) is evaluated greedily on the same test instances and the one with
-the higher mean return is used, as in the reference study ("gain over the best zero-shot
-policy"). Each strategy then searches each of the first `--instances` test instances for
-`--seconds` (one or more budgets) at `--width` parallel attempts, through `ceiling.search.solve`
-(compile time excluded, every solution replayed and verified).
+For every task, the base policy is the best shipped zero-shot policy: every shipped IPPO/MAPPO
+checkpoint of the task is evaluated greedily on the same test instances and the one with the
+higher mean return is used, as in the reference study ("gain over the best zero-shot
+policy"). COMPASS's strategies (`compass`, `latent-sampling`) search with the task's shipped
+COMPASS checkpoint instead, which was trained from that base policy. Each strategy then
+searches each of the first `--instances` test instances for `--seconds` (one or more budgets)
+at `--width` parallel attempts, through `ceiling.search.solve` (compile time excluded, every
+solution replayed and verified).
 
 Rows are appended to `--results` (JSON lines) as they finish, and a rerun skips the rows it
 already holds, so a long run can be stopped and resumed. The table printed at the end gives,
@@ -43,6 +45,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from throughput import environment as machine_environment  # noqa: E402  (a sibling script)
 
 SHIPPED_TASKS = ("rware:tiny-2ag-hard", "connector:con-5x5x3a", "smax:3m")
+BASE_ALGORITHMS = ("ippo", "mappo")
+LATENT_STRATEGIES = ("compass", "latent-sampling")
+TABLE_ORDER = ("greedy", "sampling", "sgbs", "finetune", "latent-sampling", "compass")
+
+
+def compass_checkpoint(task_name: str, base: Checkpoint) -> Checkpoint:
+    """The shipped COMPASS checkpoint of `task_name`; it must have been trained from `base`."""
+    path = shipped_checkpoints().get((task_name, "compass"))
+    if path is None:
+        raise SystemExit(f"no shipped COMPASS checkpoint for {task_name}")
+    checkpoint = load_checkpoint(path)
+    if checkpoint.policy.config.algorithm != base.algorithm:
+        raise SystemExit(f"the shipped COMPASS checkpoint of {task_name} was trained from "
+                         f"{checkpoint.policy.config.algorithm}, but the best zero-shot base "
+                         f"policy here is {base.algorithm}")
+    return checkpoint
 
 
 def best_zero_shot(task_name: str, num_instances: int) -> tuple[Checkpoint, dict[str, float]]:
@@ -52,7 +70,7 @@ def best_zero_shot(task_name: str, num_instances: int) -> tuple[Checkpoint, dict
     scores: dict[str, float] = {}
     best: Checkpoint | None = None
     for (name, algorithm), path in sorted(shipped_checkpoints().items()):
-        if name != task_name:
+        if name != task_name or algorithm not in BASE_ALGORITHMS:
             continue
         checkpoint = load_checkpoint(path)
         episodes = evaluate_batch(task, checkpoint.policy, checkpoint.params, keys,
@@ -105,20 +123,22 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         task = make(task_name)
         keys = instances(task_name, "test", args.instances)
         for strategy_name in args.strategies:
-            strategy = make_strategy(strategy_name, task, checkpoint.policy, args.width,
+            used = (compass_checkpoint(task_name, checkpoint)
+                    if strategy_name in LATENT_STRATEGIES else checkpoint)
+            strategy = make_strategy(strategy_name, task, used.policy, args.width,
                                      **options.get(strategy_name, {}))
             budgets = [None] if strategy_name == "greedy" else args.seconds
             for seconds in budgets:
                 budget = Budget(seconds=seconds if seconds is not None else 1.0,
                                 width=args.width)
                 for index in range(args.instances):
-                    row = {"task": task_name, "algorithm": checkpoint.algorithm,
+                    row = {"task": task_name, "algorithm": used.algorithm,
                            "strategy": strategy_name,
                            "options": options.get(strategy_name, {}), "seconds": seconds,
                            "width": args.width, "instance": index, "seed": args.seed}
                     if row_key(row) in done:
                         continue
-                    result = solve(strategy, checkpoint.params, keys[index], budget,
+                    result = solve(strategy, used.params, keys[index], budget,
                                    jax.random.PRNGKey(args.seed + index))
                     row.update(total_return=result.solution.verified,
                                won=result.solution.won, rollouts=result.rollouts,
@@ -133,7 +153,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def table(rows: list[dict[str, Any]], tasks: list[str], num_instances: int) -> str:
-    lines = ["| task | base | strategy | budget | mean return [95 % CI] | gain over greedy "
+    lines = ["| task | policy | strategy | budget | mean return [95 % CI] | gain over greedy "
              "| better / worse than greedy | rollouts |",
              "|---|---|---|---|---|---|---|---|"]
     for task_name in tasks:
@@ -144,7 +164,11 @@ def table(rows: list[dict[str, Any]], tasks: list[str], num_instances: int) -> s
         for r in mine:
             label = r["strategy"] + "".join(f" {k}={v}" for k, v in sorted(r["options"].items()))
             groups.setdefault((label, r["seconds"], r["algorithm"]), []).append(r)
-        for (label, seconds, algorithm), group in groups.items():
+        order = {name: i for i, name in enumerate(TABLE_ORDER)}
+        for (label, seconds, algorithm), group in sorted(
+                groups.items(), key=lambda item: (item[0][0] != "greedy",
+                                                  item[0][1] or 0.0,
+                                                  order.get(item[0][0].split()[0], 99))):
             returns = np.array([r["total_return"] for r in group])
             summary = summarise(returns, None)
             low, high = summary["ci95"]
