@@ -2,21 +2,28 @@
 # Retrains the shipped checkpoints with `ceiling train` and the per-task settings in
 # ceiling/configs/train.yaml, then copies each run's final checkpoint and its config, metrics,
 # convergence report and learning curve into ceiling/checkpoints/. Usage:
-#   scripts/train_shipped.sh [TASK:ALGO ...]     (default: all six)
+#   scripts/train_shipped.sh [TASK:ALGO ...]     (default: all nine)
+# ALGO compass trains from the shipped checkpoint of $COMPASS_BASE (default mappo, the best
+# zero-shot policy on each shipped task), so it must come after that one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${RUNS:-runs/shipped}
 pairs=("$@")
 if [ ${#pairs[@]} -eq 0 ]; then
   pairs=(rware:tiny-2ag-hard:ippo connector:con-5x5x3a:ippo connector:con-5x5x3a:mappo
-         smax:3m:ippo smax:3m:mappo rware:tiny-2ag-hard:mappo)
+         smax:3m:ippo smax:3m:mappo rware:tiny-2ag-hard:mappo
+         rware:tiny-2ag-hard:compass connector:con-5x5x3a:compass smax:3m:compass)
 fi
 for pair in "${pairs[@]}"; do
   algo=${pair##*:}
   task=${pair%:*}
   name=${task/:/-}
   out="$runs/$name-$algo"
-  ceiling train --task "$task" --algo "$algo" --out "$out" --force --quiet
+  from=()
+  if [ "$algo" = compass ]; then
+    from=(--from "ceiling/checkpoints/$name/${COMPASS_BASE:-mappo}")
+  fi
+  ceiling train --task "$task" --algo "$algo" "${from[@]}" --out "$out" --force --quiet
   dest="ceiling/checkpoints/$name/$algo"
   rm -rf "$dest" && mkdir -p "$dest"
   cp "$out"/last/* "$out"/config.yaml "$out"/metrics.jsonl "$out"/convergence.json \
