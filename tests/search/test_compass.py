@@ -109,8 +109,10 @@ def test_prior_centres_are_spread_inside_the_box() -> None:
     np.testing.assert_array_equal(centres, prior_centres(16, 3))  # deterministic
 
 
-@pytest.mark.parametrize("strategy_name", ["compass", "latent-sampling"])
-@pytest.mark.parametrize("task_name", ["rware:tiny-2ag", "connector:con-5x5x3a", "smax:3m"])
+@pytest.mark.parametrize(("task_name", "strategy_name"), [
+    ("rware:tiny-2ag", "compass"), ("smax:3m", "compass"), ("connector:con-5x5x3a", "compass"),
+    ("connector:con-5x5x3a", "latent-sampling"),
+])
 def test_latent_strategies_replay_and_are_deterministic(task_name, strategy_name) -> None:
     task = make(task_name)
     base = Policy(task.spec, NetworkConfig("ippo", (16,), "relu"))
@@ -136,14 +138,6 @@ def test_compass_batches_over_instances_match_one_by_one(connector_task, conditi
         assert solution.verified == pytest.approx(solution.total_return, abs=1e-4)
     alone = solve(strategy, params, KEYS[0], budget, jax.random.split(jax.random.PRNGKey(0), 2)[0])
     assert alone.solution.total_return == pytest.approx(together[0].total_return)
-
-
-def test_compass_beats_its_first_generation(connector_task, conditioned) -> None:
-    policy, params = conditioned
-    strategy = make_strategy("compass", connector_task, policy, 16)
-    result = solve(strategy, params, KEYS[1], Budget(rollouts=16 * 12, width=16),
-                   jax.random.PRNGKey(0))
-    assert result.trace[-1].best_return >= result.trace[0].best_return
 
 
 def test_bad_latent_strategy_input(connector_task, small_policy, conditioned) -> None:
