@@ -159,7 +159,6 @@ def table(rows: list[dict[str, Any]], tasks: list[str], num_instances: int) -> s
     for task_name in tasks:
         mine = [r for r in rows if r["task"] == task_name and r["instance"] < num_instances]
         greedy = {r["instance"]: r["total_return"] for r in mine if r["strategy"] == "greedy"}
-        greedy_mean = float(np.mean(list(greedy.values()))) if greedy else None
         groups: dict[tuple[str, Any, str], list[dict[str, Any]]] = {}
         for r in mine:
             label = r["strategy"] + "".join(f" {k}={v}" for k, v in sorted(r["options"].items()))
@@ -173,10 +172,13 @@ def table(rows: list[dict[str, Any]], tasks: list[str], num_instances: int) -> s
             summary = summarise(returns, None)
             low, high = summary["ci95"]
             gain = better = worse = "–"
-            if greedy_mean is not None and label != "greedy":
-                gain = f"{100 * (returns.mean() - greedy_mean) / abs(greedy_mean):+.1f} %"
+            if greedy and label != "greedy":
+                # Against greedy on the same instances (a budget may cover fewer of them).
                 paired = [(r["total_return"], greedy[r["instance"]]) for r in group
                           if r["instance"] in greedy]
+                base = float(np.mean([b for _, b in paired]))
+                mean = float(np.mean([a for a, _ in paired]))
+                gain = f"{100 * (mean - base) / abs(base):+.1f} %"
                 better = str(sum(a > b + 1e-6 for a, b in paired))
                 worse = str(sum(a < b - 1e-6 for a, b in paired))
             budget = "1 rollout" if seconds is None else f"{seconds:g} s"
