@@ -99,7 +99,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     result = run_bench(library, rollouts=args.rollouts,
                        on_progress=None if args.quiet else console.print)
     command = (f"ceiling reuse bench --library {shlex.quote(args.library)} --grid {args.grid} "
-               f"--out {shlex.quote(args.out)} --rollouts {args.rollouts}")
+               f"--out {shlex.quote(args.out)} --rollouts {args.rollouts}"
+               + (" --force" if args.force else ""))
     path = write_results(result, args.out, command, args.force)
     console.print(path.read_text())
     return 0
@@ -118,7 +119,7 @@ def add_reuse_parser(sub: Any) -> None:
     p.add_argument("--force", action="store_true", help="replace an existing library")
     p.add_argument("--steps-per-chunk", type=int, default=50_000,
                    help="Q-learning steps between convergence checks")
-    p.add_argument("--max-chunks", type=int, default=40, help="cap on training chunks")
+    p.add_argument("--max-chunks", type=int, default=200, help="cap on training chunks")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_build)
 
