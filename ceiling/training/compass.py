@@ -247,7 +247,7 @@ def plot_compass_curve(records: list[dict[str, Any]], title: str, path: Path) ->
                 "s--", markersize=3, label="test: z = 0")
     ax.set_title(title, fontsize=9)
     ax.set_xlabel("simulated environment steps")
-    ax.set_ylabel("team return (training instances)")
+    ax.set_ylabel("team return (lines: training instances; markers: test)")
     spread_ax.set_title("latent specialisation: spread of greedy returns per instance",
                         fontsize=9)
     spread_ax.set_xlabel("simulated environment steps")
