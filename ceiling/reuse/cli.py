@@ -27,7 +27,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     from ceiling.reuse.qlearning import QLearningConfig
 
     check_size(args.grid)
-    config = QLearningConfig(steps_per_chunk=args.steps_per_chunk, max_chunks=args.max_chunks)
+    config = QLearningConfig(steps_per_chunk=args.steps_per_chunk, max_chunks=args.max_chunks,
+                             optimistic=not args.no_optimism)
     console = _console()
     manifest = build_library(args.out, args.grid, args.layouts, args.seeds, force=args.force,
                              config=config, on_progress=None if args.quiet else console.print)
@@ -120,6 +121,9 @@ def add_reuse_parser(sub: Any) -> None:
     p.add_argument("--steps-per-chunk", type=int, default=50_000,
                    help="Q-learning steps between convergence checks")
     p.add_argument("--max-chunks", type=int, default=200, help="cap on training chunks")
+    p.add_argument("--no-optimism", action="store_true",
+                   help="zero-initialised Q instead of optimistic: narrower supports (a "
+                        "support-limited library), and no optimality certificate")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_build)
 

@@ -25,17 +25,21 @@ trajectory from the start (ties to the lowest action) consists of visited pairs 
 are fixed points of the backup (`tight`), its discounted return equals Q(start) ≥ V*(start), so
 it is optimal for the learner's discount. A learner stops (and is frozen: no more updates,
 steps or visits) once the certificate has held for `patience` consecutive chunks after
-`min_chunks`. At γ = 0 the certificate says each greedy step is one-step optimal, which is all a
-myopic learner can be; Q is then the immediate reward on the visited pairs, as Lever's
-support-limited regime needs.
+`min_chunks`. At γ = 0 the certificate says each greedy step is one-step optimal, which is all
+a myopic learner can be; Q is then the immediate reward on the visited pairs, as Lever's
+support-limited regime needs (optimism only makes it try each action once where it goes).
 
-Exploring starts (a share of episodes begins at a random empty cell, no flags) broaden the
-data behind the library's successor features and GPI beyond the start route; the flags are not
-randomised by default (`random_flags = 0`), so a library policy's support is still only the
-flag layers its own behaviour reached, which is what makes coverage a real constraint. Visit
-counts are each learner's *support*: the transitions it actually saw. Optimism is an
-exploration device only: the returned Q-tables hold 0 at pairs never tried (no information),
-as they would without it.
+The price of optimism is breadth: to certify a route, a learner must rule out every pair whose
+optimistic value could still beat it, so at γ = 0.99 its support (visit counts: the transitions
+it actually saw) spans most flag layers, and a library trained this way covers the optimal
+trajectory of every composite. For a support-limited library, `optimistic = False` keeps the
+earlier zero-initialised learner (`ceiling reuse build --no-optimism`): narrower supports, but
+Q is then not an upper bound and the same test only says the greedy route is self-consistent,
+not that it is optimal. Exploring starts (a share of episodes begins at a random empty cell,
+no flags; `random_flags` also draws the collected flags) broaden the data behind the library's
+successor features; flag-randomised starts alone did not make zero-initialised learning
+converge (see above), so they are off by default. Optimism is an exploration device only: the
+returned Q-tables hold 0 at pairs never tried (no information), as they would without it.
 """
 
 from __future__ import annotations
