@@ -86,7 +86,8 @@ def coverage(trajectory: np.ndarray, support: np.ndarray) -> Coverage:
 
 def reference_trajectory(library: Library, layout: int, weights: np.ndarray) -> np.ndarray:
     """The optimal trajectory for `weights` on the layout's true model (γ = 0.99, ties to the
-    lowest action): the coverage reference when no policy trained from scratch is at hand."""
+    lowest action): the coverage reference of `ceiling reuse query` and `ceiling reuse bench`.
+    Where several routes are optimal this is one of them."""
     data = library.layout(layout)
     q = value_iteration(data.tables, weights, ORACLE_GAMMA)
     return optimal_trajectory(data.tables, q, data.layout.start_state, data.layout.horizon)
