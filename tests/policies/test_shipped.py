@@ -16,7 +16,7 @@ MARGIN = {"rware:tiny-2ag-hard": 3.0, "connector:con-5x5x3a": 1.0, "smax:3m": 0.
 def test_every_required_checkpoint_is_shipped() -> None:
     shipped = shipped_checkpoints()
     for task in TASKS:
-        for algorithm in ("ippo", "mappo"):
+        for algorithm in ("ippo", "mappo", "compass"):
             assert (task, algorithm) in shipped
             directory = shipped[(task, algorithm)]
             for name in ("config.yaml", "learning_curve.png", "metrics.jsonl",
@@ -35,3 +35,26 @@ def test_shipped_checkpoint_beats_random(task: str, algorithm: str) -> None:
     assert trained["mean_return"] > random["mean_return"] + MARGIN[task], (trained, random)
     if trained["win_rate"] is not None:
         assert trained["win_rate"] >= 0.5 > random["win_rate"]
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_shipped_compass_checkpoints_have_specialised_latents(task: str) -> None:
+    import jax
+    import numpy as np
+
+    from ceiling.search.compass import sample_prior
+    from ceiling.tasks import instances, make
+    from ceiling.training.compass import greedy_latent_returns
+
+    checkpoint = load_checkpoint(shipped_checkpoint(task, "compass"), task=task)
+    config = checkpoint.policy.config
+    assert config.conditioned and config.latent_dim == 16
+    assert checkpoint.manifest["network"]["latent_prior"] == "uniform[-1, 1]"
+    base = str(checkpoint.manifest["training"]["from"])
+    assert base.endswith(f"/{config.algorithm}")
+    # Different latents are different policies: their greedy returns differ on test instances.
+    keys = instances(task, "test", 8)
+    latents = sample_prior(jax.random.PRNGKey(1), (8, 16, 16))
+    returns, _ = greedy_latent_returns(make(task), checkpoint.policy, checkpoint.params, keys,
+                                       latents)
+    assert float(np.asarray(returns).std(axis=1).max()) > 0.0
