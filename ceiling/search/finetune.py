@@ -124,8 +124,9 @@ def _number(name: str, value: Any, rule: str, test: Callable[[float], bool]) -> 
 
 
 class FineTune(Strategy):
-    """Fine-tuning search. The defaults (learning rate 3e-4, 4 updates per batch, no imitation)
-    were the best or tied in a small sweep on connector:con-5x5x3a; see BENCHMARKS.md."""
+    """Fine-tuning search. The defaults (learning rate 3e-4, 4 updates per batch, all
+    parameters, no imitation) tied with every alternative tried in a sweep on
+    rware:tiny-2ag-hard (BENCHMARKS.md, "Fine-tuning defaults")."""
 
     name = "finetune"
 
