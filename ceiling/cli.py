@@ -434,6 +434,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
     from ceiling.reuse.cli import add_reuse_parser
     add_reuse_parser(sub)
+    from ceiling.bench.cli import add_bench_parsers
+    add_bench_parsers(sub)
     return parser
 
 

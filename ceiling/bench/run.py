@@ -1,0 +1,190 @@
+"""Running a suite's cells: the shared cell computation and the local (in-process) executor.
+
+A cell's result depends only on the cell: its instance key is the `instance`-th test key and
+its search key is `fold_in(PRNGKey(seed), instance)`, so with a rollout budget any executor,
+any order and any resume produce the same returns. Cells sharing (task, checkpoint, strategy,
+options, width) share one strategy object, so its jitted step compiles once (`make_strategy`
+once, `solve` per cell). Every strategy is built before the first cell runs, so a bad option
+value fails the sweep before an hour of it has been spent. The driver alone writes the store,
+one transaction per finished cell.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import jax
+import numpy as np
+
+from ceiling.bench.store import Row, Store
+from ceiling.bench.suite import Cell, Suite
+from ceiling.errors import CeilingError
+
+GroupKey = tuple[str, str, str, str, int]
+
+
+@dataclasses.dataclass
+class SweepStats:
+    """What a sweep did; `solve_seconds` is time inside `solve`, the rest is the harness."""
+
+    total: int = 0
+    skipped: int = 0
+    done: int = 0
+    failed: int = 0
+    running: int = 0
+    wall_seconds: float = 0.0
+    solve_seconds: float = 0.0
+
+
+class Prepared:
+    """Loaded checkpoints and built strategies for one process (the driver or a worker)."""
+
+    def __init__(self) -> None:
+        self.checkpoints: dict[str, Any] = {}
+        self.strategies: dict[GroupKey, Any] = {}
+
+    def checkpoint(self, path: str) -> Any:
+        from ceiling.policies.checkpoint import load_checkpoint
+
+        if path not in self.checkpoints:
+            self.checkpoints[path] = load_checkpoint(path)
+        return self.checkpoints[path]
+
+    def strategy(self, cell: Cell) -> Any:
+        from ceiling.search import make_strategy
+        from ceiling.tasks import make
+
+        if cell.group not in self.strategies:
+            checkpoint = self.checkpoint(cell.checkpoint.path)
+            self.strategies[cell.group] = make_strategy(
+                cell.strategy, make(cell.task), checkpoint.policy, cell.width,
+                **cell.options_dict())
+        return self.strategies[cell.group]
+
+
+def preflight(suite: Suite, cells: list[Cell], prepared: Prepared) -> None:
+    """Build every strategy the cells need; raise one error listing every failure."""
+    problems: list[str] = []
+    for cell in cells:
+        if cell.group in prepared.strategies:
+            continue
+        try:
+            prepared.strategy(cell)
+        except CeilingError as err:
+            line = next((s.line for s in suite.strategies if s.name == cell.strategy
+                         and s.options == cell.options), 0)
+            message = f"  {suite.path}:{line}: {cell.strategy} on {cell.task}: {err}"
+            if message not in problems:
+                problems.append(message)
+    if problems:
+        raise CeilingError(f"suite {suite.path} cannot run:\n" + "\n".join(problems))
+
+
+def instance_key(task: str, instance: int) -> jax.Array:
+    from ceiling.tasks import instances
+
+    return instances(task, "test", instance + 1)[instance]
+
+
+def compute_cell(cell: Cell, suite_name: str, prepared: Prepared) -> tuple[Row, float]:
+    """Search one cell; returns its row and the seconds spent inside `solve`."""
+    from ceiling.search import Budget, SearchAborted, solve
+
+    strategy = prepared.strategy(cell)
+    checkpoint = prepared.checkpoint(cell.checkpoint.path)
+    budget = Budget(seconds=cell.seconds, rollouts=cell.rollouts, width=cell.width)
+    key = jax.random.fold_in(jax.random.PRNGKey(cell.seed), cell.instance)
+    aborted = None
+    start = time.perf_counter()
+    try:
+        result = solve(strategy, checkpoint.params, instance_key(cell.task, cell.instance),
+                       budget, key)
+    except SearchAborted as err:
+        result, aborted = err.result, str(err)
+    solve_seconds = time.perf_counter() - start
+    solution = result.solution
+    row = Row(
+        config_hash=cell.key, suite=suite_name, task=cell.task, instance=cell.instance,
+        checkpoint=cell.checkpoint.spec, algorithm=cell.checkpoint.algorithm,
+        checkpoint_sha256=cell.checkpoint.sha256, strategy=cell.strategy, options=cell.options,
+        seconds=cell.seconds, rollouts=cell.rollouts, width=cell.width, seed=cell.seed,
+        total_return=float(solution.total_return), won=solution.won,
+        verified=bool(np.isclose(solution.verified, solution.total_return, atol=1e-4)),
+        verified_return=float(solution.verified), aborted=aborted,
+        trace=json.dumps([[p.seconds, p.rollouts, p.best_return] for p in result.trace]),
+        compile_seconds=float(result.compile_seconds), search_seconds=float(result.seconds),
+        rollouts_done=int(result.rollouts),
+    )
+    return row, solve_seconds
+
+
+def store_random_baselines(suite: Suite, store: Store, prepared: Prepared) -> None:
+    """The uniform random policy's return on each task's instances (the normalisation's min).
+
+    All-zero parameters give uniform logits over the legal actions, whatever the network.
+    """
+    from ceiling.policies.rollout import evaluate_batch
+    from ceiling.tasks import instances, make
+
+    stored = store.baselines("random")
+    for task, refs in suite.tasks.items():
+        if len(stored.get(task, {})) >= suite.instances or not refs:
+            continue
+        checkpoint = prepared.checkpoint(refs[0].path)
+        zeros = jax.tree_util.tree_map(jax.numpy.zeros_like, checkpoint.params)
+        episodes = evaluate_batch(make(task), checkpoint.policy, zeros,
+                                  instances(task, "test", suite.instances),
+                                  jax.random.PRNGKey(0), greedy=False)
+        store.add_baselines(task, "random", np.asarray(episodes.total_return).tolist())
+
+
+def pending_cells(suite: Suite, store: Store) -> tuple[list[Cell], int]:
+    """The cells not yet stored, and how many were skipped."""
+    cells = suite.cells()
+    stored = store.stored_keys()
+    pending = [c for c in cells if c.key not in stored]
+    return pending, len(cells) - len(pending)
+
+
+def run_local(
+    suite: Suite, store: Store, cells: list[Cell], prepared: Prepared,
+    on_update: Callable[[SweepStats, str], None] | None = None, stats: SweepStats | None = None,
+) -> SweepStats:
+    """Run `cells` in this process, storing each as it finishes."""
+    stats = stats or SweepStats(total=len(cells))
+    start = time.perf_counter()
+    for cell in cells:
+        stats.running = 1
+        if on_update is not None:
+            on_update(stats, describe(cell))
+        try:
+            row, solve_seconds = compute_cell(cell, suite.name, prepared)
+        except CeilingError as err:
+            store.add_failure(cell.key, cell.task, cell.strategy, str(err))
+            stats.failed += 1
+        else:
+            store.add(row)
+            stats.done += 1
+            stats.solve_seconds += solve_seconds
+        stats.running = 0
+    stats.wall_seconds += time.perf_counter() - start
+    if on_update is not None:
+        on_update(stats, "")
+    return stats
+
+
+def describe(cell: Cell) -> str:
+    budget = " ".join(part for part in (
+        f"{cell.seconds:g}s" if cell.seconds is not None else "",
+        f"{cell.rollouts}r" if cell.rollouts is not None else "") if part)
+    return (f"{cell.task} {cell.checkpoint.algorithm} {cell.strategy} {budget} w{cell.width} "
+            f"#{cell.instance} s{cell.seed}")
+
+
+def batched(items: list[Cell], size: int) -> Iterator[list[Cell]]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]

@@ -1,0 +1,375 @@
+"""Suites: a YAML file naming what to benchmark, validated in full before anything runs.
+
+A sweep may take hours, so a typo found after the first hour is a lost hour. `load_suite` walks
+the YAML node tree (not the plain loaded data) so that every problem carries its line number,
+collects *all* problems, and raises one `CeilingError` listing them. The schema:
+
+    name: smoke                      # used in captions and the store
+    instances: 2                     # the first N test instances of every task
+    seeds: [0]                       # search seeds; a cell's key is fold_in(seed, instance)
+    widths: [16]                     # parallel attempts per batch
+    budgets:                         # each: seconds and/or rollouts (a multiple of every width)
+      - {rollouts: 64}
+    tasks:
+      connector:con-5x5x3a:
+        checkpoints: [shipped:ippo, shipped:compass]   # `shipped:ALGO` or a checkpoint path
+    strategies:
+      - greedy                       # a name, or a mapping with options
+      - {name: sampling, options: {temperature: 1.0}}
+
+Cells are the cross product. COMPASS's strategies (`compass`, `latent-sampling`) pair with
+the task's latent-conditioned checkpoints and every other strategy with the others. Greedy is
+deterministic and budget-free, so it gets one zero-shot cell per checkpoint and instance (width
+1, one rollout, seed 0) whatever the budgets, widths and seeds. A relative checkpoint path is
+looked up from the working directory, then from the suite file's directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ceiling.errors import CeilingError
+
+LATENT_STRATEGIES = ("compass", "latent-sampling")
+TOP_LEVEL_KEYS = ("name", "description", "instances", "seeds", "widths", "budgets", "tasks",
+                  "strategies")
+REQUIRED_KEYS = ("name", "instances", "widths", "budgets", "tasks", "strategies")
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckpointRef:
+    spec: str  # as written in the suite: `shipped:ippo` or a path
+    path: str  # the resolved checkpoint directory
+    algorithm: str  # the manifest's algorithm label (ippo, mappo, compass)
+    latent: bool  # latent-conditioned (COMPASS)
+    sha256: str  # of the parameters: a changed checkpoint makes new cells
+
+
+@dataclasses.dataclass(frozen=True)
+class StrategyEntry:
+    name: str
+    options: str  # canonical JSON of the options
+    line: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+    """One (task, instance, checkpoint, strategy, options, budget, width, seed)."""
+
+    task: str
+    checkpoint: CheckpointRef
+    strategy: str
+    options: str  # canonical JSON
+    seconds: float | None
+    rollouts: int | None
+    width: int
+    instance: int
+    seed: int
+
+    @property
+    def key(self) -> str:
+        """The config hash: what a stored row is looked up by (resume skips these)."""
+        identity = {
+            "task": self.task, "checkpoint_sha256": self.checkpoint.sha256,
+            "strategy": self.strategy, "options": self.options, "seconds": self.seconds,
+            "rollouts": self.rollouts, "width": self.width, "instance": self.instance,
+            "seed": self.seed,
+        }
+        return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:24]
+
+    @property
+    def group(self) -> tuple[str, str, str, str, int]:
+        """Cells sharing one compiled strategy object."""
+        return (self.task, self.checkpoint.path, self.strategy, self.options, self.width)
+
+    def options_dict(self) -> dict[str, Any]:
+        return dict(json.loads(self.options))
+
+
+@dataclasses.dataclass(frozen=True)
+class Suite:
+    name: str
+    path: str
+    description: str
+    instances: int
+    seeds: tuple[int, ...]
+    widths: tuple[int, ...]
+    budgets: tuple[tuple[float | None, int | None], ...]  # (seconds, rollouts)
+    tasks: dict[str, tuple[CheckpointRef, ...]]
+    strategies: tuple[StrategyEntry, ...]
+
+    def cells(self) -> list[Cell]:
+        """Every cell, grouped so that cells sharing a compiled strategy are adjacent."""
+        cells: list[Cell] = []
+        for task, checkpoints in self.tasks.items():
+            for entry in self.strategies:
+                latent = entry.name in LATENT_STRATEGIES
+                for checkpoint in checkpoints:
+                    if checkpoint.latent != latent:
+                        continue
+                    if entry.name == "greedy":
+                        cells.extend(Cell(task, checkpoint, entry.name, entry.options, None, 1,
+                                          1, i, 0) for i in range(self.instances))
+                        continue
+                    for width in self.widths:
+                        for seconds, rollouts in self.budgets:
+                            for seed in self.seeds:
+                                cells.extend(
+                                    Cell(task, checkpoint, entry.name, entry.options, seconds,
+                                         rollouts, width, i, seed)
+                                    for i in range(self.instances))
+        return cells
+
+
+class _Problems:
+    """Problems found so far, each with its 1-based line."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.items: list[tuple[int, str]] = []
+
+    def add(self, node: yaml.Node, message: str) -> None:
+        self.items.append((node.start_mark.line + 1, message))
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            lines = [f"  {self.path}:{line}: {message}" for line, message in sorted(self.items)]
+            raise CeilingError(f"suite {self.path} has {len(self.items)} problem(s):\n"
+                               + "\n".join(lines))
+
+
+def _value(node: yaml.Node) -> Any:
+    return yaml.SafeLoader("").construct_object(node, deep=True)  # type: ignore[no-untyped-call]
+
+
+def _int(node: yaml.Node, problems: _Problems, what: str, minimum: int = 0) -> int | None:
+    value = _value(node)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        problems.add(node, f"{what} must be an integer >= {minimum}, got {value!r}")
+        return None
+    return value
+
+
+def _int_list(node: yaml.Node, problems: _Problems, what: str, minimum: int) -> list[int]:
+    items = node.value if isinstance(node, yaml.SequenceNode) else [node]
+    if not items:
+        problems.add(node, f"{what} must not be empty")
+    return [v for v in (_int(item, problems, what, minimum) for item in items) if v is not None]
+
+
+def _resolve_checkpoint(
+    task: str, node: yaml.Node, suite_dir: Path, problems: _Problems
+) -> CheckpointRef | None:
+    from ceiling.policies.checkpoint import read_manifest
+    from ceiling.policies.shipped import shipped_checkpoints
+
+    spec = _value(node)
+    if not isinstance(spec, str) or not spec:
+        problems.add(node, f"a checkpoint is `shipped:ALGO` or a path, got {spec!r}")
+        return None
+    if spec.startswith("shipped:"):
+        algorithm = spec.partition(":")[2]
+        shipped = shipped_checkpoints()
+        if (task, algorithm) not in shipped:
+            valid = sorted(f"shipped:{a}" for t, a in shipped if t == task)
+            problems.add(node, f"no shipped {algorithm!r} checkpoint for {task}; shipped for "
+                               f"it: {', '.join(valid) or 'none (give a checkpoint path)'}")
+            return None
+        path = shipped[(task, algorithm)]
+    else:
+        path = Path(spec).expanduser()
+        if not path.is_absolute() and not path.exists():
+            path = suite_dir / path
+        if not path.is_dir():
+            problems.add(node, f"checkpoint {spec} not found (looked in the working directory "
+                               f"and in {suite_dir}); train one with `ceiling train {task}`")
+            return None
+    try:
+        manifest = read_manifest(path)
+    except CeilingError as err:
+        problems.add(node, str(err))
+        return None
+    if manifest["task"] != task:
+        problems.add(node, f"checkpoint {spec} was trained for {manifest['task']!r}, not {task!r}")
+        return None
+    latent = int(manifest["network"].get("latent_dim", 0)) > 0
+    return CheckpointRef(spec=spec, path=str(Path(path).resolve()),
+                         algorithm=str(manifest.get("algorithm", "?")), latent=latent,
+                         sha256=str(manifest["sha256"]))
+
+
+def _tasks(node: yaml.Node, suite_dir: Path, problems: _Problems
+           ) -> dict[str, tuple[CheckpointRef, ...]]:
+    from ceiling.tasks import names
+
+    valid = names()
+    tasks: dict[str, tuple[CheckpointRef, ...]] = {}
+    if not isinstance(node, yaml.MappingNode) or not node.value:
+        problems.add(node, "tasks must be a non-empty mapping TASK: {checkpoints: [...]}")
+        return tasks
+    for key_node, value_node in node.value:
+        task = _value(key_node)
+        if task not in valid:
+            problems.add(key_node, f"unknown task {task!r}; see `ceiling tasks` for the "
+                                   f"{len(valid)} valid names")
+            continue
+        checkpoints_node: yaml.Node | None = None
+        if isinstance(value_node, yaml.MappingNode):
+            for k, v in value_node.value:
+                if _value(k) == "checkpoints":
+                    checkpoints_node = v
+                else:
+                    problems.add(k, f"unknown key {_value(k)!r} under task {task} "
+                                    "(valid: checkpoints)")
+        if checkpoints_node is None:
+            problems.add(key_node, f"task {task} needs `checkpoints: [shipped:ALGO or path]`")
+            continue
+        items = (checkpoints_node.value if isinstance(checkpoints_node, yaml.SequenceNode)
+                 else [checkpoints_node])
+        refs = [_resolve_checkpoint(task, item, suite_dir, problems) for item in items]
+        tasks[task] = tuple(r for r in refs if r is not None)
+    return tasks
+
+
+def _strategies(node: yaml.Node, problems: _Problems) -> list[StrategyEntry]:
+    from ceiling.search import STRATEGIES, strategy_options
+
+    entries: list[StrategyEntry] = []
+    if not isinstance(node, yaml.SequenceNode) or not node.value:
+        problems.add(node, "strategies must be a non-empty list")
+        return entries
+    for item in node.value:
+        name_node, options_node = item, None
+        if isinstance(item, yaml.MappingNode):
+            fields = {_value(k): (k, v) for k, v in item.value}
+            for field, (k, _) in fields.items():
+                if field not in ("name", "options"):
+                    problems.add(k, f"unknown key {field!r} in a strategy (valid: name, options)")
+            if "name" not in fields:
+                problems.add(item, "a strategy mapping needs `name:`")
+                continue
+            name_node = fields["name"][1]
+            options_node = fields.get("options", (None, None))[1]
+        name = _value(name_node)
+        if name not in STRATEGIES:
+            problems.add(name_node, f"unknown strategy {name!r}; valid strategies: "
+                                    f"{', '.join(STRATEGIES)}")
+            continue
+        options: dict[str, Any] = {}
+        if options_node is not None:
+            if not isinstance(options_node, yaml.MappingNode):
+                problems.add(options_node, f"options of {name} must be a mapping")
+                continue
+            valid = strategy_options(name)
+            for k, v in options_node.value:
+                option = _value(k)
+                if option not in valid:
+                    problems.add(k, f"strategy {name!r} has no option {option!r}; valid "
+                                    f"options: {', '.join(valid) or 'none'}")
+                else:
+                    options[option] = _value(v)
+        entries.append(StrategyEntry(name, json.dumps(options, sort_keys=True),
+                                     name_node.start_mark.line + 1))
+    return entries
+
+
+def _budgets(node: yaml.Node, widths: list[int], problems: _Problems
+             ) -> list[tuple[float | None, int | None]]:
+    from ceiling.search import Budget
+
+    budgets: list[tuple[float | None, int | None]] = []
+    if not isinstance(node, yaml.SequenceNode) or not node.value:
+        problems.add(node, "budgets must be a non-empty list of {seconds: S} / {rollouts: N}")
+        return budgets
+    for item in node.value:
+        if not isinstance(item, yaml.MappingNode):
+            problems.add(item, "a budget is a mapping with seconds and/or rollouts")
+            continue
+        fields = {_value(k): (k, v) for k, v in item.value}
+        for field, (k, _) in fields.items():
+            if field not in ("seconds", "rollouts"):
+                problems.add(k, f"unknown budget key {field!r} (valid: seconds, rollouts)")
+        seconds = _value(fields["seconds"][1]) if "seconds" in fields else None
+        rollouts = _value(fields["rollouts"][1]) if "rollouts" in fields else None
+        if isinstance(seconds, int) and not isinstance(seconds, bool):
+            seconds = float(seconds)
+        ok = True
+        for width in widths or [1]:
+            try:
+                Budget(seconds=seconds, rollouts=rollouts, width=width)
+            except CeilingError as err:
+                problems.add(item, f"bad budget at width {width}: {err}")
+                ok = False
+                break
+        if ok:
+            budgets.append((seconds, rollouts))
+    return budgets
+
+
+def parse_suite(text: str, path: str = "<suite>") -> Suite:
+    """Validate suite YAML `text`; raise one CeilingError listing every problem with its line."""
+    problems = _Problems(path)
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        raise CeilingError(f"suite {path}{where} is not valid YAML: {err}") from None
+    if not isinstance(root, yaml.MappingNode):
+        raise CeilingError(f"suite {path} must be a YAML mapping with keys "
+                           f"{', '.join(REQUIRED_KEYS)}")
+    fields: dict[str, tuple[yaml.Node, yaml.Node]] = {}
+    for k, v in root.value:
+        key = _value(k)
+        if key not in TOP_LEVEL_KEYS:
+            problems.add(k, f"unknown key {key!r}; valid keys: {', '.join(TOP_LEVEL_KEYS)}")
+        else:
+            fields[key] = (k, v)
+    for key in REQUIRED_KEYS:
+        if key not in fields:
+            problems.add(root, f"missing required key {key!r}")
+    suite_dir = Path(path).resolve().parent
+
+    def get(key: str) -> yaml.Node | None:
+        return fields[key][1] if key in fields else None
+
+    name_node, instances_node, seeds_node = get("name"), get("instances"), get("seeds")
+    widths_node, budgets_node = get("widths"), get("budgets")
+    tasks_node, strategies_node = get("tasks"), get("strategies")
+    name = str(_value(name_node)) if name_node is not None else ""
+    instances = _int(instances_node, problems, "instances", 1) if instances_node else None
+    seeds = _int_list(seeds_node, problems, "seeds", 0) if seeds_node is not None else [0]
+    widths = _int_list(widths_node, problems, "widths", 1) if widths_node is not None else []
+    budgets = _budgets(budgets_node, widths, problems) if budgets_node is not None else []
+    tasks = _tasks(tasks_node, suite_dir, problems) if tasks_node is not None else {}
+    strategies = _strategies(strategies_node, problems) if strategies_node is not None else []
+
+    # Each strategy needs a checkpoint of its kind on every task.
+    if tasks_node is not None and isinstance(tasks_node, yaml.MappingNode):
+        task_lines = {_value(k): k for k, _ in tasks_node.value}
+        for task, refs in tasks.items():
+            for kind, wanted in (("latent-conditioned (COMPASS)", True), ("base", False)):
+                users = [s.name for s in strategies if (s.name in LATENT_STRATEGIES) == wanted]
+                if users and refs and not any(r.latent == wanted for r in refs):
+                    problems.add(task_lines[task], f"task {task} has no {kind} checkpoint for "
+                                                   f"{', '.join(sorted(set(users)))}")
+    problems.raise_if_any()
+    assert instances is not None
+    description = get("description")
+    return Suite(name=name, path=path,
+                 description=str(_value(description)) if description is not None else "",
+                 instances=instances, seeds=tuple(seeds), widths=tuple(widths),
+                 budgets=tuple(budgets), tasks=tasks, strategies=tuple(strategies))
+
+
+def load_suite(path: str | Path) -> Suite:
+    suite_path = Path(path)
+    if not suite_path.is_file():
+        raise CeilingError(f"suite file {suite_path} does not exist")
+    return parse_suite(suite_path.read_text(), str(suite_path))
