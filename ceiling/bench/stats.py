@@ -1,0 +1,195 @@
+"""Statistics over stored rows: normalised scores, IQM with stratified bootstrap CIs,
+probability of improvement, and per-task gain over the best zero-shot policy.
+
+The estimators are rliable's (Agarwal et al., 2021), implemented here in numpy because
+rliable's `library` module imports `arch`, whose releases that rliable allows do not import
+under pandas 3 (our environment); `tests/bench/test_stats.py` checks these against
+`rliable.metrics` on fixed data.
+
+- Per-task min-max normalisation, as in the reference study: min = the uniform random
+  policy's mean return on the same test instances (stored by the sweep in `baselines`), max =
+  the best return ever stored for that task, by any strategy. A score of 1 is the best known
+  solution, 0 is random play.
+- IQM: the 25 % trimmed mean of all (run, task) scores pooled; a *run* is one (instance, seed).
+- 95 % confidence intervals: percentile intervals of a stratified bootstrap that resamples runs
+  with replacement within each task (tasks are strata; the task set itself is fixed).
+- Probability of improvement P(X > Y): per task, the share of (x, y) run pairs with x > y
+  (ties count half: the Mann-Whitney U statistic over n_x n_y), averaged over tasks.
+- Gain over zero-shot, per task: 100 (mean return - Z) / |Z| where Z is the greedy mean return
+  of the base policy with the best greedy mean on those instances (the study's headline).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import scipy.stats
+
+LATENT_ALGORITHMS = ("compass",)
+TaskScores = list[np.ndarray]  # one 1-D array of run scores per task
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Everything but task, instance and seed: one bar, line point or contour cell."""
+
+    strategy: str
+    options: str
+    algorithm: str
+    seconds: float | None
+    rollouts: int | None
+    width: int
+
+    @property
+    def label(self) -> str:
+        options = json.loads(self.options)
+        extra = "".join(f" {k}={v}" for k, v in sorted(options.items()))
+        if self.strategy == "greedy":
+            return f"greedy zero-shot ({self.algorithm}{extra})"
+        budget = " ".join(p for p in (f"{self.seconds:g} s" if self.seconds else "",
+                                      f"{self.rollouts} rollouts" if self.rollouts else "") if p)
+        return f"{self.strategy}{extra} ({self.algorithm}, {budget}, width {self.width})"
+
+
+def config_of(row: dict[str, Any]) -> Config:
+    options = row["options"] if isinstance(row["options"], str) else json.dumps(
+        row["options"], sort_keys=True)
+    return Config(row["strategy"], options, row["algorithm"], row["seconds"], row["rollouts"],
+                  int(row["width"]))
+
+
+# -- estimators (rliable's definitions) -------------------------------------------------------
+def iqm(scores: TaskScores) -> float:
+    """Interquartile mean of every run score of every task, pooled."""
+    pooled = np.concatenate([np.asarray(s, dtype=np.float64).ravel() for s in scores])
+    return float(scipy.stats.trim_mean(pooled, proportiontocut=0.25, axis=None))
+
+
+def stratified_bootstrap_ci(
+    scores: TaskScores, statistic: Callable[[TaskScores], float] = iqm, reps: int = 2000,
+    level: float = 0.95, seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile CI of `statistic` resampling runs with replacement within each task."""
+    rng = np.random.default_rng(seed)
+    arrays = [np.asarray(s, dtype=np.float64).ravel() for s in scores]
+    values = np.empty(reps)
+    for r in range(reps):
+        values[r] = statistic([a[rng.integers(0, a.size, a.size)] for a in arrays])
+    tail = 100 * (1 - level) / 2
+    low, high = np.percentile(values, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+def probability_of_improvement(x: TaskScores, y: TaskScores) -> float:
+    """P(X > Y) averaged over tasks; `x[m]` and `y[m]` are the run scores on task m."""
+    per_task = []
+    for xs, ys in zip(x, y, strict=True):
+        xs = np.asarray(xs, dtype=np.float64)[:, None]
+        ys = np.asarray(ys, dtype=np.float64)[None, :]
+        per_task.append(float(np.mean((xs > ys) + 0.5 * (xs == ys))))
+    return float(np.mean(per_task))
+
+
+# -- from stored rows ---------------------------------------------------------------------------
+def normalisation_bounds(
+    rows: Sequence[dict[str, Any]], baselines: dict[str, dict[int, float]]
+) -> dict[str, tuple[float, float]]:
+    """{task: (min, max)}: random policy's mean return, best return stored for the task."""
+    bounds: dict[str, tuple[float, float]] = {}
+    for task in sorted({r["task"] for r in rows}):
+        best = max(r["total_return"] for r in rows if r["task"] == task)
+        random = baselines.get(task)
+        low = float(np.mean(list(random.values()))) if random else min(
+            r["total_return"] for r in rows if r["task"] == task)
+        bounds[task] = (low, float(best))
+    return bounds
+
+
+def normalise(value: float, bounds: tuple[float, float]) -> float:
+    low, high = bounds
+    return (value - low) / (high - low) if high > low else 0.0
+
+
+def scores_by_config(
+    rows: Sequence[dict[str, Any]], bounds: dict[str, tuple[float, float]]
+) -> dict[Config, dict[str, np.ndarray]]:
+    """{config: {task: normalised scores of its runs, ordered by (instance, seed)}}."""
+    table: dict[Config, dict[str, list[tuple[int, int, float]]]] = {}
+    for r in rows:
+        table.setdefault(config_of(r), {}).setdefault(r["task"], []).append(
+            (r["instance"], r["seed"], normalise(r["total_return"], bounds[r["task"]])))
+    return {config: {task: np.array([s for _, _, s in sorted(runs)])
+                     for task, runs in tasks.items()} for config, tasks in table.items()}
+
+
+def zero_shot(rows: Sequence[dict[str, Any]]) -> dict[str, tuple[str, float]]:
+    """{task: (algorithm, greedy mean return)} of the best base policy's greedy rollouts."""
+    means: dict[str, dict[str, list[float]]] = {}
+    for r in rows:
+        if r["strategy"] == "greedy" and r["algorithm"] not in LATENT_ALGORITHMS:
+            means.setdefault(r["task"], {}).setdefault(r["algorithm"], []).append(
+                r["total_return"])
+    best: dict[str, tuple[str, float]] = {}
+    for task, by_algorithm in means.items():
+        algorithm = max(by_algorithm, key=lambda a: float(np.mean(by_algorithm[a])))
+        best[task] = (algorithm, float(np.mean(by_algorithm[algorithm])))
+    return best
+
+
+def gains_over_zero_shot(
+    rows: Sequence[dict[str, Any]], reps: int = 2000, seed: int = 0
+) -> list[dict[str, Any]]:
+    """Per (task, config): gain of the mean return over the best zero-shot, in %, with a
+    bootstrap 95 % CI over instances (the zero-shot level held fixed)."""
+    base = zero_shot(rows)
+    groups: dict[tuple[str, Config], list[float]] = {}
+    for r in rows:
+        if r["strategy"] != "greedy":
+            groups.setdefault((r["task"], config_of(r)), []).append(r["total_return"])
+    out = []
+    rng = np.random.default_rng(seed)
+    for (task, config), returns in sorted(groups.items(), key=lambda item: (item[0][0],
+                                                                             item[0][1].label)):
+        if task not in base or abs(base[task][1]) < 1e-12:
+            continue
+        algorithm, level = base[task]
+        values = np.asarray(returns)
+        means = values[rng.integers(0, values.size, (reps, values.size))].mean(axis=1)
+        low, high = np.percentile(100 * (means - level) / abs(level), [2.5, 97.5])
+        out.append({"task": task, "config": config, "zero_shot_algorithm": algorithm,
+                    "zero_shot_return": level, "mean_return": float(values.mean()),
+                    "gain_percent": float(100 * (values.mean() - level) / abs(level)),
+                    "ci95": (float(low), float(high)), "instances": int(values.size)})
+    return out
+
+
+def aggregate(
+    rows: Sequence[dict[str, Any]], baselines: dict[str, dict[int, float]], reps: int = 2000
+) -> list[dict[str, Any]]:
+    """Per config: IQM of normalised scores across tasks with its 95 % stratified bootstrap
+    CI, and P(config > best zero-shot) where the zero-shot rows exist."""
+    bounds = normalisation_bounds(rows, baselines)
+    table = scores_by_config(rows, bounds)
+    base = zero_shot(rows)
+    base_scores: dict[str, np.ndarray] = {}
+    for config, tasks in table.items():
+        if config.strategy == "greedy":
+            for task, scores in tasks.items():
+                if task in base and base[task][0] == config.algorithm:
+                    base_scores[task] = scores
+    out = []
+    for config, tasks in sorted(table.items(), key=lambda item: item[0].label):
+        scores = [tasks[t] for t in sorted(tasks)]
+        low, high = stratified_bootstrap_ci(scores, iqm, reps=reps)
+        improvement = None
+        if config.strategy != "greedy" and all(t in base_scores for t in tasks):
+            improvement = probability_of_improvement(scores,
+                                                     [base_scores[t] for t in sorted(tasks)])
+        out.append({"config": config, "tasks": sorted(tasks), "iqm": iqm(scores),
+                    "ci95": (low, high), "probability_of_improvement": improvement,
+                    "runs": int(sum(s.size for s in scores))})
+    return out

@@ -1,0 +1,82 @@
+"""The estimators against rliable's definitions (`rliable.metrics`) on fixed data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ceiling.bench import stats
+
+metrics = pytest.importorskip("rliable.metrics")
+
+RNG = np.random.default_rng(7)
+X = RNG.normal(0.6, 0.2, size=(10, 4))  # [runs, tasks], rliable's layout
+Y = RNG.normal(0.5, 0.2, size=(10, 4))
+Y[:, 2] = X[:, 2]  # one task where both are identical (rliable's tie rule)
+
+
+def _tasks(matrix: np.ndarray) -> list[np.ndarray]:
+    return [matrix[:, m] for m in range(matrix.shape[1])]
+
+
+def test_iqm_matches_rliable() -> None:
+    assert stats.iqm(_tasks(X)) == pytest.approx(metrics.aggregate_iqm(X), abs=1e-12)
+    assert stats.iqm(_tasks(Y)) == pytest.approx(metrics.aggregate_iqm(Y), abs=1e-12)
+
+
+def test_probability_of_improvement_matches_rliable() -> None:
+    ours = stats.probability_of_improvement(_tasks(X), _tasks(Y))
+    assert ours == pytest.approx(metrics.probability_of_improvement(X, Y), abs=1e-12)
+    assert stats.probability_of_improvement(_tasks(Y), _tasks(X)) == pytest.approx(1 - ours)
+
+
+def test_stratified_bootstrap_resamples_within_tasks() -> None:
+    low, high = stats.stratified_bootstrap_ci(_tasks(X), stats.iqm, reps=500)
+    point = stats.iqm(_tasks(X))
+    assert low < point < high and high - low < 0.3
+    # Stratified: every resample keeps every task's runs separate, so scores that differ
+    # only across tasks (constant within each) have a zero-width interval - an unstratified
+    # bootstrap over pooled scores would not.
+    constant = [np.full(10, float(m)) for m in range(4)]
+    assert stats.stratified_bootstrap_ci(constant, stats.iqm, reps=200) == (1.5, 1.5)
+    # Same seed, same interval; a 99 % interval contains the 95 % one.
+    assert stats.stratified_bootstrap_ci(_tasks(X), stats.iqm, reps=500) == (low, high)
+    wide = stats.stratified_bootstrap_ci(_tasks(X), stats.iqm, reps=500, level=0.99)
+    assert wide[0] <= low and wide[1] >= high
+
+
+def _rows() -> list[dict]:
+    rows = []
+    for task, scale in (("a", 1.0), ("b", 10.0)):
+        for instance in range(4):
+            for algorithm, greedy in (("ippo", 1.0), ("mappo", 2.0)):
+                rows.append({"task": task, "instance": instance, "seed": 0,
+                             "strategy": "greedy", "options": "{}", "algorithm": algorithm,
+                             "seconds": None, "rollouts": 1, "width": 1,
+                             "total_return": scale * greedy})
+            rows.append({"task": task, "instance": instance, "seed": 0, "strategy": "sampling",
+                         "options": "{}", "algorithm": "mappo", "seconds": 3.0,
+                         "rollouts": None, "width": 64, "total_return": scale * (3.0 + instance)})
+    return rows
+
+
+def test_gain_is_over_the_best_zero_shot_base_policy() -> None:
+    gains = stats.gains_over_zero_shot(_rows(), reps=100)
+    assert [g["task"] for g in gains] == ["a", "b"]
+    for g in gains:
+        assert g["zero_shot_algorithm"] == "mappo"
+        assert g["gain_percent"] == pytest.approx(100 * (4.5 - 2.0) / 2.0)
+        assert g["ci95"][0] <= g["gain_percent"] <= g["ci95"][1]
+
+
+def test_normalisation_uses_random_min_and_best_stored_max() -> None:
+    rows = _rows()
+    baselines = {"a": {i: 0.0 for i in range(4)}, "b": {i: 5.0 for i in range(4)}}
+    bounds = stats.normalisation_bounds(rows, baselines)
+    assert bounds == {"a": (0.0, 6.0), "b": (5.0, 60.0)}
+    table = {r["config"].strategy + r["config"].algorithm: r
+             for r in stats.aggregate(rows, baselines, reps=100)}
+    sampling = table["samplingmappo"]
+    assert sampling["probability_of_improvement"] == 1.0
+    assert table["greedymappo"]["probability_of_improvement"] is None
+    assert sampling["ci95"][0] <= sampling["iqm"] <= sampling["ci95"][1]

@@ -1,0 +1,86 @@
+"""Suite validation: every problem is reported at once, each with its line; cells are right."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ceiling.bench.suite import load_suite, parse_suite
+from ceiling.errors import CeilingError
+
+SUITES = Path(__file__).resolve().parents[2] / "suites"
+
+BAD = """\
+name: bad
+instances: 2
+seeds: [0]
+widths: [16]
+budgets:
+  - rollouts: 64
+  - rollouts: 40
+  - {{seconds: -1}}
+tasks:
+  connector:con-5x5x3a:
+    checkpoints: [shipped:ippo, shipped:sable]
+  rware:no-such-map:
+    checkpoints: [shipped:ippo]
+  smax:3m:
+    checkpoints: [{ckpt}]
+strategies:
+  - greedy
+  - warp-drive
+  - name: sampling
+    options: {{temperature: 1.0, beam: 3}}
+colour: blue
+"""
+
+
+def test_every_problem_is_reported_with_its_line() -> None:
+    connector = load_suite(SUITES / "smoke.yaml").tasks["connector:con-5x5x3a"][0].path
+    with pytest.raises(CeilingError) as caught:
+        parse_suite(BAD.format(ckpt=connector), "bad.yaml")
+    message = str(caught.value)
+    expected = {
+        7: "rollouts (40) must be a multiple of width (16)",
+        8: "seconds must be a positive number",
+        11: "no shipped 'sable' checkpoint for connector:con-5x5x3a",
+        12: "unknown task 'rware:no-such-map'",
+        15: "was trained for 'connector:con-5x5x3a', not 'smax:3m'",
+        18: "unknown strategy 'warp-drive'",
+        20: "strategy 'sampling' has no option 'beam'",
+        21: "unknown key 'colour'",
+    }
+    for line, text in expected.items():
+        assert any(f"bad.yaml:{line}: " in part and text in part
+                   for part in message.splitlines()), (line, text, message)
+    assert f"has {len(expected)} problem(s)" in message
+
+
+def test_latent_strategies_need_a_latent_checkpoint() -> None:
+    text = (SUITES / "smoke.yaml").read_text().replace("  - sampling", "  - compass")
+    with pytest.raises(CeilingError, match=r"smoke.yaml:11: task connector:con-5x5x3a has no "
+                                           r"latent-conditioned \(COMPASS\) checkpoint"):
+        parse_suite(text, "smoke.yaml")
+
+
+def test_cells_are_the_cross_product_with_one_zero_shot_greedy_cell() -> None:
+    suite = load_suite(SUITES / "cpu.yaml")
+    cells = suite.cells()
+    greedy = [c for c in cells if c.strategy == "greedy"]
+    # greedy: 3 tasks x 1 base checkpoint x 32 instances, width 1, one rollout.
+    assert len(greedy) == 3 * 32 and {(c.width, c.rollouts, c.seed) for c in greedy} == {(1, 1, 0)}
+    # sampling/sgbs/finetune on MAPPO, compass/latent-sampling on COMPASS: 5 x 3 budgets x 32.
+    assert len(cells) - len(greedy) == 3 * 5 * 3 * 32
+    assert {c.checkpoint.algorithm for c in cells if c.strategy == "compass"} == {"compass"}
+    assert len({c.key for c in cells}) == len(cells)
+    groups = [c.group for c in cells]
+    # cells sharing a compiled strategy are adjacent
+    assert sum(1 for a, b in zip(groups, groups[1:], strict=False) if a != b) + 1 == len(set(groups))
+
+
+def test_paper_suite_lists_every_missing_checkpoint() -> None:
+    with pytest.raises(CeilingError) as caught:
+        load_suite(SUITES / "paper.yaml")
+    assert "has 28 problem(s)" in str(caught.value)
+    assert "checkpoint runs/smax-smacv2_10_units/mappo/best not found" in str(caught.value)

@@ -1,0 +1,86 @@
+"""Sweeps: a killed `ceiling bench` resumes to the same table as an uninterrupted sweep."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ceiling.bench.run import Prepared, pending_cells, preflight, run_local, store_random_baselines
+from ceiling.bench.store import Store
+from ceiling.bench.suite import load_suite
+from ceiling.cli import main
+
+SMOKE = Path(__file__).resolve().parents[2] / "suites" / "smoke.yaml"
+
+
+def _resume_suite(tmp_path: Path) -> Path:
+    """The smoke suite with more cells (8 instances x 3 seeds), so a kill lands mid-way."""
+    text = SMOKE.read_text().replace("instances: 2", "instances: 8").replace(
+        "seeds: [0]", "seeds: [0, 1, 2]")
+    path = tmp_path / "resume.yaml"
+    path.write_text(text)
+    return path
+
+
+def _count(db: Path) -> int:
+    try:
+        connection = sqlite3.connect(db, timeout=0.1)
+        try:
+            return int(connection.execute("SELECT COUNT(*) FROM results").fetchone()[0])
+        finally:
+            connection.close()
+    except sqlite3.Error:
+        return 0
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list]:
+    """An uninterrupted, in-process sweep of the resume suite."""
+    tmp = tmp_path_factory.mktemp("reference")
+    suite = load_suite(_resume_suite(tmp))
+    with Store(tmp / "reference.sqlite") as store:
+        cells, skipped = pending_cells(suite, store)
+        assert skipped == 0 and len(cells) == 8 + 8 * 3
+        prepared = Prepared()
+        preflight(suite, cells, prepared)
+        store_random_baselines(suite, store, prepared)
+        stats = run_local(suite, store, cells, prepared)
+        assert stats.done == len(cells) and stats.failed == 0
+        return tmp / "resume.yaml", store.outcome_table()
+
+
+def test_killed_sweep_resumes_to_the_same_table(tmp_path: Path, reference) -> None:
+    suite_path, expected = reference
+    db = tmp_path / "killed.sqlite"
+    command = [sys.executable, "-m", "ceiling.cli", "bench", str(suite_path), "--db", str(db),
+               "--quiet"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while _count(db) < 4 and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    stored = _count(db)
+    assert 4 <= stored < len(expected), f"kill landed at {stored} of {len(expected)} cells"
+
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr
+    assert f"{stored} already in" in finished.stdout
+    with Store(db) as store:
+        assert store.outcome_table() == expected
+        assert all(row["verified"] == 1 for row in store.rows())
+
+
+def test_a_bad_suite_fails_before_the_store_is_touched(tmp_path: Path, capsys) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(SMOKE.read_text().replace("- sampling", "- samplng"))
+    assert main(["bench", str(bad), "--db", str(tmp_path / "r.sqlite")]) == 2
+    err = capsys.readouterr().err
+    assert "bad.yaml:15: unknown strategy 'samplng'" in err
+    assert not (tmp_path / "r.sqlite").exists()
