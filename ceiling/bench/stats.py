@@ -178,9 +178,9 @@ def aggregate(
     base_scores: dict[str, np.ndarray] = {}
     for config, tasks in table.items():
         if config.strategy == "greedy":
-            for task, scores in tasks.items():
+            for task, runs in tasks.items():
                 if task in base and base[task][0] == config.algorithm:
-                    base_scores[task] = scores
+                    base_scores[task] = runs
     out = []
     for config, tasks in sorted(table.items(), key=lambda item: item[0].label):
         scores = [tasks[t] for t in sorted(tasks)]
