@@ -40,7 +40,7 @@ def _count(db: Path) -> int:
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list]:
+def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list, Path]:
     """An uninterrupted, in-process sweep of the resume suite."""
     tmp = tmp_path_factory.mktemp("reference")
     suite = load_suite(_resume_suite(tmp))
@@ -52,11 +52,11 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list]:
         store_random_baselines(suite, store, prepared)
         stats = run_local(suite, store, cells, prepared)
         assert stats.done == len(cells) and stats.failed == 0
-        return tmp / "resume.yaml", store.outcome_table()
+        return tmp / "resume.yaml", store.outcome_table(), tmp / "reference.sqlite"
 
 
 def test_killed_sweep_resumes_to_the_same_table(tmp_path: Path, reference) -> None:
-    suite_path, expected = reference
+    suite_path, expected, _ = reference
     db = tmp_path / "killed.sqlite"
     command = [sys.executable, "-m", "ceiling.cli", "bench", str(suite_path), "--db", str(db),
                "--quiet"]
@@ -84,3 +84,17 @@ def test_a_bad_suite_fails_before_the_store_is_touched(tmp_path: Path, capsys) -
     err = capsys.readouterr().err
     assert "bad.yaml:15: unknown strategy 'samplng'" in err
     assert not (tmp_path / "r.sqlite").exists()
+
+
+def test_report_from_a_sweep(tmp_path: Path, reference) -> None:
+    from ceiling.bench.report import write_report
+
+    db = reference[2]
+    out = tmp_path / "report"
+    written = {p.name for p in write_report(db, out)}
+    assert {"index.html", "README.md", "iqm.png", "gain_over_zero_shot.png",
+            "anytime_connector_con-5x5x3a.png"} <= written
+    readme = (out / "README.md").read_text()
+    assert "ceiling report" in readme and "Suite smoke" in readme
+    assert "| connector:con-5x5x3a | sampling (ippo, 64 rollouts, width 16) |" in readme
+    assert main(["report", str(db), "--out", str(out)]) == 2  # no silent overwrite
