@@ -98,3 +98,19 @@ def test_report_from_a_sweep(tmp_path: Path, reference) -> None:
     assert "ceiling report" in readme and "Suite smoke" in readme
     assert "| connector:con-5x5x3a | sampling (ippo, 64 rollouts, width 16) |" in readme
     assert main(["report", str(db), "--out", str(out)]) == 2  # no silent overwrite
+
+
+def test_ray_executor_stores_the_same_rows_as_the_local_one(tmp_path: Path, reference) -> None:
+    pytest.importorskip("ray")
+    from ceiling.bench.ray_executor import run_ray
+
+    suite = load_suite(SMOKE)
+    with Store(tmp_path / "ray.sqlite") as store:
+        cells, _ = pending_cells(suite, store)
+        stats = run_ray(suite, store, cells, max_retries=1)
+        assert (stats.done, stats.failed) == (len(cells), 0)
+        ray_rows = store.outcome_table()
+    local = {row[0]: row for row in reference[1]}
+    assert len(ray_rows) == len(cells) == 4
+    # Same cells as the local sweep (smoke's cells are a subset of the resume suite's).
+    assert ray_rows == [local[row[0]] for row in ray_rows]

@@ -1,0 +1,93 @@
+"""The Ray executor: each cell a Ray task; workers compute and return, the driver stores.
+
+Only the driver writes the SQLite store (one transaction per returned cell), so a sweep on a
+cluster needs no shared filesystem and no database locking, and a killed driver resumes like a
+local sweep. A worker keeps its loaded checkpoints and built strategies in a process-wide cache,
+so cells of one (task, checkpoint, strategy, options, width) landing on the same worker compile
+once. A worker that dies is retried by Ray (`max_retries`); a `CeilingError` inside a cell
+(bad input, a failed verification) is deterministic, is not retried, and is recorded as a
+failure. Workers need ceiling installed (same version) and the checkpoint paths readable.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+from ceiling.bench.run import Prepared, SweepStats, compute_cell
+from ceiling.bench.store import Row, Store
+from ceiling.bench.suite import Cell, Suite
+from ceiling.errors import CeilingError
+
+_WORKER_CACHE: Prepared | None = None
+
+
+def ray_cell(cell: Cell, suite_name: str) -> tuple[Row | None, str | None, float]:
+    """Runs on a worker: (row, None, solve seconds) or (None, error, 0)."""
+    global _WORKER_CACHE
+    if _WORKER_CACHE is None:
+        _WORKER_CACHE = Prepared()
+    try:
+        row, solve_seconds = compute_cell(cell, suite_name, _WORKER_CACHE)
+    except CeilingError as err:
+        return None, str(err), 0.0
+    return row, None, solve_seconds
+
+
+def run_ray(
+    suite: Suite, store: Store, cells: list[Cell], address: str | None = None,
+    on_update: Callable[[SweepStats, str], None] | None = None,
+    stats: SweepStats | None = None, max_retries: int = 3,
+) -> SweepStats:
+    """Run `cells` on Ray (a local instance, or the cluster at `address`)."""
+    import time
+
+    try:
+        import ray
+    except ImportError:
+        raise CeilingError("the Ray executor needs Ray: pip install 'ceiling[ray]'") from None
+    stats = stats or SweepStats(total=len(cells))
+    start = time.perf_counter()
+    started_here = not ray.is_initialized()
+    if started_here:
+        if address is None:
+            cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+            ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False,
+                     configure_logging=False)
+        else:
+            ray.init(address=address, log_to_driver=False, configure_logging=False)
+    try:
+        remote: Any = ray.remote(num_cpus=1, max_retries=max_retries)(ray_cell)
+        window = max(2, 2 * int(ray.cluster_resources().get("CPU", 1)))
+        queue = list(cells)
+        in_flight: dict[Any, Cell] = {}
+        while queue or in_flight:
+            while queue and len(in_flight) < window:
+                cell = queue.pop(0)
+                in_flight[remote.remote(cell, suite.name)] = cell
+            stats.running = len(in_flight)
+            if on_update is not None:
+                on_update(stats, f"{len(in_flight)} cells on Ray")
+            ready, _ = ray.wait(list(in_flight), num_returns=1)
+            for future in ready:
+                cell = in_flight.pop(future)
+                try:
+                    row, error, solve_seconds = ray.get(future)
+                except ray.exceptions.RayError as err:  # retries exhausted
+                    row, error, solve_seconds = None, f"Ray gave up: {err}", 0.0
+                if row is None:
+                    store.add_failure(cell.key, cell.task, cell.strategy, str(error))
+                    stats.failed += 1
+                else:
+                    store.add(row)
+                    stats.done += 1
+                    stats.solve_seconds += solve_seconds
+        stats.running = 0
+        if on_update is not None:
+            on_update(stats, "")
+    finally:
+        if started_here:
+            ray.shutdown()
+    stats.wall_seconds += time.perf_counter() - start
+    return stats
