@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -46,6 +46,29 @@ class Prepared:
     def __init__(self) -> None:
         self.checkpoints: dict[str, Any] = {}
         self.strategies: dict[GroupKey, Any] = {}
+        self._instance_keys: dict[str, np.ndarray] = {}
+        self._search_keys: dict[int, np.ndarray] = {}
+
+    def instance_key(self, task: str, instance: int) -> jax.Array:
+        """The `instance`-th test key of `task`; built in blocks, since eager JAX key ops
+        cost milliseconds each - more than a small cell's whole search."""
+        from ceiling.tasks import instances
+
+        keys = self._instance_keys.get(task)
+        if keys is None or instance >= len(keys):
+            size = max(64, 2 * (instance + 1))
+            keys = self._instance_keys[task] = np.asarray(instances(task, "test", size))
+        return jax.numpy.asarray(keys[instance])
+
+    def search_key(self, seed: int, instance: int) -> jax.Array:
+        """`fold_in(PRNGKey(seed), instance)`, built in blocks like the instance keys."""
+        keys = self._search_keys.get(seed)
+        if keys is None or instance >= len(keys):
+            size = max(64, 2 * (instance + 1))
+            base = jax.random.PRNGKey(seed)
+            keys = self._search_keys[seed] = np.asarray(jax.vmap(
+                lambda i: jax.random.fold_in(base, i))(jax.numpy.arange(size)))
+        return jax.numpy.asarray(keys[instance])
 
     def checkpoint(self, path: str) -> Any:
         from ceiling.policies.checkpoint import load_checkpoint
@@ -84,12 +107,6 @@ def preflight(suite: Suite, cells: list[Cell], prepared: Prepared) -> None:
         raise CeilingError(f"suite {suite.path} cannot run:\n" + "\n".join(problems))
 
 
-def instance_key(task: str, instance: int) -> jax.Array:
-    from ceiling.tasks import instances
-
-    return instances(task, "test", instance + 1)[instance]
-
-
 def compute_cell(cell: Cell, suite_name: str, prepared: Prepared) -> tuple[Row, float]:
     """Search one cell; returns its row and the seconds spent inside `solve`."""
     from ceiling.search import Budget, SearchAborted, solve
@@ -97,12 +114,12 @@ def compute_cell(cell: Cell, suite_name: str, prepared: Prepared) -> tuple[Row, 
     strategy = prepared.strategy(cell)
     checkpoint = prepared.checkpoint(cell.checkpoint.path)
     budget = Budget(seconds=cell.seconds, rollouts=cell.rollouts, width=cell.width)
-    key = jax.random.fold_in(jax.random.PRNGKey(cell.seed), cell.instance)
+    key = prepared.search_key(cell.seed, cell.instance)
+    instance = prepared.instance_key(cell.task, cell.instance)
     aborted = None
     start = time.perf_counter()
     try:
-        result = solve(strategy, checkpoint.params, instance_key(cell.task, cell.instance),
-                       budget, key)
+        result = solve(strategy, checkpoint.params, instance, budget, key)
     except SearchAborted as err:
         result, aborted = err.result, str(err)
     solve_seconds = time.perf_counter() - start
@@ -183,8 +200,3 @@ def describe(cell: Cell) -> str:
         f"{cell.rollouts}r" if cell.rollouts is not None else "") if part)
     return (f"{cell.task} {cell.checkpoint.algorithm} {cell.strategy} {budget} w{cell.width} "
             f"#{cell.instance} s{cell.seed}")
-
-
-def batched(items: list[Cell], size: int) -> Iterator[list[Cell]]:
-    for i in range(0, len(items), size):
-        yield items[i:i + size]
