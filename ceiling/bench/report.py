@@ -213,14 +213,15 @@ def write_report(db: str | Path, out: str | Path, force: bool = False) -> list[P
     gain_rows = [[g["task"], g["config"].label, f"{g['zero_shot_return']:.3f} "
                   f"({g['zero_shot_algorithm']})", f"{g['mean_return']:.3f}",
                   f"{g['gain_percent']:+.1f} % [{g['ci95'][0]:+.1f}, {g['ci95'][1]:+.1f}]",
-                  str(g["instances"])] for g in gains]
+                  _fmt(g["win_rate"], 2), str(g["instances"])] for g in gains]
     bound_rows = [[task, f"{low:.3f}", f"{high:.3f}"] for task, (low, high) in bounds.items()]
     tables = [
         ("Aggregate across tasks", ["configuration", "tasks", "runs",
                                     "IQM normalised score [95 % CI]", "P(> best zero-shot)"],
          iqm_rows),
-        ("Gain over the best zero-shot policy", ["task", "configuration", "zero-shot return",
-                                                 "mean return", "gain [95 % CI]", "instances"],
+        ("Gain over the best zero-shot policy",
+         ["task", "configuration", "zero-shot return", "mean return", "gain [95 % CI]",
+          "win rate", "instances"],
          gain_rows),
         ("Normalisation bounds", ["task", "min (uniform random policy, mean)",
                                   "max (best stored return)"], bound_rows),

@@ -17,7 +17,8 @@ under pandas 3 (our environment); `tests/bench/test_stats.py` checks these again
   (ties count half: the Mann-Whitney U statistic over n_x n_y), averaged over tasks.
 - Gain over zero-shot, per task: 100 (mean return - Z) / |Z| where Z is the greedy mean return
   of the base policy with the best greedy mean on those instances (the study's headline); its
-  CI resamples instances jointly for both means (paired).
+  CI resamples instances jointly for both means (paired). The win rate is reported next to
+  it where the task defines a win (SMAX).
 """
 
 from __future__ import annotations
@@ -149,12 +150,15 @@ def gains_over_zero_shot(
     base = zero_shot(rows)
     greedy: dict[tuple[str, str, int], float] = {}
     groups: dict[tuple[str, Config], dict[int, list[float]]] = {}
+    wins: dict[tuple[str, Config], list[bool]] = {}
     for r in rows:
         if r["strategy"] == "greedy":
             greedy[(r["task"], r["algorithm"], r["instance"])] = r["total_return"]
         else:
             groups.setdefault((r["task"], config_of(r)), {}).setdefault(
                 r["instance"], []).append(r["total_return"])
+            if r.get("won") is not None:
+                wins.setdefault((r["task"], config_of(r)), []).append(bool(r["won"]))
     out = []
     rng = np.random.default_rng(seed)
     for (task, config), by_instance in sorted(groups.items(), key=lambda item: (
@@ -177,7 +181,9 @@ def gains_over_zero_shot(
         out.append({"task": task, "config": config, "zero_shot_algorithm": algorithm,
                     "zero_shot_return": float(zero.mean()), "mean_return": float(found.mean()),
                     "gain_percent": float(100 * (found.mean() - zero.mean()) / abs(zero.mean())),
-                    "ci95": (float(low), float(high)), "instances": len(common)})
+                    "ci95": (float(low), float(high)), "instances": len(common),
+                    "win_rate": (float(np.mean(wins[(task, config)]))
+                                 if (task, config) in wins else None)})
     return out
 
 

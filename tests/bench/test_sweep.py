@@ -68,6 +68,9 @@ def test_killed_sweep_resumes_to_the_same_table(tmp_path: Path, reference) -> No
     process.wait()
     stored = _count(db)
     assert 4 <= stored < len(expected), f"kill landed at {stored} of {len(expected)} cells"
+    connection = sqlite3.connect(db)
+    assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    connection.close()
 
     finished = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert finished.returncode == 0, finished.stderr
