@@ -56,7 +56,10 @@ def run_ray(
             ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False,
                      configure_logging=False)
         else:
-            ray.init(address=address, log_to_driver=False, configure_logging=False)
+            try:
+                ray.init(address=address, log_to_driver=False, configure_logging=False)
+            except (ConnectionError, RuntimeError, ValueError) as err:
+                raise CeilingError(f"cannot join the Ray cluster at {address!r}: {err}") from None
     try:
         remote: Any = ray.remote(num_cpus=1, max_retries=max_retries)(ray_cell)
         window = max(2, 2 * int(ray.cluster_resources().get("CPU", 1)))

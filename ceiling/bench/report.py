@@ -124,8 +124,12 @@ def plot_contours(table: list[dict[str, Any]], path: Path) -> bool:
                              squeeze=False)
     for ax, ((strategy, _, algorithm), (seconds, widths, values)) in zip(
             axes[0], sorted(grids.items()), strict=True):
-        filled = ax.contourf(seconds, widths, values, levels=12, cmap="viridis")
-        fig.colorbar(filled, ax=ax, label="IQM normalised score")
+        low, high = float(np.nanmin(values)), float(np.nanmax(values))
+        if high - low < 1e-6:  # a flat map still needs increasing contour levels
+            low, high = low - 0.01, high + 0.01
+        filled = ax.contourf(seconds, widths, values, levels=np.linspace(low, high, 12),
+                             cmap="viridis")
+        fig.colorbar(filled, ax=ax, label="IQM normalised score", format="%.2f")
         ax.set_xscale("log")
         ax.set_yscale("log", base=2)
         ax.set_xlabel("time budget (s)")
