@@ -68,6 +68,8 @@ def test_gain_is_over_the_best_zero_shot_base_policy() -> None:
         assert g["gain_percent"] == pytest.approx(100 * (4.5 - 2.0) / 2.0)
         assert g["ci95"][0] <= g["gain_percent"] <= g["ci95"][1]
         assert g["win_rate"] is None  # the rows have no win flag
+    (summary,) = stats.gain_summary(gains)
+    assert summary["tasks"] == 2 and summary["mean_gain_percent"] == pytest.approx(125.0)
 
 
 def test_normalisation_uses_random_min_and_best_stored_max() -> None:
