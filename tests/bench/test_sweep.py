@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sqlite3
 import subprocess
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ceiling.bench.run import Prepared, pending_cells, preflight, run_local, store_random_baselines
+from ceiling.bench.run import pending_cells
 from ceiling.bench.store import Store
 from ceiling.bench.suite import load_suite
 from ceiling.cli import main
@@ -40,27 +41,42 @@ def _count(db: Path) -> int:
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list, Path]:
-    """An uninterrupted, in-process sweep of the resume suite."""
+def compile_cache(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Environment for sweep processes sharing a persistent JAX compilation cache: the
+    sweeps after the first skip most compiles (what a resumed sweep on a real machine can do
+    too), which keeps these tests fast. It changes no result, only when code is compiled."""
+    cache = tmp_path_factory.mktemp("jax-cache")
+    return {**os.environ, "JAX_COMPILATION_CACHE_DIR": str(cache),
+            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
+
+
+def _bench(suite: Path, db: Path) -> list[str]:
+    return [sys.executable, "-m", "ceiling.cli", "bench", str(suite), "--db", str(db), "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory, compile_cache) -> tuple[Path, list, Path]:
+    """An uninterrupted sweep of the resume suite."""
     tmp = tmp_path_factory.mktemp("reference")
-    suite = load_suite(_resume_suite(tmp))
-    with Store(tmp / "reference.sqlite") as store:
-        cells, skipped = pending_cells(suite, store)
-        assert skipped == 0 and len(cells) == 8 + 8 * 3
-        prepared = Prepared()
-        preflight(suite, cells, prepared)
-        store_random_baselines(suite, store, prepared)
-        stats = run_local(suite, store, cells, prepared)
-        assert stats.done == len(cells) and stats.failed == 0
-        return tmp / "resume.yaml", store.outcome_table(), tmp / "reference.sqlite"
+    suite_path, db = _resume_suite(tmp), tmp / "reference.sqlite"
+    cells = load_suite(suite_path).cells()
+    assert len(cells) == 8 + 8 * 3
+    finished = subprocess.run(_bench(suite_path, db), env=compile_cache,
+                              capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr
+    with Store(db) as store:
+        table = store.outcome_table()
+        assert len(table) == len(cells) and store.failure_count() == 0
+        return suite_path, table, db
 
 
-def test_killed_sweep_resumes_to_the_same_table(tmp_path: Path, reference) -> None:
+def test_killed_sweep_resumes_to_the_same_table(tmp_path: Path, reference,
+                                                compile_cache) -> None:
     suite_path, expected, _ = reference
     db = tmp_path / "killed.sqlite"
-    command = [sys.executable, "-m", "ceiling.cli", "bench", str(suite_path), "--db", str(db),
-               "--quiet"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    command = _bench(suite_path, db)
+    process = subprocess.Popen(command, env=compile_cache, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     while _count(db) < 4 and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -72,7 +88,8 @@ def test_killed_sweep_resumes_to_the_same_table(tmp_path: Path, reference) -> No
     assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     connection.close()
 
-    finished = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    finished = subprocess.run(command, env=compile_cache, capture_output=True, text=True,
+                              timeout=300)
     assert finished.returncode == 0, finished.stderr
     assert f"{stored} already in" in finished.stdout
     with Store(db) as store:
@@ -103,8 +120,12 @@ def test_report_from_a_sweep(tmp_path: Path, reference) -> None:
     assert main(["report", str(db), "--out", str(out)]) == 2  # no silent overwrite
 
 
-def test_ray_executor_stores_the_same_rows_as_the_local_one(tmp_path: Path, reference) -> None:
+def test_ray_executor_stores_the_same_rows_as_the_local_one(
+    tmp_path: Path, reference, compile_cache, monkeypatch: pytest.MonkeyPatch
+) -> None:
     pytest.importorskip("ray")
+    for name in ("JAX_COMPILATION_CACHE_DIR", "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"):
+        monkeypatch.setenv(name, compile_cache[name])  # inherited by the local Ray workers
     from ceiling.bench.ray_executor import run_ray
 
     suite = load_suite(SMOKE)
