@@ -36,6 +36,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from ceiling.bench.suite import load_suite
 
     suite = load_suite(args.suite)
+    if args.compile_cache:
+        import jax
+
+        # Persist compiled programs: a resumed sweep (or the next suite) skips the compiles.
+        jax.config.update("jax_compilation_cache_dir", args.compile_cache)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     if args.ray_address is not None:
         args.ray = True
     with Store(args.db) as store:
@@ -93,6 +99,9 @@ def add_bench_parsers(sub: Any) -> None:
     p.add_argument("--ray-address", default=None, metavar="ADDR",
                    help="join an existing Ray cluster (implies --ray)")
     p.add_argument("--retries", type=int, default=3, help="Ray retries per cell")
+    p.add_argument("--compile-cache", default=None, metavar="DIR",
+                   help="persistent JAX compilation cache, so a resumed sweep skips compiles "
+                        "(also JAX_COMPILATION_CACHE_DIR)")
     p.add_argument("--dry-run", action="store_true", help="validate and count cells only")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_bench)
