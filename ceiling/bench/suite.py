@@ -160,7 +160,14 @@ def _int_list(node: yaml.Node, problems: _Problems, what: str, minimum: int) -> 
     items = node.value if isinstance(node, yaml.SequenceNode) else [node]
     if not items:
         problems.add(node, f"{what} must not be empty")
-    return [v for v in (_int(item, problems, what, minimum) for item in items) if v is not None]
+    values: list[int] = []
+    for item in items:
+        value = _int(item, problems, what, minimum)
+        if value is not None and value in values:
+            problems.add(item, f"{what} lists {value} twice")
+        elif value is not None:
+            values.append(value)
+    return values
 
 
 def _resolve_checkpoint(
@@ -215,6 +222,9 @@ def _tasks(node: yaml.Node, suite_dir: Path, problems: _Problems
         return tasks
     for key_node, value_node in node.value:
         task = _value(key_node)
+        if task in tasks:
+            problems.add(key_node, f"task {task} is listed twice")
+            continue
         if task not in valid:
             problems.add(key_node, f"unknown task {task!r}; see `ceiling tasks` for the "
                                    f"{len(valid)} valid names")
@@ -274,8 +284,13 @@ def _strategies(node: yaml.Node, problems: _Problems) -> list[StrategyEntry]:
                                     f"options: {', '.join(valid) or 'none'}")
                 else:
                     options[option] = _value(v)
-        entries.append(StrategyEntry(name, json.dumps(options, sort_keys=True),
-                                     name_node.start_mark.line + 1))
+        entry = StrategyEntry(name, json.dumps(options, sort_keys=True),
+                              name_node.start_mark.line + 1)
+        if any((e.name, e.options) == (entry.name, entry.options) for e in entries):
+            problems.add(name_node, f"strategy {name} with options {entry.options} is listed "
+                                    "twice")
+            continue
+        entries.append(entry)
     return entries
 
 
@@ -307,7 +322,9 @@ def _budgets(node: yaml.Node, widths: list[int], problems: _Problems
                 problems.add(item, f"bad budget at width {width}: {err}")
                 ok = False
                 break
-        if ok:
+        if ok and (seconds, rollouts) in budgets:
+            problems.add(item, "this budget is listed twice")
+        elif ok:
             budgets.append((seconds, rollouts))
     return budgets
 

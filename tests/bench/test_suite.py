@@ -85,3 +85,14 @@ def test_paper_suite_lists_every_missing_checkpoint() -> None:
         load_suite(SUITES / "paper.yaml")
     assert "has 28 problem(s)" in str(caught.value)
     assert "checkpoint runs/smax-smacv2_10_units/mappo/best not found" in str(caught.value)
+
+
+def test_duplicates_are_problems_not_silent_merges() -> None:
+    text = (SUITES / "smoke.yaml").read_text()
+    text = text.replace("seeds: [0]", "seeds: [0, 0]").replace(
+        "  - sampling", "  - sampling\n  - {name: sampling}")
+    with pytest.raises(CeilingError) as caught:
+        parse_suite(text, "dup.yaml")
+    message = str(caught.value)
+    assert "dup.yaml:6: seeds lists 0 twice" in message
+    assert "dup.yaml:16: strategy sampling with options {} is listed twice" in message
