@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+from pathlib import Path
 from typing import Any
 
 
@@ -44,6 +45,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     if args.ray_address is not None:
         args.ray = True
+    if args.dry_run and not Path(args.db).exists():  # a dry run creates nothing
+        print(f"suite {suite.name}: {len(suite.cells())} cells, 0 already in {args.db}, "
+              f"{len(suite.cells())} to run", flush=True)
+        return 0
     with Store(args.db) as store:
         cells, skipped = pending_cells(suite, store)
         print(f"suite {suite.name}: {len(cells) + skipped} cells, {skipped} already in "
