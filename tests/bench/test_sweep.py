@@ -138,3 +138,15 @@ def test_ray_executor_stores_the_same_rows_as_the_local_one(
     assert len(ray_rows) == len(cells) == 4
     # Same cells as the local sweep (smoke's cells are a subset of the resume suite's).
     assert ray_rows == [local[row[0]] for row in ray_rows]
+
+
+def test_a_bad_option_value_fails_before_any_cell_runs(tmp_path: Path, capsys) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(SMOKE.read_text().replace("- sampling",
+                                             "- {name: sampling, options: {temperature: -1}}"))
+    db = tmp_path / "r.sqlite"
+    assert main(["bench", str(bad), "--db", str(db), "--quiet"]) == 2
+    assert "bad.yaml:15: sampling on connector:con-5x5x3a: temperature must be > 0" in (
+        capsys.readouterr().err)
+    with Store(db) as store:
+        assert store.stored_keys() == set()  # not even the greedy cells ran
