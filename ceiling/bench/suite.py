@@ -13,6 +13,7 @@ collects *all* problems, and raises one `CeilingError` listing them. The schema:
     tasks:
       connector:con-5x5x3a:
         checkpoints: [shipped:ippo, shipped:compass]   # `shipped:ALGO` or a checkpoint path
+        # or {checkpoint: shipped:mappo, only: [greedy]}: that checkpoint for those only
     strategies:
       - greedy                       # a name, or a mapping with options
       - {name: sampling, options: {temperature: 1.0}}
@@ -49,6 +50,7 @@ class CheckpointRef:
     algorithm: str  # the manifest's algorithm label (ippo, mappo, compass)
     latent: bool  # latent-conditioned (COMPASS)
     sha256: str  # of the parameters: a changed checkpoint makes new cells
+    only: tuple[str, ...] = ()  # strategies restricted to this checkpoint (empty: all)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,7 +113,8 @@ class Suite:
             for entry in self.strategies:
                 latent = entry.name in LATENT_STRATEGIES
                 for checkpoint in checkpoints:
-                    if checkpoint.latent != latent:
+                    if checkpoint.latent != latent or (
+                            checkpoint.only and entry.name not in checkpoint.only):
                         continue
                     if entry.name == "greedy":
                         cells.extend(Cell(task, checkpoint, entry.name, entry.options, None, 1,
@@ -171,11 +174,31 @@ def _int_list(node: yaml.Node, problems: _Problems, what: str, minimum: int) -> 
 
 
 def _resolve_checkpoint(
-    task: str, node: yaml.Node, suite_dir: Path, problems: _Problems
+    task: str, node: yaml.Node, suite_dir: Path, problems: _Problems,
+    strategies: set[str] | None,
 ) -> CheckpointRef | None:
     from ceiling.policies.checkpoint import read_manifest
     from ceiling.policies.shipped import shipped_checkpoints
 
+    only: tuple[str, ...] = ()
+    if isinstance(node, yaml.MappingNode):
+        fields = {_value(k): (k, v) for k, v in node.value}
+        for field, (k, _) in fields.items():
+            if field not in ("checkpoint", "only"):
+                problems.add(k, f"unknown key {field!r} in a checkpoint (valid: checkpoint, "
+                                "only)")
+        if "checkpoint" not in fields:
+            problems.add(node, "a checkpoint mapping needs `checkpoint: shipped:ALGO or path`")
+            return None
+        if "only" in fields:
+            only_node = fields["only"][1]
+            names = _value(only_node)
+            only = tuple(map(str, names)) if isinstance(names, list) else (str(names),)
+            for name in only:
+                if strategies is not None and name not in strategies:
+                    problems.add(only_node, f"`only` names {name!r}, which is not a strategy "
+                                            "of this suite")
+        node = fields["checkpoint"][1]
     spec = _value(node)
     if not isinstance(spec, str) or not spec:
         problems.add(node, f"a checkpoint is `shipped:ALGO` or a path, got {spec!r}")
@@ -208,11 +231,11 @@ def _resolve_checkpoint(
     latent = int(manifest["network"].get("latent_dim", 0)) > 0
     return CheckpointRef(spec=spec, path=str(Path(path).resolve()),
                          algorithm=str(manifest.get("algorithm", "?")), latent=latent,
-                         sha256=str(manifest["sha256"]))
+                         sha256=str(manifest["sha256"]), only=only)
 
 
-def _tasks(node: yaml.Node, suite_dir: Path, problems: _Problems
-           ) -> dict[str, tuple[CheckpointRef, ...]]:
+def _tasks(node: yaml.Node, suite_dir: Path, problems: _Problems,
+           strategies: set[str] | None) -> dict[str, tuple[CheckpointRef, ...]]:
     from ceiling.tasks import names
 
     valid = names()
@@ -242,7 +265,8 @@ def _tasks(node: yaml.Node, suite_dir: Path, problems: _Problems
             continue
         items = (checkpoints_node.value if isinstance(checkpoints_node, yaml.SequenceNode)
                  else [checkpoints_node])
-        refs = [_resolve_checkpoint(task, item, suite_dir, problems) for item in items]
+        refs = [_resolve_checkpoint(task, item, suite_dir, problems, strategies)
+                for item in items]
         tasks[task] = tuple(r for r in refs if r is not None)
     return tasks
 
@@ -364,8 +388,9 @@ def parse_suite(text: str, path: str = "<suite>") -> Suite:
     seeds = _int_list(seeds_node, problems, "seeds", 0) if seeds_node is not None else [0]
     widths = _int_list(widths_node, problems, "widths", 1) if widths_node is not None else []
     budgets = _budgets(budgets_node, widths, problems) if budgets_node is not None else []
-    tasks = _tasks(tasks_node, suite_dir, problems) if tasks_node is not None else {}
     strategies = _strategies(strategies_node, problems) if strategies_node is not None else []
+    listed = {s.name for s in strategies} if strategies_node is not None else None
+    tasks = _tasks(tasks_node, suite_dir, problems, listed) if tasks_node is not None else {}
 
     # Each strategy needs a checkpoint of its kind on every task.
     if tasks_node is not None and isinstance(tasks_node, yaml.MappingNode):

@@ -26,7 +26,7 @@ tasks:
   rware:no-such-map:
     checkpoints: [shipped:ippo]
   smax:3m:
-    checkpoints: [{ckpt}]
+    checkpoints: [{{checkpoint: {ckpt}, only: [sgbs]}}]
 strategies:
   - greedy
   - warp-drive
@@ -41,17 +41,18 @@ def test_every_problem_is_reported_with_its_line() -> None:
     with pytest.raises(CeilingError) as caught:
         parse_suite(BAD.format(ckpt=connector), "bad.yaml")
     message = str(caught.value)
-    expected = {
-        7: "rollouts (40) must be a multiple of width (16)",
-        8: "seconds must be a positive number",
-        11: "no shipped 'sable' checkpoint for connector:con-5x5x3a",
-        12: "unknown task 'rware:no-such-map'",
-        15: "was trained for 'connector:con-5x5x3a', not 'smax:3m'",
-        18: "unknown strategy 'warp-drive'",
-        20: "strategy 'sampling' has no option 'beam'",
-        21: "unknown key 'colour'",
-    }
-    for line, text in expected.items():
+    expected = [
+        (7, "rollouts (40) must be a multiple of width (16)"),
+        (8, "seconds must be a positive number"),
+        (11, "no shipped 'sable' checkpoint for connector:con-5x5x3a"),
+        (12, "unknown task 'rware:no-such-map'"),
+        (15, "was trained for 'connector:con-5x5x3a', not 'smax:3m'"),
+        (18, "unknown strategy 'warp-drive'"),
+        (15, "`only` names 'sgbs', which is not a strategy of this suite"),
+        (20, "strategy 'sampling' has no option 'beam'"),
+        (21, "unknown key 'colour'"),
+    ]
+    for line, text in expected:
         assert any(f"bad.yaml:{line}: " in part and text in part
                    for part in message.splitlines()), (line, text, message)
     assert f"has {len(expected)} problem(s)" in message
@@ -68,8 +69,12 @@ def test_cells_are_the_cross_product_with_one_zero_shot_greedy_cell() -> None:
     suite = load_suite(SUITES / "cpu.yaml")
     cells = suite.cells()
     greedy = [c for c in cells if c.strategy == "greedy"]
-    # greedy: 3 tasks x 1 base checkpoint x 32 instances, width 1, one rollout.
-    assert len(greedy) == 3 * 32 and {(c.width, c.rollouts, c.seed) for c in greedy} == {(1, 1, 0)}
+    # greedy: 3 tasks x 2 base checkpoints (IPPO only plays greedy) x 32 instances, width 1,
+    # one rollout.
+    assert len(greedy) == 3 * 2 * 32
+    assert {(c.width, c.rollouts, c.seed) for c in greedy} == {(1, 1, 0)}
+    assert {c.checkpoint.algorithm for c in cells if c.strategy != "greedy"} == {"mappo",
+                                                                                 "compass"}
     # sampling/sgbs/finetune on MAPPO, compass/latent-sampling on COMPASS: 5 x 3 budgets x 32.
     assert len(cells) - len(greedy) == 3 * 5 * 3 * 32
     assert {c.checkpoint.algorithm for c in cells if c.strategy == "compass"} == {"compass"}
