@@ -15,7 +15,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from ceiling.bench.run import Prepared, SweepStats, compute_cell
+from ceiling.bench.run import Prepared, SweepStats, compute_cell, record_outcome
 from ceiling.bench.store import Row, Store
 from ceiling.bench.suite import Cell, Suite
 from ceiling.errors import CeilingError
@@ -79,13 +79,7 @@ def run_ray(
                     row, error, solve_seconds = ray.get(future)
                 except ray.exceptions.RayError as err:  # retries exhausted
                     row, error, solve_seconds = None, f"Ray gave up: {err}", 0.0
-                if row is None:
-                    store.add_failure(cell.key, cell.task, cell.strategy, str(error))
-                    stats.failed += 1
-                else:
-                    store.add(row)
-                    stats.done += 1
-                    stats.solve_seconds += solve_seconds
+                record_outcome(store, stats, cell, row, error, solve_seconds)
         stats.running = 0
         if on_update is not None:
             on_update(stats, "")

@@ -181,17 +181,28 @@ def run_local(
         try:
             row, solve_seconds = compute_cell(cell, suite.name, prepared)
         except CeilingError as err:
-            store.add_failure(cell.key, cell.task, cell.strategy, str(err))
-            stats.failed += 1
+            record_outcome(store, stats, cell, None, str(err), 0.0)
         else:
-            store.add(row)
-            stats.done += 1
-            stats.solve_seconds += solve_seconds
+            record_outcome(store, stats, cell, row, None, solve_seconds)
         stats.running = 0
     stats.wall_seconds += time.perf_counter() - start
     if on_update is not None:
         on_update(stats, "")
     return stats
+
+
+def record_outcome(
+    store: Store, stats: SweepStats, cell: Cell, row: Row | None, error: str | None,
+    solve_seconds: float,
+) -> None:
+    """Store a finished cell's row, or its failure, and count it (both executors)."""
+    if row is None:
+        store.add_failure(cell.key, cell.task, cell.strategy, str(error))
+        stats.failed += 1
+    else:
+        store.add(row)
+        stats.done += 1
+        stats.solve_seconds += solve_seconds
 
 
 def describe(cell: Cell) -> str:
