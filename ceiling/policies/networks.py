@@ -176,10 +176,6 @@ class Policy:
             "critic": self.critic.init(critic_key, critic_in),
         }
 
-    @property
-    def latent_dim(self) -> int:
-        return self.config.latent_dim
-
     def act(
         self,
         params: Params,
