@@ -218,7 +218,9 @@ def write_report(db: str | Path, out: str | Path, force: bool = False) -> list[P
                   f"({g['zero_shot_algorithm']})", f"{g['mean_return']:.3f}",
                   f"{g['gain_percent']:+.1f} % [{g['ci95'][0]:+.1f}, {g['ci95'][1]:+.1f}]",
                   _fmt(g["win_rate"], 2), str(g["instances"])] for g in gains]
-    summary_rows = [[row["config"].label, str(row["tasks"]), f"{row['mean_gain_percent']:+.1f} %",
+    summary_rows = [[row["config"].label, str(row["tasks"]),
+                     f"{row['mean_gain_percent']:+.1f} % [{row['ci95'][0]:+.1f}, "
+                     f"{row['ci95'][1]:+.1f}]",
                      f"{row['max_gain_percent']:+.1f} % ({row['max_task']})"]
                     for row in stats.gain_summary(gains)]
     bound_rows = [[task, f"{low:.3f}", f"{high:.3f}"] for task, (low, high) in bounds.items()]
@@ -231,7 +233,7 @@ def write_report(db: str | Path, out: str | Path, force: bool = False) -> list[P
           "win rate", "instances"],
          gain_rows),
         ("Gain over zero-shot across tasks (reference study: +45 % mean, +126 % max)",
-         ["configuration", "tasks", "mean gain", "max gain"], summary_rows),
+         ["configuration", "tasks", "mean gain [95 % CI]", "max gain"], summary_rows),
         ("Normalisation bounds", ["task", "min (uniform random policy, mean)",
                                   "max (best stored return)"], bound_rows),
     ]

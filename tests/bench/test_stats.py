@@ -70,6 +70,11 @@ def test_gain_is_over_the_best_zero_shot_base_policy() -> None:
         assert g["win_rate"] is None  # the rows have no win flag
     (summary,) = stats.gain_summary(gains)
     assert summary["tasks"] == 2 and summary["mean_gain_percent"] == pytest.approx(125.0)
+    # The mean over tasks averages two independent resamplings: its CI holds the mean and is
+    # narrower than either task's own.
+    low, high = summary["ci95"]
+    assert low <= 125.0 <= high
+    assert all(high - low < g["ci95"][1] - g["ci95"][0] for g in gains)
 
 
 def test_normalisation_uses_random_min_and_best_stored_max() -> None:

@@ -69,14 +69,16 @@ def test_cells_are_the_cross_product_with_one_zero_shot_greedy_cell() -> None:
     suite = load_suite(SUITES / "cpu.yaml")
     cells = suite.cells()
     greedy = [c for c in cells if c.strategy == "greedy"]
-    # greedy: 3 tasks x 2 base checkpoints (IPPO only plays greedy) x 32 instances, width 1,
-    # one rollout.
-    assert len(greedy) == 3 * 2 * 32
+    # greedy: 3 tasks x 2 base checkpoints (IPPO only plays greedy) x 16 instances, width 1,
+    # one rollout, whatever the budgets and widths.
+    assert len(greedy) == 3 * 2 * 16
     assert {(c.width, c.rollouts, c.seed) for c in greedy} == {(1, 1, 0)}
     assert {c.checkpoint.algorithm for c in cells if c.strategy != "greedy"} == {"mappo",
                                                                                  "compass"}
-    # sampling/sgbs/finetune on MAPPO, compass/latent-sampling on COMPASS: 5 x 3 budgets x 32.
-    assert len(cells) - len(greedy) == 3 * 5 * 3 * 32
+    # sampling/sgbs/finetune on MAPPO, compass/latent-sampling on COMPASS: 5 strategies x
+    # 3 budgets x 2 widths x 16 instances per task.
+    assert len(cells) - len(greedy) == 3 * 5 * 3 * 2 * 16
+    assert {c.width for c in cells if c.strategy != "greedy"} == {16, 64}
     assert {c.checkpoint.algorithm for c in cells if c.strategy == "compass"} == {"compass"}
     assert len({c.key for c in cells}) == len(cells)
     groups = [c.group for c in cells]
