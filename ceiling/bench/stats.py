@@ -47,6 +47,22 @@ class Config:
     width: int
 
     @property
+    def order(self) -> tuple:
+        """Sort key: zero-shot first, then strategy, base, options, budget (numerically), width."""
+        return (self.strategy != "greedy", self.strategy, self.algorithm, self.options,
+                self.seconds or 0.0, self.rollouts or 0, self.width)
+
+    @property
+    def family(self) -> tuple[str, str, str]:
+        """(strategy, options, algorithm): the configs that differ only in budget and width."""
+        return (self.strategy, self.options, self.algorithm)
+
+    @property
+    def extent(self) -> tuple[float, int, int]:
+        """(seconds, rollouts, width), for picking a family's largest budget and width."""
+        return (self.seconds or 0.0, self.rollouts or 0, self.width)
+
+    @property
     def label(self) -> str:
         options = json.loads(self.options)
         extra = "".join(f" {k}={v}" for k, v in sorted(options.items()))
@@ -162,7 +178,7 @@ def gains_over_zero_shot(
     out = []
     rng = np.random.default_rng(seed)
     for (task, config), by_instance in sorted(groups.items(), key=lambda item: (
-            item[0][0], item[0][1].label)):
+            item[0][0], item[0][1].order)):
         if task not in base:
             continue
         algorithm = base[task][0]
@@ -203,7 +219,7 @@ def aggregate(
                 if task in base and base[task][0] == config.algorithm:
                     base_scores[task] = runs
     out = []
-    for config, tasks in sorted(table.items(), key=lambda item: item[0].label):
+    for config, tasks in sorted(table.items(), key=lambda item: item[0].order):
         scores = [tasks[t] for t in sorted(tasks)]
         low, high = stratified_bootstrap_ci(scores, iqm, reps=reps)
         improvement = None
@@ -225,7 +241,7 @@ def gain_summary(gains: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     for g in gains:
         by_config.setdefault(g["config"], []).append(g)
     out = []
-    for config, group in sorted(by_config.items(), key=lambda item: item[0].label):
+    for config, group in sorted(by_config.items(), key=lambda item: item[0].order):
         best = max(group, key=lambda g: g["gain_percent"])
         mean_boot = np.mean([g["bootstrap"] for g in group], axis=0)
         low, high = np.nanpercentile(mean_boot, [2.5, 97.5])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ceiling.bench.report import plot_budget, plot_contours
+from ceiling.bench.report import headline_gains, plot_budget, plot_contours
 from ceiling.bench.stats import Config
 
 
@@ -33,3 +33,14 @@ def test_no_time_budgets_no_budget_plot(tmp_path: Path) -> None:
     table = [{"config": Config("sampling", "{}", "ippo", None, 64, 16), "iqm": 0.5,
               "ci95": (0.4, 0.6)}]
     assert not plot_budget(table, tmp_path / "budget.png")
+
+
+def test_gain_figure_keeps_each_strategy_at_its_largest_budget_and_width() -> None:
+    gains = [{"task": task, "config": Config(strategy, "{}", "mappo", seconds, None, width),
+              "gain_percent": seconds + width}
+             for task in ("a", "b") for strategy in ("sampling", "sgbs")
+             for width in (16, 64) for seconds in (1.0, 10.0, 3.0)]
+    kept = headline_gains(gains)
+    assert sorted((g["task"], g["config"].strategy) for g in kept) == [
+        ("a", "sampling"), ("a", "sgbs"), ("b", "sampling"), ("b", "sgbs")]
+    assert {(g["config"].seconds, g["config"].width) for g in kept} == {(10.0, 64)}
