@@ -35,6 +35,17 @@ def ray_cell(cell: Cell, suite_name: str) -> tuple[Row | None, str | None, float
     return row, None, solve_seconds
 
 
+def _auth_hint() -> str:
+    """Ray's failed join says nothing about authentication; clusters that `ray start` brings
+    up under Ray 2.60 demand a token, and a driver without RAY_AUTH_MODE=token is refused."""
+    if os.environ.get("RAY_AUTH_MODE") == "token":
+        return ""
+    return ("\nIf the cluster uses token authentication (`ray start` does by default in recent "
+            "Ray), set RAY_AUTH_MODE=token and give this machine the cluster's token "
+            "(~/.ray/auth_token, RAY_AUTH_TOKEN_PATH or RAY_AUTH_TOKEN; `ray get-auth-token` on "
+            "the head prints it).")
+
+
 def run_ray(
     suite: Suite, store: Store, cells: list[Cell], address: str | None = None,
     on_update: Callable[[SweepStats, str], None] | None = None,
@@ -59,7 +70,8 @@ def run_ray(
             try:
                 ray.init(address=address, log_to_driver=False, configure_logging=False)
             except (ConnectionError, RuntimeError, ValueError) as err:
-                raise CeilingError(f"cannot join the Ray cluster at {address!r}: {err}") from None
+                raise CeilingError(f"cannot join the Ray cluster at {address!r}: {err}"
+                                   + _auth_hint()) from None
     try:
         remote: Any = ray.remote(num_cpus=1, max_retries=max_retries)(ray_cell)
         window = max(2, 2 * int(ray.cluster_resources().get("CPU", 1)))

@@ -140,6 +140,48 @@ def test_ray_executor_stores_the_same_rows_as_the_local_one(
     assert ray_rows == [local[row[0]] for row in ray_rows]
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_ray_address_joins_a_running_cluster(tmp_path: Path, reference, compile_cache) -> None:
+    """`--ray-address` against a head started by `ray start` (a one-machine cluster), as a
+    user on a real cluster would; same rows as the local sweep. HOME is a fresh directory, so
+    no token file from another Ray run turns the head's authentication on."""
+    pytest.importorskip("ray")
+    ray_cli = Path(sys.executable).with_name("ray")
+    if not ray_cli.exists():
+        pytest.skip(f"no `ray` command next to {sys.executable}")
+    env = {**compile_cache, "HOME": str(tmp_path), "RAY_USAGE_STATS_ENABLED": "0"}
+    env.pop("RAY_AUTH_MODE", None)
+    port = _free_port()
+    started = subprocess.run(
+        [str(ray_cli), "start", "--head", f"--port={port}", "--num-cpus=1",
+         "--include-dashboard=false", "--disable-usage-stats"],
+        env=env, capture_output=True, text=True, timeout=120)
+    try:
+        assert started.returncode == 0, started.stderr
+        db = tmp_path / "cluster.sqlite"
+        finished = subprocess.run(
+            [*_bench(SMOKE, db)[:-1], "--ray-address", f"127.0.0.1:{port}", "--quiet"],
+            env=env, capture_output=True, text=True, timeout=300)
+        assert finished.returncode == 0, finished.stderr
+        assert "4 cells stored, 0 failed" in finished.stdout
+    finally:
+        subprocess.run([str(ray_cli), "stop", "--force"], env=env, capture_output=True,
+                       timeout=120)
+    local = {row[0]: row for row in reference[1]}
+    with Store(db) as store:
+        rows = store.outcome_table()
+        (sweep,) = store.sweeps()
+    assert len(rows) == 4 and rows == [local[row[0]] for row in rows]
+    assert sweep["command"].endswith(f"--ray-address 127.0.0.1:{port}")
+
+
 def test_a_bad_option_value_fails_before_any_cell_runs(tmp_path: Path, capsys) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text(SMOKE.read_text().replace("- sampling",
