@@ -18,7 +18,8 @@ under pandas 3 (our environment); `tests/bench/test_stats.py` checks these again
 - Gain over zero-shot, per task: 100 (mean return - Z) / |Z| where Z is the greedy mean return
   of the base policy with the best greedy mean on those instances (the study's headline); its
   CI resamples instances jointly for both means (paired). The win rate is reported next to
-  it where the task defines a win (SMAX).
+  it where the task defines a win (SMAX). The mean gain across tasks gets a stratified CI:
+  each replicate averages one paired replicate per task.
 """
 
 from __future__ import annotations
