@@ -62,7 +62,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         command = ["ceiling", "bench", args.suite, "--db", args.db]
         command += ["--ray-address", args.ray_address] if args.ray_address else (
             ["--ray"] if args.ray else [])
-        store.add_sweep(suite.name, suite.path, shlex.join(command), executor, len(cells))
+
+        def record_sweep() -> None:  # once cells can run: a refused Ray join records nothing
+            store.add_sweep(suite.name, suite.path, shlex.join(command), executor, len(cells))
+
         stats = SweepStats(total=len(cells))
         with _progress(not args.quiet) as progress:
             bar = progress.add_task(f"{suite.name}", total=len(cells), done=0, running=0,
@@ -77,8 +80,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 from ceiling.bench.ray_executor import run_ray
 
                 run_ray(suite, store, cells, address=args.ray_address, on_update=on_update,
-                        stats=stats, max_retries=args.retries)
+                        stats=stats, max_retries=args.retries, on_start=record_sweep)
             else:
+                record_sweep()
                 run_local(suite, store, cells, prepared, on_update=on_update, stats=stats)
         if args.ray:  # cells ran side by side: solve time adds up to more than the wall
             timing = (f"{stats.solve_seconds:.1f} s inside solve on the workers, "

@@ -35,6 +35,27 @@ def ray_cell(cell: Cell, suite_name: str) -> tuple[Row | None, str | None, float
     return row, None, solve_seconds
 
 
+def check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail fast when nothing listens at a `HOST:PORT` (or `ray://HOST:PORT`) address: Ray's
+    own join keeps retrying a closed port for many minutes without a word. Other forms
+    (`auto`, a bare host) are left to Ray."""
+    import socket
+
+    target = address.removeprefix("ray://")
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        return
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            pass
+    except OSError as err:
+        raise CeilingError(
+            f"cannot join the Ray cluster at {address!r}: nothing answers at {host}:{port} "
+            f"({err.strerror or err}). Start a head there (`ray start --head --port {port}`) or "
+            "pass the address `ray start` printed (HOST:PORT of its GCS, default port 6379)."
+        ) from None
+
+
 def _auth_hint() -> str:
     """Ray's failed join says nothing about authentication; clusters that `ray start` brings
     up under Ray 2.60 demand a token, and a driver without RAY_AUTH_MODE=token is refused."""
@@ -50,8 +71,10 @@ def run_ray(
     suite: Suite, store: Store, cells: list[Cell], address: str | None = None,
     on_update: Callable[[SweepStats, str], None] | None = None,
     stats: SweepStats | None = None, max_retries: int = 3,
+    on_start: Callable[[], None] | None = None,
 ) -> SweepStats:
-    """Run `cells` on Ray (a local instance, or the cluster at `address`)."""
+    """Run `cells` on Ray (a local instance, or the cluster at `address`); `on_start` is
+    called once Ray is up, before the first cell is sent."""
     import time
 
     try:
@@ -67,12 +90,15 @@ def run_ray(
             ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False,
                      configure_logging=False)
         else:
+            check_reachable(address)
             try:
                 ray.init(address=address, log_to_driver=False, configure_logging=False)
             except (ConnectionError, RuntimeError, ValueError) as err:
                 raise CeilingError(f"cannot join the Ray cluster at {address!r}: {err}"
                                    + _auth_hint()) from None
     try:
+        if on_start is not None:
+            on_start()
         remote: Any = ray.remote(num_cpus=1, max_retries=max_retries)(ray_cell)
         window = max(2, 2 * int(ray.cluster_resources().get("CPU", 1)))
         queue = list(cells)

@@ -182,6 +182,18 @@ def test_ray_address_joins_a_running_cluster(tmp_path: Path, reference, compile_
     assert sweep["command"].endswith(f"--ray-address 127.0.0.1:{port}")
 
 
+def test_ray_address_with_nothing_listening_fails_fast(tmp_path: Path, capsys) -> None:
+    pytest.importorskip("ray")
+    port = _free_port()  # bound and released: nothing listens there now
+    db = tmp_path / "r.sqlite"
+    assert main(["bench", str(SMOKE), "--db", str(db), "--ray-address", f"127.0.0.1:{port}",
+                 "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert f"nothing answers at 127.0.0.1:{port}" in err and "ray start --head" in err
+    with Store(db) as store:
+        assert store.sweeps() == [] and store.stored_keys() == set()
+
+
 def test_a_bad_option_value_fails_before_any_cell_runs(tmp_path: Path, capsys) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text(SMOKE.read_text().replace("- sampling",
