@@ -11,7 +11,7 @@ from its caption alone.
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -52,15 +52,21 @@ def plot_iqm(table: list[dict[str, Any]], path: Path) -> None:
     _save(fig, path)
 
 
+def at_largest_extent(items: Sequence[tuple[Any, stats.Config]], group: Callable[
+        [Any, stats.Config], Any]) -> list[Any]:
+    """The items whose config has the largest (budget, width) within its group."""
+    largest: dict[Any, tuple[float, int, int]] = {}
+    for item, config in items:
+        key = group(item, config)
+        largest[key] = max(largest.get(key, config.extent), config.extent)
+    return [item for item, config in items if config.extent == largest[group(item, config)]]
+
+
 def headline_gains(gains: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Each (task, strategy, options, base)'s gain at its largest budget and width: the
     reference study's headline cell (30 s x 64 attempts in its grid)."""
-    best: dict[tuple[str, tuple[str, str, str]], dict[str, Any]] = {}
-    for g in gains:
-        key = (g["task"], g["config"].family)
-        if key not in best or g["config"].extent > best[key]["config"].extent:
-            best[key] = g
-    return list(best.values())
+    return at_largest_extent([(g, g["config"]) for g in gains],
+                             lambda g, config: (g["task"], config.family))
 
 
 def plot_gains(gains: list[dict[str, Any]], path: Path) -> None:
@@ -157,14 +163,10 @@ def plot_anytime(rows: Sequence[dict[str, Any]], task: str, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6.5, 4), dpi=110)
     # One curve per strategy, from its runs at the largest budget and width: a longer run's
     # trace already holds every shorter budget's curve, and 30 overlapping lines do not read.
-    configs = [(r, stats.config_of(r)) for r in mine if r["strategy"] != "greedy"]
-    largest: dict[tuple[str, str, str], tuple[float, int, int]] = {}
-    for _, config in configs:
-        largest[config.family] = max(largest.get(config.family, config.extent), config.extent)
     groups: dict[str, list[dict[str, Any]]] = {}
-    for r, config in configs:
-        if config.extent == largest[config.family]:
-            groups.setdefault(config.label, []).append(r)
+    for r in at_largest_extent([(r, stats.config_of(r)) for r in mine
+                                if r["strategy"] != "greedy"], lambda _, config: config.family):
+        groups.setdefault(stats.config_of(r).label, []).append(r)
     horizon = max((r["trace"][-1][0] for r in mine if r["trace"]), default=1.0)
     grid = np.linspace(0.0, horizon, 200)
     for label, group in sorted(groups.items()):
