@@ -1,11 +1,22 @@
-"""Actor-critic networks shared by IPPO and MAPPO, and the `act` function every consumer uses.
+"""Policy networks: the architecture registry, the `Policy` contract, and the MLP actor-critic.
 
-One set of actor parameters serves all agents (parameter sharing); agents are told apart by
-the agent-id one-hot that every task appends to its observations. The critic sees the agent's
-own observation (IPPO) or the global state plus the agent id (MAPPO). Masked actions get
-`-inf` logits, so sampling and arg-max never pick an illegal action.
+A `Policy` is a set of pure functions over an explicit params pytree: `init(key)`,
+`act(params, observation, action_mask, latent=None)` -> masked logits for all agents at once,
+and `value(params, observation, global_state)`. Which network computes them is named by
+`NetworkConfig.architecture` and looked up in a registry (`register_architecture`,
+`make_policy`), so trainers, search strategies and checkpoints never name a network class.
+`Policy(spec, config)` is the same as `make_policy(spec, config)`: called on the base class, it
+builds the registered class. The base class assumes nothing about the network's inputs beyond
+the task spec; a sequence model over agents or an attention encoder over the named observation
+fields (`TaskSpec.observation_fields`) fits the same contract.
 
-A policy may also be conditioned on a latent vector z (COMPASS, `ceiling.training.compass`):
+The "mlp" architecture is the actor-critic shared by IPPO and MAPPO. One set of actor
+parameters serves all agents (parameter sharing); agents are told apart by the agent-id one-hot
+that every task appends to its observations. The critic sees the agent's own observation (IPPO)
+or the global state plus the agent id (MAPPO). Masked actions get `-inf` logits, so sampling
+and arg-max never pick an illegal action.
+
+An MLP policy may also be conditioned on a latent vector z (COMPASS, `ceiling.training.compass`):
 one z per attempt, shared by all agents, enters the actor's first hidden layer through a
 low-rank map `latent_out(latent_in(z))`. `latent_out` starts at zero, so a freshly conditioned
 policy acts exactly like its base policy for every z, and the rank keeps the added parameters
@@ -16,8 +27,9 @@ shipped networks). The prior over z is uniform on [-1, 1]^d.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
-from typing import Any, cast
+import importlib
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar, Self, cast
 
 import flax.linen as nn
 import jax
@@ -92,6 +104,7 @@ class NetworkConfig:
     activation: str = "relu"
     latent_dim: int = 0  # > 0: a COMPASS latent-conditioned actor
     latent_rank: int = 4  # rank of the latent's input map (when latent_dim > 0)
+    architecture: str = "mlp"  # a name in the architecture registry (`architectures()`)
 
     @property
     def conditioned(self) -> bool:
@@ -103,6 +116,9 @@ class NetworkConfig:
         return "compass" if self.conditioned else self.algorithm
 
     def validate(self) -> None:
+        if self.architecture not in architectures():
+            raise CeilingError(f"unknown architecture {self.architecture!r}; "
+                               f"valid: {', '.join(architectures())}")
         if self.algorithm not in ALGORITHMS:
             raise CeilingError(
                 f"unknown algorithm {self.algorithm!r}; valid: {', '.join(ALGORITHMS)}"
@@ -119,6 +135,7 @@ class NetworkConfig:
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
+            "architecture": self.architecture,
             "algorithm": self.algorithm,
             "hidden_sizes": list(self.hidden_sizes),
             "activation": self.activation,
@@ -130,32 +147,83 @@ class NetworkConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> NetworkConfig:
+        """The inverse of `to_dict`; a dict without `architecture` (format 1) means "mlp"."""
         return cls(
             algorithm=str(data["algorithm"]),
             hidden_sizes=tuple(int(h) for h in data["hidden_sizes"]),
             activation=str(data["activation"]),
             latent_dim=int(data.get("latent_dim", 0)),
             latent_rank=int(data.get("latent_rank", 4)),
+            architecture=str(data.get("architecture", "mlp")),
         )
 
 
+# -- the architecture registry -------------------------------------------------------------
+
+ARCHITECTURES: dict[str, type[Policy]] = {}
+# Architectures defined in other modules, imported on first use so that `make_policy` finds
+# them without its caller importing them: {name: module that registers it}.
+ARCHITECTURE_MODULES: dict[str, str] = {}
+
+
+def register_architecture(name: str) -> Callable[[type[Policy]], type[Policy]]:
+    """Class decorator: `make_policy` builds `config.architecture == name` with this class."""
+
+    def register(cls: type[Policy]) -> type[Policy]:
+        if name in ARCHITECTURES and ARCHITECTURES[name] is not cls:
+            raise CeilingError(f"architecture {name!r} is already registered to "
+                               f"{ARCHITECTURES[name].__qualname__}")
+        cls.architecture = name
+        ARCHITECTURES[name] = cls
+        return cls
+
+    return register
+
+
+def architectures() -> tuple[str, ...]:
+    """Every architecture name `make_policy` accepts, sorted."""
+    return tuple(sorted(set(ARCHITECTURES) | set(ARCHITECTURE_MODULES)))
+
+
+def policy_class(architecture: str) -> type[Policy]:
+    """The class registered for `architecture`; a `CeilingError` naming the valid ones if none."""
+    if architecture not in ARCHITECTURES and architecture in ARCHITECTURE_MODULES:
+        importlib.import_module(ARCHITECTURE_MODULES[architecture])
+    if architecture not in ARCHITECTURES:
+        raise CeilingError(f"unknown architecture {architecture!r}; "
+                           f"valid: {', '.join(architectures())}")
+    return ARCHITECTURES[architecture]
+
+
+def make_policy(spec: TaskSpec, config: NetworkConfig) -> Policy:
+    """The policy network `config.architecture` for the task `spec`."""
+    return policy_class(config.architecture)(spec, config)
+
+
 class Policy:
-    """A task's actor-critic: pure functions over an explicit params pytree."""
+    """A task's actor-critic: pure functions over an explicit params pytree.
+
+    Subclasses register with `register_architecture(name)` and implement `init`, `act` and
+    `value`; this class owns construction, validation and value equality. `Policy(spec,
+    config)` builds the class registered for `config.architecture` (as `make_policy` does).
+    """
+
+    architecture: ClassVar[str] = ""  # set by `register_architecture`
+
+    def __new__(cls, spec: TaskSpec | None = None, config: NetworkConfig | None = None) -> Self:
+        # Both default to None so that copy and pickle, which call `cls.__new__(cls)`, work.
+        target: type[Policy] = cls
+        if cls is Policy and config is not None:
+            target = policy_class(config.architecture)
+        return cast(Self, object.__new__(target))
 
     def __init__(self, spec: TaskSpec, config: NetworkConfig) -> None:
         config.validate()
-        if len(spec.observation_shape) != 1 or len(spec.global_state_shape) != 1:
-            raise CeilingError(f"MLP policies need flat observations; {spec.name} has "
-                               f"{spec.observation_shape} and {spec.global_state_shape}")
+        if config.architecture != self.architecture:
+            raise CeilingError(f"{type(self).__name__} builds the {self.architecture!r} "
+                               f"architecture, not {config.architecture!r}; use make_policy")
         self.spec = spec
         self.config = config
-        self.actor: nn.Module
-        if config.conditioned:
-            self.actor = ConditionedMLP(config.hidden_sizes, spec.num_actions, config.activation,
-                                        0.01, config.latent_rank)
-        else:
-            self.actor = MLP(config.hidden_sizes, spec.num_actions, config.activation, 0.01)
-        self.critic = MLP(config.hidden_sizes, 1, config.activation, 1.0)
 
     # Policies are static arguments of jitted functions: equal by value, so reloading the same
     # kind of checkpoint reuses compiled code instead of recompiling.
@@ -165,6 +233,52 @@ class Policy:
 
     def __hash__(self) -> int:
         return hash((type(self).__name__, self.spec, self.config))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.spec.name!r}, {self.config})"
+
+    def init(self, key: jax.Array) -> Params:
+        """Fresh parameters {"actor": ..., "critic": ...} drawn from `key`."""
+        raise NotImplementedError
+
+    def act(
+        self,
+        params: Params,
+        observation: jax.Array,
+        action_mask: jax.Array,
+        latent: jax.Array | None = None,
+    ) -> jax.Array:
+        """Masked logits [..., A, num_actions] for all agents' observations [..., A, *obs].
+
+        Masked actions get `-inf`. A latent-conditioned policy takes `latent` [..., latent_dim]
+        (one per attempt, shared by its agents); None means the centre of the prior.
+        """
+        raise NotImplementedError
+
+    def value(self, params: Params, observation: jax.Array, global_state: jax.Array) -> jax.Array:
+        """Per-agent values [..., A] from observations [..., A, *obs] and state [..., *G]."""
+        raise NotImplementedError
+
+    def num_parameters(self, params: Params) -> int:
+        return int(sum(np.prod(leaf.shape) for leaf in jax.tree_util.tree_leaves(params)))
+
+
+@register_architecture("mlp")
+class MLPPolicy(Policy):
+    """Parameter-shared MLP actor (optionally latent-conditioned) and MLP critic."""
+
+    def __init__(self, spec: TaskSpec, config: NetworkConfig) -> None:
+        super().__init__(spec, config)
+        if len(spec.observation_shape) != 1 or len(spec.global_state_shape) != 1:
+            raise CeilingError(f"MLP policies need flat observations; {spec.name} has "
+                               f"{spec.observation_shape} and {spec.global_state_shape}")
+        self.actor: nn.Module
+        if config.conditioned:
+            self.actor = ConditionedMLP(config.hidden_sizes, spec.num_actions, config.activation,
+                                        0.01, config.latent_rank)
+        else:
+            self.actor = MLP(config.hidden_sizes, spec.num_actions, config.activation, 0.01)
+        self.critic = MLP(config.hidden_sizes, 1, config.activation, 1.0)
 
     def init(self, key: jax.Array) -> Params:
         actor_key, critic_key = jax.random.split(key)
@@ -219,25 +333,25 @@ class Policy:
         features = self.critic_input(observation, global_state)
         return cast(jax.Array, self.critic.apply(params["critic"], features))[..., 0]
 
-    def num_parameters(self, params: Params) -> int:
-        return int(sum(np.prod(leaf.shape) for leaf in jax.tree_util.tree_leaves(params)))
-
 
 def condition(
     policy: Policy, params: Params, latent_dim: int, key: jax.Array, latent_rank: int = 4
 ) -> tuple[Policy, Params]:
-    """A latent-conditioned copy of an unconditioned policy that acts exactly like it.
+    """A latent-conditioned copy of an unconditioned MLP policy that acts exactly like it.
 
     The base actor's and critic's parameters are kept as they are; only `latent_in` (random)
     and `latent_out` (zero) are new, so the logits are the base logits for every latent.
     """
+    if not isinstance(policy, MLPPolicy):
+        raise CeilingError("latent conditioning is implemented for the 'mlp' architecture, "
+                           f"not {policy.config.architecture!r}")
     if policy.config.conditioned:
         raise CeilingError("this policy is already latent-conditioned "
                            f"(latent_dim {policy.config.latent_dim})")
     if isinstance(latent_dim, bool) or not isinstance(latent_dim, int) or latent_dim < 1:
         raise CeilingError(f"latent_dim must be an integer >= 1, got {latent_dim!r}")
     config = dataclasses.replace(policy.config, latent_dim=latent_dim, latent_rank=latent_rank)
-    conditioned = Policy(policy.spec, config)
+    conditioned = make_policy(policy.spec, config)
     fresh = conditioned.init(key)
     actor = dict(fresh["actor"]["params"])
     actor.update(params["actor"]["params"])

@@ -1,7 +1,10 @@
-"""Acting in a task: one episode as a `lax.scan` over the horizon, and zero-shot evaluation.
+"""Acting in a task: the one episode scan, zero-shot evaluation, and the trajectory record.
 
-Because finished task states are absorbing, scanning exactly `horizon` steps gives the exact
-episode return for every instance, so batches of episodes vmap without ragged lengths.
+Everything that plays a policy through a task for a fixed number of steps — zero-shot
+evaluation, every search strategy's attempts, SGBS's greedy simulations from a beam node,
+fine-tuning's and COMPASS training's recorded rollouts — goes through `play`. Because finished
+task states are absorbing, scanning exactly `horizon` steps gives the exact episode return for
+every instance, so batches of episodes vmap without ragged lengths.
 """
 
 from __future__ import annotations
@@ -11,10 +14,13 @@ import math
 from typing import Any, NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from ceiling.policies.networks import Params, Policy, greedy_action, sample_action
-from ceiling.tasks.base import Task
+from ceiling.tasks.base import Task, TaskState, TimeStep
+
+MASKED_LOGIT = -1e9  # finite stand-in for -inf inside losses, so gradients stay finite
 
 
 class Episode(NamedTuple):
@@ -22,6 +28,88 @@ class Episode(NamedTuple):
     total_return: jax.Array  # [] float32 team return
     won: jax.Array  # [] bool (False where the task has no win condition)
     length: jax.Array  # [] int32 steps until done
+
+
+class Transition(NamedTuple):
+    """One step as the PPO loss sees it; batched [T, E, ...] in training and fine-tuning."""
+
+    observation: jax.Array  # [A, F]
+    action_mask: jax.Array  # [A, n]
+    global_state: jax.Array  # [G]
+    action: jax.Array  # [A]
+    log_prob: jax.Array  # [A] under the untempered policy
+    value: jax.Array  # [A]
+    reward: jax.Array  # []
+    done: jax.Array  # []
+
+
+class Trajectory(NamedTuple):
+    """What a recorded rollout keeps about each of its L steps, for a loss."""
+
+    transitions: Transition  # [L, ...]
+    live: jax.Array  # [L] bool: the step was taken before the episode ended
+    finite: jax.Array  # [] bool: every legal logit along the way was finite
+
+
+def masked_log_softmax(logits: jax.Array) -> jax.Array:
+    return jax.nn.log_softmax(jnp.where(jnp.isfinite(logits), logits, MASKED_LOGIT), axis=-1)
+
+
+def legal_logits_finite(logits: jax.Array, action_mask: jax.Array) -> jax.Array:
+    """Whether every legal action's logit is finite (masked ones are -inf by design)."""
+    return jnp.where(action_mask, jnp.isfinite(logits), True).all()
+
+
+def play(
+    task: Task,
+    policy: Policy,
+    params: Params,
+    state: TaskState,
+    timestep: TimeStep,
+    key: jax.Array,
+    length: int,
+    greedy: bool,
+    temperature: float = 1.0,
+    latent: jax.Array | None = None,
+    record: bool = False,
+) -> tuple[Episode, Trajectory | None]:
+    """Play `length` steps from (`state`, `timestep`): the one episode scan.
+
+    Arg-max actions if `greedy`, else sampled at `temperature`, each step with its own key
+    split from `key`. `latent` [d] conditions a COMPASS policy for the whole rollout. With
+    `record`, also returns the `Trajectory` a loss needs (log-probabilities under the
+    untempered policy, so a PPO ratio starts at 1 whatever the sampling temperature).
+    """
+
+    def body(carry: Any, step_key: jax.Array) -> tuple[Any, Any]:
+        state, timestep = carry
+        logits = policy.act(params, timestep.observation, timestep.action_mask, latent)
+        if greedy:
+            action = greedy_action(logits)
+        else:
+            action = sample_action(step_key, logits, temperature)
+        next_state, next_timestep = task.step(state, action)
+        out: tuple[Any, ...] = (action, next_timestep.reward)
+        if record:
+            log_prob = jnp.take_along_axis(masked_log_softmax(logits), action[..., None],
+                                           -1)[..., 0]
+            transition = Transition(
+                observation=timestep.observation, action_mask=timestep.action_mask,
+                global_state=timestep.global_state, action=action, log_prob=log_prob,
+                value=policy.value(params, timestep.observation, timestep.global_state),
+                reward=next_timestep.reward, done=next_timestep.done,
+            )
+            out += (transition, ~timestep.done,
+                    legal_logits_finite(logits, timestep.action_mask))
+        return (next_state, next_timestep), out
+
+    step_keys = jax.random.split(key, length)
+    (state, timestep), out = jax.lax.scan(body, (state, timestep), step_keys)
+    episode = Episode(actions=out[0], total_return=out[1].sum(), won=timestep.won,
+                      length=state.step)
+    if not record:
+        return episode, None
+    return episode, Trajectory(transitions=out[2], live=out[3], finite=out[4].all())
 
 
 def run_episode(
@@ -34,30 +122,29 @@ def run_episode(
     temperature: float = 1.0,
     latent: jax.Array | None = None,
 ) -> Episode:
-    """Play one episode of the instance `instance_key`; `key` drives stochastic actions.
-
-    `latent` [latent_dim] conditions a COMPASS policy for the whole episode.
-    """
+    """Play one whole episode of the instance `instance_key`; `key` drives sampled actions."""
     state, timestep = task.reset(instance_key)
+    episode, _ = play(task, policy, params, state, timestep, key, task.spec.horizon, greedy,
+                      temperature, latent)
+    return episode
 
-    def body(carry: Any, step_key: jax.Array) -> tuple[Any, tuple[jax.Array, jax.Array]]:
-        state, timestep = carry
-        logits = policy.act(params, timestep.observation, timestep.action_mask, latent)
-        if greedy:
-            action = greedy_action(logits)
-        else:
-            action = sample_action(step_key, logits, temperature)
-        state, timestep = task.step(state, action)
-        return (state, timestep), (action, timestep.reward)
 
-    step_keys = jax.random.split(key, task.spec.horizon)
-    (state, timestep), (actions, rewards) = jax.lax.scan(body, (state, timestep), step_keys)
-    return Episode(
-        actions=actions,
-        total_return=rewards.sum(),
-        won=timestep.won,
-        length=state.step,
-    )
+def record_episode(
+    task: Task,
+    policy: Policy,
+    params: Params,
+    instance_key: jax.Array,
+    key: jax.Array,
+    temperature: float = 1.0,
+    latent: jax.Array | None = None,
+) -> tuple[Episode, Trajectory]:
+    """One sampled episode of the instance and its `Trajectory` [T = horizon]; actions are
+    drawn as in `run_episode(greedy=False)`, key for key."""
+    state, timestep = task.reset(instance_key)
+    episode, trajectory = play(task, policy, params, state, timestep, key, task.spec.horizon,
+                               False, temperature, latent, record=True)
+    assert trajectory is not None
+    return episode, trajectory
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1), static_argnames=("greedy",))

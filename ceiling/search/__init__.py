@@ -1,13 +1,15 @@
-"""Inference strategies under a budget: the driver, the strategies, verified solutions."""
+"""Inference strategies under a budget: the driver, the strategies, verified solutions.
+
+`STRATEGIES` is the registry; a new strategy is one file with a `Strategy` subclass, added here.
+"""
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 from ceiling.errors import CeilingError
 from ceiling.policies.networks import Policy
-from ceiling.search.base import Incumbent, Strategy
+from ceiling.search.base import Batch, Incumbent, SearchState, Strategy
 from ceiling.search.budget import Budget
 from ceiling.search.compass import Compass, LatentSampling
 from ceiling.search.driver import (
@@ -19,61 +21,71 @@ from ceiling.search.driver import (
 )
 from ceiling.search.finetune import FineTune
 from ceiling.search.greedy import Greedy
+from ceiling.search.identity import instance_key, search_key, search_keys
+from ceiling.search.options import OptionSpec, build_options, describe_options
 from ceiling.search.sampling import Sampling
 from ceiling.search.sgbs import SGBS
 from ceiling.search.solution import Solution, replay, verified_solution
 from ceiling.tasks.base import Task
 
 STRATEGIES: dict[str, type[Strategy]] = {
-    "greedy": Greedy, "sampling": Sampling, "finetune": FineTune, "sgbs": SGBS,
-    "compass": Compass, "latent-sampling": LatentSampling,
+    cls.name: cls for cls in (Greedy, Sampling, SGBS, FineTune, Compass, LatentSampling)
 }
 
 
-def strategy_options(name: str) -> list[str]:
-    """The keyword options a strategy accepts besides task, policy and width."""
-    parameters = inspect.signature(STRATEGIES[name].__init__).parameters
-    return [p for p in parameters if p not in ("self", "task", "policy", "width")]
+def strategy_class(name: str) -> type[Strategy]:
+    """The registered strategy `name`; an unknown name fails naming the valid ones."""
+    if name not in STRATEGIES:
+        raise CeilingError(f"unknown strategy {name!r}; valid strategies: "
+                           f"{', '.join(STRATEGIES)}")
+    return STRATEGIES[name]
+
+
+def strategy_options(name: str) -> list[OptionSpec]:
+    """The options strategy `name` accepts, with types, defaults, valid values and help."""
+    return describe_options(strategy_class(name).Options)
 
 
 def make_strategy(
     name: str, task: Task, policy: Policy, width: int, **options: Any
 ) -> Strategy:
-    """Build strategy `name`; unknown names and options fail naming the valid ones."""
-    if name not in STRATEGIES:
-        raise CeilingError(f"unknown strategy {name!r}; valid strategies: "
-                           f"{', '.join(STRATEGIES)}")
-    valid = strategy_options(name)
-    unknown = sorted(set(options) - set(valid))
-    if unknown:
-        raise CeilingError(f"strategy {name!r} has no option {', '.join(map(repr, unknown))}; "
-                           f"valid options: {', '.join(valid) or 'none'}")
-    if isinstance(width, bool) or not isinstance(width, int) or width < 1:
-        raise CeilingError(f"width (parallel attempts) must be an integer >= 1, got {width!r}")
-    constructor: Any = STRATEGIES[name]  # each strategy has its own keyword options
-    strategy: Strategy = constructor(task, policy, width=width, **options)
-    return strategy
+    """Build strategy `name`; unknown names, options and bad values fail naming what is valid."""
+    cls = strategy_class(name)
+    return cls(task, policy, width, build_options(name, cls.Options, options))
+
+
+def zero_shot_strategies() -> list[str]:
+    """The budget-free strategies: one deterministic attempt, the zero-shot baseline."""
+    return [name for name, cls in STRATEGIES.items() if cls.budget_free]
 
 
 __all__ = [
     "SGBS",
     "STRATEGIES",
+    "Batch",
     "Budget",
     "Compass",
     "FineTune",
     "Greedy",
     "Incumbent",
     "LatentSampling",
+    "OptionSpec",
     "Sampling",
     "SearchAborted",
     "SearchResult",
+    "SearchState",
     "Solution",
     "Strategy",
     "TracePoint",
+    "instance_key",
     "make_strategy",
     "replay",
+    "search_key",
+    "search_keys",
     "solve",
     "solve_instances",
+    "strategy_class",
     "strategy_options",
     "verified_solution",
+    "zero_shot_strategies",
 ]

@@ -1,24 +1,34 @@
-"""What every strategy shares: the best solution so far, batched rollouts, the Strategy shape.
+"""What every strategy shares: the search state, the incumbent, the Strategy base class.
 
-A strategy is a small object holding only static configuration (task, policy, width,
+A strategy is a small object holding only static configuration (task, policy, width, typed
 options) with pure methods over an explicit search state, like an evosax strategy:
 `init(key, params, instance_key) -> state`, `step(state) -> state` (exactly one jitted batch of
-attempts) and `best(state) -> Incumbent`. Every state carries an `Incumbent`, so the driver
-reads the anytime best return the same way for all strategies.
+attempts) and `best(state) -> Incumbent`. The base class owns everything strategies share: the
+task, policy and width, the search state's common fields (parameters, instance, key,
+incumbent), offering every batch of attempts to the incumbent, and turning a budget into a
+number of batches. A strategy writes `batch` — what one batch of attempts does — and, when it
+carries state of its own between batches, `init_inner`; it declares its options as a
+`StrategyOptions` dataclass and its capabilities as class attributes that the rest of the code
+reads instead of its name.
 """
 
 from __future__ import annotations
 
 import abc
 import functools
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
+from ceiling.errors import CeilingError
 from ceiling.policies.networks import Params, Policy
-from ceiling.policies.rollout import Episode, run_episode
+from ceiling.policies.rollout import Episode
+from ceiling.search.budget import Budget
+from ceiling.search.options import StrategyOptions, validate_options
 from ceiling.tasks.base import Task
+
+TRAIN_COMPASS_HINT = "ceiling train --algo compass --from CHECKPOINT --task TASK --out DIR"
 
 
 class Incumbent(NamedTuple):
@@ -27,61 +37,124 @@ class Incumbent(NamedTuple):
     actions: jax.Array  # [T, A] int32
     total_return: jax.Array  # [] float32 (-inf before the first batch)
     won: jax.Array  # [] bool
+    tag: jax.Array  # [d] what produced it, where a strategy says (COMPASS: the latent); [0] else
 
 
-def empty_incumbent(task: Task) -> Incumbent:
+class SearchState(NamedTuple):
+    """The state every strategy's search carries; `inner` is the strategy's own part."""
+
+    params: Params
+    instance_key: jax.Array  # [2] the instance being solved
+    key: jax.Array  # [2] the next batch's randomness
+    incumbent: Incumbent
+    inner: Any
+
+
+class Batch(NamedTuple):
+    """What one batch of attempts produced (the return value of `Strategy.batch`)."""
+
+    episodes: Episode  # [W'] complete attempts, offered to the incumbent
+    inner: Any = ()  # the strategy's own state for the next batch
+    params: Params | None = None  # updated policy parameters (None: unchanged)
+    tags: jax.Array | None = None  # [W', d] per attempt, kept with the incumbent
+
+
+def empty_incumbent(task: Task, tag_size: int = 0) -> Incumbent:
     spec = task.spec
     return Incumbent(
         actions=jnp.zeros((spec.horizon, spec.num_agents), jnp.int32),
         total_return=jnp.asarray(-jnp.inf, jnp.float32),
         won=jnp.zeros((), bool),
+        tag=jnp.zeros((tag_size,), jnp.float32),
     )
 
 
-def improve(incumbent: Incumbent, episodes: Episode) -> Incumbent:
+def improve(incumbent: Incumbent, episodes: Episode, tags: jax.Array | None = None) -> Incumbent:
     """Keep the best of the incumbent and a batch of episodes [W] (first index wins ties)."""
     index = jnp.argmax(episodes.total_return)
     candidate = episodes.total_return[index]
     better = candidate > incumbent.total_return
+    tag = incumbent.tag if tags is None else jnp.where(better, tags[index], incumbent.tag)
     return Incumbent(
         actions=jnp.where(better, episodes.actions[index], incumbent.actions),
         total_return=jnp.where(better, candidate, incumbent.total_return),
         won=jnp.where(better, episodes.won[index], incumbent.won),
+        tag=tag,
     )
 
 
-def batch_episodes(
-    task: Task,
-    policy: Policy,
-    params: Params,
-    instance_key: jax.Array,
-    keys: jax.Array,
-    greedy: bool,
-    temperature: float = 1.0,
-) -> Episode:
-    """[W] episodes of one instance, one per key in `keys` [W, 2]."""
-    return jax.vmap(
-        lambda k: run_episode(task, policy, params, instance_key, k, greedy, temperature)
-    )(keys)
+def improved(state: SearchState, episodes: Episode) -> jax.Array:
+    """[] bool: whether this batch will replace the incumbent (the rule of `improve`)."""
+    return episodes.total_return.max() > state.incumbent.total_return
 
 
 class Strategy(abc.ABC):
-    """Static configuration + pure functions over a search state (see the module docstring)."""
+    """Static configuration + pure functions over a `SearchState` (see the module docstring).
 
-    name: str
-    task: Task
-    policy: Policy
-    width: int
+    Capabilities (class attributes, read by the driver, bench, reports and the CLI):
+    - `needs_latent`: searches the latent of a latent-conditioned (COMPASS) policy;
+    - `budget_free`: one deterministic attempt whose result no budget, width or seed changes
+      (the zero-shot baseline);
+    - `updates_parameters`: takes gradient steps on the policy (needs a differentiable one);
+    - `min_width`: the fewest parallel attempts a batch can have.
+    """
 
-    @abc.abstractmethod
-    def init(self, key: jax.Array, params: Params, instance_key: jax.Array) -> Any:
+    name: ClassVar[str]
+    Options: ClassVar[type[StrategyOptions]] = StrategyOptions
+    needs_latent: ClassVar[bool] = False
+    budget_free: ClassVar[bool] = False
+    updates_parameters: ClassVar[bool] = False
+    min_width: ClassVar[int] = 1
+
+    def __init__(
+        self, task: Task, policy: Policy, width: int, options: StrategyOptions | None = None
+    ) -> None:
+        if isinstance(width, bool) or not isinstance(width, int) or width < self.min_width:
+            raise CeilingError(f"{self.name} needs a width (parallel attempts) that is an "
+                               f"integer >= {self.min_width}, got {width!r}")
+        if self.needs_latent and not policy.config.conditioned:
+            raise CeilingError(
+                f"strategy {self.name!r} needs a latent-conditioned (COMPASS) checkpoint, but "
+                f"this is a {policy.config.label} policy with no latent input; train one from "
+                f"it with `{TRAIN_COMPASS_HINT}`")
+        self.task, self.policy, self.width = task, policy, width
+        self.options = validate_options(self.name, options or self.Options())
+        self.setup()
+
+    @classmethod
+    def summary(cls) -> str:
+        """The first line of the class docstring: what one batch does."""
+        return (cls.__doc__ or cls.name).strip().splitlines()[0]
+
+    def setup(self) -> None:
+        """Derive static configuration from `self.options` (after they are validated)."""
+
+    # -- the search state -------------------------------------------------------------------
+    def init(self, key: jax.Array, params: Params, instance_key: jax.Array) -> SearchState:
         """The search state for one instance; holds everything `step` needs."""
+        key, inner_key = jax.random.split(key)
+        return SearchState(params, instance_key, key,
+                           empty_incumbent(self.task, self.tag_size),
+                           self.init_inner(inner_key, params, instance_key))
+
+    def init_inner(self, key: jax.Array, params: Params, instance_key: jax.Array) -> Any:
+        """The strategy's own state before the first batch (default: none)."""
+        del key, params, instance_key
+        return ()
 
     @abc.abstractmethod
-    def step(self, state: Any) -> Any:
-        """One batch of attempts; pure and jittable."""
+    def batch(self, state: SearchState, key: jax.Array) -> Batch:
+        """One batch of attempts from `state`, drawing randomness from `key`; pure, jittable."""
 
-    def best(self, state: Any) -> Incumbent:
+    def step(self, state: SearchState) -> SearchState:
+        """One batch of attempts, offered to the incumbent; pure and jittable."""
+        key, batch_key = jax.random.split(state.key)
+        out = self.batch(state, batch_key)
+        params = state.params if out.params is None else out.params
+        incumbent = improve(state.incumbent, out.episodes, out.tags)
+        return SearchState(params, state.instance_key, key, incumbent, out.inner)
+
+    def best(self, state: SearchState) -> Incumbent:
         return state.incumbent
 
     @functools.cached_property
@@ -90,9 +163,15 @@ class Strategy(abc.ABC):
         with one strategy object compiles once."""
         return jax.jit(self.step)
 
-    def check(self, state: Any) -> None:
+    def check(self, state: SearchState) -> None:
         """Raise `CeilingError` if the search can no longer go on (e.g. non-finite params)."""
         del state  # the default strategy can always go on
+
+    # -- budgets ----------------------------------------------------------------------------
+    @property
+    def tag_size(self) -> int:
+        """Size of the per-attempt tag kept with the incumbent (COMPASS: the latent size)."""
+        return 0
 
     @property
     def rollouts_per_step(self) -> int:
@@ -103,3 +182,21 @@ class Strategy(abc.ABC):
     def max_steps(self) -> int | None:
         """A strategy that has nothing left to try after this many batches says so."""
         return None
+
+    def batch_limit(self, budget: Budget) -> int | None:
+        """How many batches `budget` allows (None: only the clock limits it).
+
+        A rollout budget is counted in the rollouts this strategy reports: it must be a whole
+        number of batches, or it is refused (naming the nearest valid budgets).
+        """
+        limits = [] if self.max_steps is None else [self.max_steps]
+        if budget.rollouts is not None:
+            per_batch = self.rollouts_per_step
+            if budget.rollouts % per_batch and not self.budget_free:
+                lower = per_batch * max(1, budget.rollouts // per_batch)
+                raise CeilingError(
+                    f"a rollout budget of {budget.rollouts} cannot be met exactly: {self.name} "
+                    f"at width {self.width} runs {per_batch} rollouts per batch; use a multiple "
+                    f"of {per_batch}, e.g. {lower} or {lower + per_batch}")
+            limits.append(max(1, budget.rollouts // per_batch))
+        return min(limits) if limits else None

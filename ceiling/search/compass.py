@@ -20,6 +20,7 @@ COMPASS's policy gives without the search, the ablation that shows what CMA-ES a
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -29,28 +30,26 @@ import jax.numpy as jnp
 import numpy as np
 from evosax.algorithms import CMA_ES
 
-from ceiling.errors import CeilingError
+from ceiling.policies.latent import clip_to_prior
+from ceiling.policies.latent import sample_prior as sample_prior
 from ceiling.policies.networks import LATENT_HIGH, LATENT_LOW, Params, Policy
 from ceiling.policies.rollout import Episode, run_episode
-from ceiling.search.base import Incumbent, Strategy, empty_incumbent, improve
+from ceiling.search.base import Batch, SearchState, Strategy
+from ceiling.search.options import NON_NEGATIVE, POSITIVE, StrategyOptions, at_least, option
 from ceiling.tasks.base import Task
 
 MIN_POPULATION = 4  # CMA-ES needs a few samples per generation to estimate a covariance
-TRAIN_HINT = "ceiling train --algo compass --from CHECKPOINT --task TASK --out DIR"
 
 
-def require_conditioned(policy: Policy, strategy: str) -> None:
-    if not policy.config.conditioned:
-        raise CeilingError(
-            f"strategy {strategy!r} needs a latent-conditioned (COMPASS) checkpoint, but this "
-            f"is a {policy.config.label} policy with no latent input; train one from it with "
-            f"`{TRAIN_HINT}`")
+@dataclasses.dataclass(frozen=True)
+class LatentSamplingOptions(StrategyOptions):
+    temperature: float = option(0.0, NON_NEGATIVE, "0: arg-max actions; > 0: sampled actions")
 
 
-def _temperature(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
-        raise CeilingError(f"temperature must be >= 0 (0 means arg-max actions), got {value!r}")
-    return float(value)
+@dataclasses.dataclass(frozen=True)
+class CompassOptions(LatentSamplingOptions):
+    num_distributions: int = option(3, at_least(1), "CMA-ES search distributions, in turn")
+    sigma_init: float = option(1.0, POSITIVE, "initial CMA-ES step size")
 
 
 def score_latents(
@@ -67,10 +66,6 @@ def score_latents(
     return jax.vmap(lambda z, k: run_episode(
         task, policy, params, instance_key, k, greedy=temperature == 0.0,
         temperature=max(temperature, 1e-6), latent=z))(latents, keys)
-
-
-def sample_prior(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
-    return jax.random.uniform(key, shape, minval=LATENT_LOW, maxval=LATENT_HIGH)
 
 
 @functools.lru_cache(maxsize=32)
@@ -112,116 +107,77 @@ def cma_generation(
     """
     ask_key, score_key, tell_key = jax.random.split(key, 3)
     population, es_state = es.ask(ask_key, es_state, es_params)
-    latents = jnp.clip(population, LATENT_LOW, LATENT_HIGH)
+    latents = clip_to_prior(population)
     values, aux = score(latents, score_key)
     es_state, _ = es.tell(tell_key, latents, -values, es_state, es_params)  # it minimises
     return es_state, latents, values, aux
 
 
-class CompassState(NamedTuple):
-    params: Params
-    instance_key: jax.Array
-    key: jax.Array
+class CompassInner(NamedTuple):
     es_states: Any  # evosax CMA-ES states stacked over distributions [K, ...]
     generation: jax.Array  # [] int32 batches done; distribution generation % K runs next
-    incumbent: Incumbent
-    best_latent: jax.Array  # [d] the latent of the incumbent
 
 
 class Compass(Strategy):
-    """CMA-ES in the latent space of a COMPASS policy (see the module docstring)."""
+    """one CMA-ES generation over the latent of a COMPASS checkpoint, each candidate scored by one rollout"""  # noqa: E501
 
     name = "compass"
+    Options = CompassOptions
+    options: CompassOptions
+    needs_latent = True
+    min_width = MIN_POPULATION
 
-    def __init__(
-        self,
-        task: Task,
-        policy: Policy,
-        width: int,
-        num_distributions: int = 3,
-        sigma_init: float = 1.0,
-        temperature: float = 0.0,
-    ) -> None:
-        require_conditioned(policy, self.name)
-        if isinstance(width, bool) or not isinstance(width, int) or width < MIN_POPULATION:
-            raise CeilingError(f"compass needs a population (width) of at least "
-                               f"{MIN_POPULATION}, got {width!r}")
-        if isinstance(num_distributions, bool) or not isinstance(num_distributions, int) \
-                or num_distributions < 1:
-            raise CeilingError(f"num_distributions must be an integer >= 1, "
-                               f"got {num_distributions!r}")
-        if isinstance(sigma_init, bool) or not isinstance(sigma_init, int | float) \
-                or not sigma_init > 0:
-            raise CeilingError(f"sigma_init must be > 0, got {sigma_init!r}")
-        self.task, self.policy, self.width = task, policy, width
-        self.num_distributions = num_distributions
-        self.temperature = _temperature(temperature)
-        dim = policy.config.latent_dim
-        self.es = CMA_ES(population_size=width, solution=jnp.zeros(dim))
-        self.es_params = self.es.default_params.replace(std_init=jnp.asarray(float(sigma_init)))
-        self.centres = prior_centres(dim, num_distributions)
+    def setup(self) -> None:
+        dim = self.tag_size
+        self.es = CMA_ES(population_size=self.width, solution=jnp.zeros(dim))
+        self.es_params = self.es.default_params.replace(
+            std_init=jnp.asarray(self.options.sigma_init))
+        self.centres = prior_centres(dim, self.options.num_distributions)
 
-    def init(self, key: jax.Array, params: Params, instance_key: jax.Array) -> CompassState:
-        key, init_key = jax.random.split(key)
+    @property
+    def tag_size(self) -> int:
+        return int(self.policy.config.latent_dim)
+
+    def init_inner(self, key: jax.Array, params: Params, instance_key: jax.Array) -> CompassInner:
+        del params, instance_key
         es_states = jax.vmap(lambda k, mean: self.es.init(k, mean, self.es_params))(
-            jax.random.split(init_key, self.num_distributions), jnp.asarray(self.centres))
-        return CompassState(params, instance_key, key, es_states, jnp.zeros((), jnp.int32),
-                            empty_incumbent(self.task),
-                            jnp.zeros(self.policy.config.latent_dim, jnp.float32))
+            jax.random.split(key, self.options.num_distributions), jnp.asarray(self.centres))
+        return CompassInner(es_states, jnp.zeros((), jnp.int32))
 
-    def step(self, state: CompassState) -> CompassState:
+    def batch(self, state: SearchState, key: jax.Array) -> Batch:
         """One CMA-ES generation of the next distribution in turn."""
-        key, generation_key = jax.random.split(state.key)
-        index = state.generation % self.num_distributions
-        es_state = jax.tree_util.tree_map(lambda x: x[index], state.es_states)
+        inner: CompassInner = state.inner
+        index = inner.generation % self.options.num_distributions
+        es_state = jax.tree_util.tree_map(lambda x: x[index], inner.es_states)
 
         def score(latents: jax.Array, score_key: jax.Array) -> tuple[jax.Array, Episode]:
             episodes = score_latents(self.task, self.policy, state.params, state.instance_key,
-                                     latents, score_key, self.temperature)
+                                     latents, score_key, self.options.temperature)
             return episodes.total_return, episodes
 
         es_state, latents, _, episodes = cma_generation(
-            self.es, self.es_params, es_state, generation_key, score)
+            self.es, self.es_params, es_state, key, score)
         es_states = jax.tree_util.tree_map(lambda all_, one: all_.at[index].set(one),
-                                           state.es_states, es_state)
-        incumbent = improve(state.incumbent, episodes)
-        better = incumbent.total_return > state.incumbent.total_return
-        best_latent = jnp.where(better, latents[jnp.argmax(episodes.total_return)],
-                                state.best_latent)
-        return CompassState(state.params, state.instance_key, key, es_states,
-                            state.generation + 1, incumbent, best_latent)
-
-
-class LatentSamplingState(NamedTuple):
-    params: Params
-    instance_key: jax.Array
-    key: jax.Array
-    incumbent: Incumbent
-    best_latent: jax.Array  # [d]
+                                           inner.es_states, es_state)
+        return Batch(episodes, inner=CompassInner(es_states, inner.generation + 1),
+                     tags=latents)
 
 
 class LatentSampling(Strategy):
-    """`width` uniform prior latents per batch, one rollout each; the ablation of `compass`."""
+    """`width` latents drawn uniformly from the prior, one rollout each: COMPASS without the search (the ablation)"""  # noqa: E501
 
     name = "latent-sampling"
+    Options = LatentSamplingOptions
+    options: LatentSamplingOptions
+    needs_latent = True
 
-    def __init__(self, task: Task, policy: Policy, width: int, temperature: float = 0.0) -> None:
-        require_conditioned(policy, self.name)
-        self.task, self.policy, self.width = task, policy, width
-        self.temperature = _temperature(temperature)
+    @property
+    def tag_size(self) -> int:
+        return int(self.policy.config.latent_dim)
 
-    def init(self, key: jax.Array, params: Params, instance_key: jax.Array) -> LatentSamplingState:
-        return LatentSamplingState(params, instance_key, key, empty_incumbent(self.task),
-                                   jnp.zeros(self.policy.config.latent_dim, jnp.float32))
-
-    def step(self, state: LatentSamplingState) -> LatentSamplingState:
-        key, latent_key, rollout_key = jax.random.split(state.key, 3)
-        latents = sample_prior(latent_key, (self.width, self.policy.config.latent_dim))
+    def batch(self, state: SearchState, key: jax.Array) -> Batch:
+        latent_key, rollout_key = jax.random.split(key)
+        latents = sample_prior(latent_key, (self.width, self.tag_size))
         episodes = score_latents(self.task, self.policy, state.params, state.instance_key,
-                                 latents, rollout_key, self.temperature)
-        incumbent = improve(state.incumbent, episodes)
-        better = incumbent.total_return > state.incumbent.total_return
-        best_latent = jnp.where(better, latents[jnp.argmax(episodes.total_return)],
-                                state.best_latent)
-        return LatentSamplingState(state.params, state.instance_key, key, incumbent,
-                                   best_latent)
+                                 latents, rollout_key, self.options.temperature)
+        return Batch(episodes, tags=latents)

@@ -36,6 +36,7 @@ class SearchResult:
     trace: list[TracePoint]
     budget: Budget
     strategy: str
+    width: int
     compile_seconds: float
     seconds: float
     rollouts: int
@@ -45,7 +46,7 @@ class SearchResult:
         return {
             "solution": self.solution.to_dict(),
             "strategy": self.strategy,
-            "budget": self.budget.to_dict(),
+            "budget": {**self.budget.to_dict(), "width": self.width},
             "trace": [dataclasses.asdict(point) for point in self.trace],
             "compile_seconds": self.compile_seconds,
             "seconds": self.seconds,
@@ -62,11 +63,6 @@ class SearchAborted(CeilingError):
         self.result = result
 
 
-def _batch_limit(strategy: Strategy, budget: Budget) -> int | None:
-    limits = [n for n in (budget.max_batches, strategy.max_steps) if n is not None]
-    return min(limits) if limits else None
-
-
 def solve(
     strategy: Strategy,
     params: Params,
@@ -77,6 +73,7 @@ def solve(
     clock: Callable[[], float] = time.perf_counter,
 ) -> SearchResult:
     """Search one instance under `budget`; the first batch always runs."""
+    limit = strategy.batch_limit(budget)  # an inexact rollout budget fails before compiling
     state = strategy.init(key, params, instance_key)
     step = strategy.jitted_step
     # Warm-up outside the clock: the first call compiles (later instances reuse the code); its
@@ -85,7 +82,6 @@ def solve(
     jax.block_until_ready(step(state))
     compile_seconds = time.perf_counter() - compile_start
 
-    limit = _batch_limit(strategy, budget)
     trace: list[TracePoint] = []
     batches = rollouts = 0
     failure: CeilingError | None = None
@@ -115,6 +111,7 @@ def solve(
     )
     result = SearchResult(
         solution=solution, trace=trace, budget=budget, strategy=strategy.name,
+        width=strategy.width,
         compile_seconds=compile_seconds, seconds=trace[-1].seconds, rollouts=rollouts,
         batches=batches,
     )
@@ -130,7 +127,7 @@ def solve_instances(
     """A rollout budget on N instances at once: init and step are vmapped over instances."""
     if budget.rollouts is None:
         raise ValueError("solve_instances needs a rollout budget (seconds are per instance)")
-    limit = _batch_limit(strategy, budget)
+    limit = strategy.batch_limit(budget)
     assert limit is not None
     keys = jax.random.split(key, instance_keys.shape[0])
     state = jax.vmap(lambda k, ik: strategy.init(k, params, ik))(keys, instance_keys)

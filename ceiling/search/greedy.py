@@ -2,36 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
-
 import jax
 
-from ceiling.policies.networks import Params, Policy
-from ceiling.search.base import Incumbent, Strategy, batch_episodes, empty_incumbent, improve
-from ceiling.tasks.base import Task
-
-
-class GreedyState(NamedTuple):
-    params: Params
-    instance_key: jax.Array
-    incumbent: Incumbent
+from ceiling.policies.rollout import run_episode
+from ceiling.search.base import Batch, SearchState, Strategy
 
 
 class Greedy(Strategy):
+    """the zero-shot baseline: one arg-max rollout"""
+
     name = "greedy"
+    budget_free = True
 
-    def __init__(self, task: Task, policy: Policy, width: int = 1) -> None:
-        self.task, self.policy, self.width = task, policy, width
-
-    def init(self, key: jax.Array, params: Params, instance_key: jax.Array) -> GreedyState:
+    def batch(self, state: SearchState, key: jax.Array) -> Batch:
         del key  # nothing random
-        return GreedyState(params, instance_key, empty_incumbent(self.task))
-
-    def step(self, state: GreedyState) -> Any:
-        keys = jax.random.split(jax.random.PRNGKey(0), 1)
-        episodes = batch_episodes(self.task, self.policy, state.params, state.instance_key,
-                                  keys, greedy=True)
-        return state._replace(incumbent=improve(state.incumbent, episodes))
+        episode = run_episode(self.task, self.policy, state.params, state.instance_key,
+                              state.instance_key, greedy=True)
+        return Batch(jax.tree_util.tree_map(lambda x: x[None], episode))
 
     @property
     def rollouts_per_step(self) -> int:

@@ -2,39 +2,29 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import dataclasses
 
 import jax
 
-from ceiling.errors import CeilingError
-from ceiling.policies.networks import Params, Policy
-from ceiling.search.base import Incumbent, Strategy, batch_episodes, empty_incumbent, improve
-from ceiling.tasks.base import Task
+from ceiling.policies.rollout import run_episode
+from ceiling.search.base import Batch, SearchState, Strategy
+from ceiling.search.options import POSITIVE, StrategyOptions, option
 
 
-class SamplingState(NamedTuple):
-    params: Params
-    instance_key: jax.Array
-    key: jax.Array
-    incumbent: Incumbent
+@dataclasses.dataclass(frozen=True)
+class SamplingOptions(StrategyOptions):
+    temperature: float = option(1.0, POSITIVE, "softmax temperature of the sampled actions")
 
 
 class Sampling(Strategy):
+    """`width` independent stochastic rollouts; keep the best"""
+
     name = "sampling"
+    Options = SamplingOptions
+    options: SamplingOptions
 
-    def __init__(self, task: Task, policy: Policy, width: int, temperature: float = 1.0) -> None:
-        if not temperature > 0:
-            raise CeilingError(f"temperature must be > 0, got {temperature!r}")
-        self.task, self.policy, self.width = task, policy, width
-        self.temperature = float(temperature)
-
-    def init(self, key: jax.Array, params: Params, instance_key: jax.Array) -> SamplingState:
-        return SamplingState(params, instance_key, key, empty_incumbent(self.task))
-
-    def step(self, state: SamplingState) -> SamplingState:
-        key, batch_key = jax.random.split(state.key)
-        episodes = batch_episodes(
-            self.task, self.policy, state.params, state.instance_key,
-            jax.random.split(batch_key, self.width), greedy=False, temperature=self.temperature,
-        )
-        return state._replace(key=key, incumbent=improve(state.incumbent, episodes))
+    def batch(self, state: SearchState, key: jax.Array) -> Batch:
+        episodes = jax.vmap(lambda k: run_episode(
+            self.task, self.policy, state.params, state.instance_key, k, greedy=False,
+            temperature=self.options.temperature))(jax.random.split(key, self.width))
+        return Batch(episodes)

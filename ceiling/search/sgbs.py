@@ -15,6 +15,7 @@ beam changes nothing.
 from __future__ import annotations
 
 import functools
+import dataclasses
 from typing import NamedTuple
 
 import jax
@@ -22,23 +23,32 @@ import jax.numpy as jnp
 import numpy as np
 
 from ceiling.errors import CeilingError
-from ceiling.policies.networks import Params, Policy, greedy_action
-from ceiling.policies.rollout import Episode
-from ceiling.search.base import Incumbent, Strategy, empty_incumbent, improve
+from ceiling.policies.networks import Params, greedy_action
+from ceiling.policies.rollout import Episode, play
+from ceiling.search.base import Batch, SearchState, Strategy
+from ceiling.search.options import StrategyOptions, at_least, option
 from ceiling.tasks.base import Task, TaskState
 
 DEFAULT_EXPANSION = 5  # 4 fresh rollouts per node: beam_width = width / 4 for widths of 2^k
 
 
-class SGBSState(NamedTuple):
-    params: Params
-    beam: TaskState  # [B] nodes, all `depth` steps from the root
+class Beam(NamedTuple):
+    """SGBS's own search state: the beam."""
+
+    nodes: TaskState  # [B] nodes, all `depth` steps from the root
     prefix_return: jax.Array  # [B] float32 reward collected from the root to each node
     prefix_actions: jax.Array  # [B, T, A] int32 joint actions from the root (rows >= depth: 0)
     score: jax.Array  # [B] float32 prefix return + return of the node's greedy rollout
     alive: jax.Array  # [B] bool: the slot holds an unfinished node to expand
     depth: jax.Array  # [] int32 levels expanded so far
-    incumbent: Incumbent
+
+
+@dataclasses.dataclass(frozen=True)
+class SGBSOptions(StrategyOptions):
+    beam_width: int | None = option(
+        None, at_least(1), "nodes kept per level (default: width // (expansion - 1))")
+    expansion: int | None = option(
+        None, at_least(1), f"children per node (default: min({DEFAULT_EXPANSION}, width))")
 
 
 def top_k_joint_actions(logits: jax.Array, k: int) -> tuple[jax.Array, jax.Array]:
@@ -76,32 +86,31 @@ def _reset(task: Task, instance_key: jax.Array) -> TaskState:
     return task.reset(instance_key)[0]
 
 
-def _check_count(name: str, value: object, most: int, why: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most:
-        raise CeilingError(f"{name} must be an integer between 1 and {most} ({why}), "
-                           f"got {value!r}")
+def _check_count(name: str, value: int, most: int, why: str) -> int:
+    if not 1 <= value <= most:
+        raise CeilingError(f"sgbs option {name} must be an integer between 1 and {most} "
+                           f"({why}), got {value!r}")
     return value
 
 
 class SGBS(Strategy):
-    name = "sgbs"
+    """one level of simulation-guided beam search: expand each node into its top joint actions, score each child by a greedy rollout, keep the best"""  # noqa: E501
 
-    def __init__(
-        self,
-        task: Task,
-        policy: Policy,
-        width: int,
-        beam_width: int | None = None,
-        expansion: int | None = None,
-    ) -> None:
+    name = "sgbs"
+    Options = SGBSOptions
+    options: SGBSOptions
+
+    def setup(self) -> None:
         """`expansion` defaults to min(5, width), `beam_width` to width // (expansion - 1)."""
-        self.task, self.policy, self.width = task, policy, width
+        width, task = self.width, self.task
+        expansion = self.options.expansion
         if expansion is None:
             expansion = min(DEFAULT_EXPANSION, width)
         # The root's children are all simulated in one batch, so at most `width` of them.
         expansion = _check_count("expansion", expansion, width,
                                  f"children per beam node, at most width = {width}")
         most_beam = width // (expansion - 1) if expansion > 1 else width
+        beam_width = self.options.beam_width
         if beam_width is None:  # a single child per node leaves one path: no beam needed
             beam_width = most_beam if expansion > 1 else 1
         beam_width = _check_count(
@@ -130,40 +139,34 @@ class SGBS(Strategy):
     def max_steps(self) -> int | None:
         return self.task.spec.horizon  # every node is finished by then
 
-    def init(self, key: jax.Array, params: Params, instance_key: jax.Array) -> SGBSState:
-        del key  # the search is deterministic given the instance
+    def init_inner(self, key: jax.Array, params: Params, instance_key: jax.Array) -> Beam:
+        del key, params  # the search is deterministic given the instance
         spec = self.task.spec
         root = _reset(self.task, instance_key)
         size = self.beam_width
-        return SGBSState(
-            params=params,
-            beam=jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (size, *x.shape)), root),
+        return Beam(
+            nodes=jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (size, *x.shape)), root),
             prefix_return=jnp.zeros((size,), jnp.float32),
             prefix_actions=jnp.zeros((size, spec.horizon, spec.num_agents), jnp.int32),
             score=jnp.full((size,), -jnp.inf, jnp.float32),
             alive=jnp.arange(size) == 0,
             depth=jnp.zeros((), jnp.int32),
-            incumbent=empty_incumbent(self.task),
         )
 
     def _greedy_rollout(self, params: Params, state: TaskState) -> Episode:
         """Greedy actions [L, A] from `state` to the end; absorbing states make L fixed."""
+        episode, _ = play(self.task, self.policy, params, state, state.timestep, state.key,
+                          self._rollout_length, greedy=True)
+        return episode
 
-        def body(state: TaskState, _: None) -> tuple[TaskState, tuple[jax.Array, jax.Array]]:
-            timestep = state.timestep
-            action = greedy_action(self.policy.act(params, timestep.observation,
-                                                   timestep.action_mask))
-            state, timestep = self.task.step(state, action)
-            return state, (action, timestep.reward)
-
-        state, (actions, rewards) = jax.lax.scan(body, state, None, self._rollout_length)
-        return Episode(actions, rewards.sum(), state.timestep.won, state.step)
-
-    def step(self, state: SGBSState) -> SGBSState:
+    def batch(self, search: SearchState, key: jax.Array) -> Batch:
+        del key  # deterministic
+        state: Beam = search.inner
+        params = search.params
         size, k = self.beam_width, self.expansion
         horizon = self.task.spec.horizon
-        observed = state.beam.timestep
-        logits = self.policy.act(state.params, observed.observation, observed.action_mask)
+        observed = state.nodes.timestep
+        logits = self.policy.act(params, observed.observation, observed.action_mask)
         actions, log_probs = jax.vmap(top_k_joint_actions, (0, None))(logits, k)  # [B, K, A]
         # Child 0 inherits its parent's score, so it must be exactly the action the parent's
         # rollout took even if float rounding reordered a near-tie in the K-best merge.
@@ -171,7 +174,7 @@ class SGBS(Strategy):
         legal = (jnp.isfinite(log_probs) & state.alive[:, None]).reshape(-1)  # [B * K]
         flat_actions = actions.reshape(size * k, -1)
 
-        parents = jax.tree_util.tree_map(lambda x: jnp.repeat(x, k, axis=0), state.beam)
+        parents = jax.tree_util.tree_map(lambda x: jnp.repeat(x, k, axis=0), state.nodes)
         children, timestep = jax.vmap(self.task.step)(parents, flat_actions)
         prefix_return = jnp.repeat(state.prefix_return, k) + timestep.reward
         row = jnp.minimum(state.depth, horizon - 1)  # exhausted beams keep stepping harmlessly
@@ -183,7 +186,7 @@ class SGBS(Strategy):
         gather = jnp.minimum(slots, size * k - 1)
         simulate = (slots < size * k) & legal[gather]
         starts = jax.tree_util.tree_map(lambda x: x[gather], children)
-        rollout = jax.vmap(self._greedy_rollout, (None, 0))(state.params, starts)
+        rollout = jax.vmap(self._greedy_rollout, (None, 0))(params, starts)
         totals = jnp.where(simulate, prefix_return[gather] + rollout.total_return, -jnp.inf)
         # Full [T, A] sequences that replay from the instance: the child's prefix up to and
         # including row `depth`, then its rollout.
@@ -191,21 +194,19 @@ class SGBS(Strategy):
         offset = jnp.clip(times - state.depth - 1, 0, self._rollout_length - 1)
         sequences = jnp.where((times <= state.depth)[None, :, None], prefix_actions[gather],
                               rollout.actions[:, offset])
-        incumbent = improve(state.incumbent, Episode(sequences, totals, rollout.won,
-                                                     rollout.length))
+        attempts = Episode(sequences, totals, rollout.won, rollout.length)
 
         reused = (jnp.arange(size * k) % k == 0) & ~first & legal
         child_score = jnp.where(reused, jnp.repeat(state.score, k), -jnp.inf)
         child_score = child_score.at[slots].set(totals, mode="drop")
         # A finished child's whole episode is already in the incumbent: only live ones go on.
         kept, order = jax.lax.top_k(jnp.where(timestep.done, -jnp.inf, child_score), size)
-        return SGBSState(
-            params=state.params,
-            beam=jax.tree_util.tree_map(lambda x: x[order], children),
+        beam = Beam(
+            nodes=jax.tree_util.tree_map(lambda x: x[order], children),
             prefix_return=prefix_return[order],
             prefix_actions=prefix_actions[order],
             score=kept,
             alive=jnp.isfinite(kept),
             depth=state.depth + 1,
-            incumbent=incumbent,
         )
+        return Batch(attempts, inner=beam)

@@ -12,10 +12,16 @@ over `horizon` steps always computes the exact episode return.
 from __future__ import annotations
 
 import abc
+import math
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+
+from ceiling.errors import CeilingError
+
+# (name, per-agent shape) of each named part of a flat observation, in the vector's order.
+ObservationFields = tuple[tuple[str, tuple[int, ...]], ...]
 
 
 class TaskSpec(NamedTuple):
@@ -28,10 +34,40 @@ class TaskSpec(NamedTuple):
     global_state_shape: tuple[int, ...]  # one vector for the whole team
     horizon: int  # maximum episode length in steps
     has_win: bool  # whether `TimeStep.won` means anything
+    # What the flat observation is made of: named fields whose flattened sizes add up to
+    # observation_shape[0], each stored row-major in the given order. Empty: undescribed.
+    observation_fields: ObservationFields = ()
 
     @property
     def family(self) -> str:
         return self.name.split(":", 1)[0]
+
+    @property
+    def fields(self) -> ObservationFields:
+        """`observation_fields`, or one field "observation" when the task describes none."""
+        return self.observation_fields or (("observation", self.observation_shape),)
+
+
+def split_observation(spec: TaskSpec, observation: Any) -> dict[str, Any]:
+    """Observation [..., obs_dim] -> {field name: [..., *field shape]}, in the spec's order.
+
+    Works on JAX and NumPy arrays alike; concatenating the fields, each flattened over its own
+    shape, gives back `observation`.
+    """
+    sizes = [math.prod(shape) for _, shape in spec.fields]
+    if len(spec.observation_shape) != 1 or sum(sizes) != spec.observation_shape[0]:
+        raise CeilingError(f"{spec.name}'s observation fields add up to {sum(sizes)} features, "
+                           f"but its observation shape is {spec.observation_shape}")
+    if observation.shape[-1:] != spec.observation_shape:
+        raise CeilingError(f"observation of shape {observation.shape} does not end in "
+                           f"{spec.name}'s observation shape {spec.observation_shape}")
+    batch = observation.shape[:-1]
+    parts: dict[str, Any] = {}
+    start = 0
+    for (name, shape), size in zip(spec.fields, sizes, strict=True):
+        parts[name] = observation[..., start:start + size].reshape(*batch, *shape)
+        start += size
+    return parts
 
 
 class TimeStep(NamedTuple):

@@ -16,6 +16,9 @@ Observation of agent i, `[7 * 7 * 4 + 8 + A]` float32:
   divided by `grid_size - 1`; whether i is connected; the fraction of the horizon elapsed;
 - the agent-id one-hot. A local window keeps the size independent of the grid (227 features
   on con-15x15x23a) while the scalars still point to a target that lies outside the window.
+The window is stored channel by channel (`observation_fields` names it `local_view`,
+[4, 7, 7] = [channel, row, column]), then the scalars as `head_position`, `target_position`,
+`connected`, `target_offset` and `elapsed`, then `agent_id`.
 
 Global state, `[3 * G * G + 5 * A + 1]` float32: the full grid as three one-hot planes (paths,
 heads, open targets), then per agent head row/col, target row/col (normalised) and the
@@ -39,7 +42,7 @@ from jumanji.environments.routing.connector.types import State
 from jumanji.environments.routing.connector.utils import get_position, get_target
 
 from ceiling.errors import CeilingError
-from ceiling.tasks.base import Observed, Task, TaskSpec, with_agent_ids
+from ceiling.tasks.base import ObservationFields, Observed, Task, TaskSpec, with_agent_ids
 
 # grid_size x grid_size x agents; the time limit (also the task horizon) is G * G steps.
 TASKS: dict[str, dict[str, int]] = {
@@ -53,6 +56,19 @@ WINDOW = 7  # side of the local view; odd so that the head sits in the centre
 NUM_CHANNELS = 4  # blocked, own target, other open targets, other moving heads
 NUM_SCALARS = 8
 NUM_ACTIONS = 5
+
+
+def observation_fields(num_agents: int) -> ObservationFields:
+    """The named parts of an agent's observation, in the order `_observation` writes them."""
+    return (
+        ("local_view", (NUM_CHANNELS, WINDOW, WINDOW)),  # channels first, then rows, columns
+        ("head_position", (2,)),  # row, column / (G - 1)
+        ("target_position", (2,)),
+        ("connected", (1,)),
+        ("target_offset", (2,)),  # target minus head / (G - 1)
+        ("elapsed", (1,)),  # fraction of the horizon
+        ("agent_id", (num_agents,)),
+    )
 
 
 class ConnectorTask(Task):
@@ -71,6 +87,7 @@ class ConnectorTask(Task):
             global_state_shape=(3 * grid_size * grid_size + 5 * num_agents + 1,),
             horizon=time_limit,
             has_win=False,
+            observation_fields=observation_fields(num_agents),
         )
 
     def _reset(self, key: jax.Array) -> tuple[State, Observed]:

@@ -9,7 +9,12 @@ ends an episode when two agents collide (its moves do not check occupancy); that
 `terminated`. There is no win condition. The team reward is jumanji's shared reward: the number
 of requested shelves delivered in the step, i.e. the sum of deliveries over all agents (Mava
 copies this same number to every agent). Per-agent observation: jumanji's `agents_view`
-[A, F] (F = 66 at sensor range 1) with the agent-id one-hot appended. Global state, for
+[A, F] (F = 66 at sensor range 1) with the agent-id one-hot appended; its fields
+(`observation_fields`) are the agent's own grid position (row, column), whether it carries a
+shelf, its direction one-hot (4), whether it stands on a highway cell, for each of the other
+cells of its (2r + 1)^2 sensor window (row-major, own cell skipped) whether an agent is there
+and that agent's direction one-hot, for every cell of the window whether a shelf is there and
+whether it is requested, then the agent id. Global state, for
 centralised critics: every agent's view flattened [A * F], then a map of the floor [H * W]
 marking where requested shelves stand (agents see only 3x3 around them, so a critic otherwise
 cannot tell how far the next delivery is), then the fraction of the horizon elapsed [1] (values
@@ -28,7 +33,7 @@ from jumanji.environments.routing.robot_warehouse.generator import RandomGenerat
 from jumanji.environments.routing.robot_warehouse.types import State
 
 from ceiling.errors import CeilingError
-from ceiling.tasks.base import Observed, Task, TaskSpec, with_agent_ids
+from ceiling.tasks.base import ObservationFields, Observed, Task, TaskSpec, with_agent_ids
 
 HORIZON = 500
 COLUMN_HEIGHT = 8
@@ -71,6 +76,20 @@ TASKS: dict[str, dict] = {
 }
 
 
+def observation_fields(sensor_range: int, num_agents: int) -> ObservationFields:
+    """The named parts of jumanji's `agents_view` (in its writing order) and the agent id."""
+    cells = (2 * sensor_range + 1) ** 2
+    return (
+        ("position", (2,)),
+        ("carrying", (1,)),
+        ("direction", (4,)),
+        ("on_highway", (1,)),
+        ("nearby_agents", (cells - 1, 5)),  # [is an agent, its direction one-hot]
+        ("nearby_shelves", (cells, 2)),  # [is a shelf, is requested]
+        ("agent_id", (num_agents,)),
+    )
+
+
 class RwareTask(Task):
     """One RWARE layout. `self.env` is the wrapped jumanji environment."""
 
@@ -104,6 +123,7 @@ class RwareTask(Task):
             global_state_shape=(num_agents * num_features + height * width + 1,),
             horizon=horizon,
             has_win=False,
+            observation_fields=observation_fields(sensor_range, num_agents),
         )
 
     def _reset(self, key: jax.Array) -> tuple[State, Observed]:

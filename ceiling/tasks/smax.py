@@ -11,7 +11,11 @@ only by small position noise.
 
 Quantities, per task with A allies and E enemies (N = A + E units):
 - observation [A, 13 (A - 1) + 13 E + 10 + A]: JaxMARL's "unit_list" observation (13 features
-  per other unit, 10 own features) with the agent-id one-hot appended.
+  per other unit, 10 own features) with the agent-id one-hot appended. Its fields
+  (`observation_fields`): `allies` [A - 1, 13] (the other allies in index order), `enemies`
+  [E, 13], each row [health fraction, x, y, last movement x, y, last targeted, weapon cooldown,
+  unit-type one-hot (6)] relative to the observer and zero when unseen or dead; `own` [10]
+  [health fraction, x, y, weapon cooldown, unit-type one-hot (6)]; `agent_id` [A].
 - actions: E + 5 discrete (0-3 move, 4 stop, 5 + j shoot enemy j); dead units may only stop.
 - global state [12 N]: JaxMARL's own `world_state`, unnormalised: per unit [health fraction,
   x, y in map units, weapon cooldown in seconds, unit-type one-hot (6)], zeros for dead units,
@@ -88,6 +92,12 @@ class SMAXTask(Task):
             global_state_shape=(self.env.state_size,),
             horizon=HORIZON,
             has_win=True,
+            observation_fields=(
+                ("allies", (self.num_allies - 1, len(self.env.unit_features))),
+                ("enemies", (self.env.num_enemies, len(self.env.unit_features))),
+                ("own", (len(self.env.own_features),)),
+                ("agent_id", (self.num_allies,)),
+            ),
         )
 
     # -- the family adapter --------------------------------------------------------------------
