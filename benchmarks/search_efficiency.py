@@ -4,10 +4,12 @@ For each task and strategy at `--width` parallel attempts, this runs the strateg
 `ceiling.search.solve` under a `--seconds` budget on one test instance, using the task's shipped
 checkpoint, and divides its rollout rate (`result.rollouts / result.seconds`) by the rate of the
 raw baseline: one jitted batch of `width` stochastic episodes of the same policy on the same
-instance (`ceiling.search.base.batch_episodes`), compiled and warmed up first, then called in a
-loop for `--seconds`. Raw and strategy measurements alternate (raw, strategy, raw, ...) and each
-strategy is compared with the mean of the raw rates measured just before and just after it, so
-drift in machine load hits both alike. Compilation is excluded from every timing.
+instance (`ceiling.policies.rollout.run_episode`, vmapped), compiled and warmed up first, then
+called in a loop for `--seconds`. Raw and strategy measurements alternate (raw, strategy, raw,
+...) and each strategy is compared with the mean of the raw rates measured just before and just
+after it, so drift in machine load hits both alike. Compilation is excluded from every timing.
+Each search starts from the search identity `ceiling.search.search_key(seed, task, instance)`,
+as in `ceiling solve` and `ceiling bench`.
 
 - sampling: target rollout ratio >= 0.9.
 - sgbs: its simulated greedy rollouts start partway into the episode, so it is also compared
@@ -15,9 +17,13 @@ drift in machine load hits both alike. Compilation is excluded from every timing
   finishes before the budget (SGBS stops after `horizon` levels) is restarted with the same
   compiled step until the budget is spent, so that short tasks are not timed over a fraction
   of a second.
-- finetune: reports the share of its time spent outside its own rollout (GAE, the PPO updates
-  and the finiteness guard), from the strategy's batch time and the time of the very rollout
-  its step records (`ceiling.search.finetune.record_episode`, vmapped, timed alone).
+- finetune (a strategy that `updates_parameters`): reports the share of its time spent outside
+  its own rollout (GAE, the PPO updates and the finiteness guard), from the strategy's batch
+  time and the time of the very rollout its step records
+  (`ceiling.policies.rollout.record_episode`, vmapped, timed alone).
+
+The strategies rated are those that search a base policy (not `budget_free`: greedy is one
+rollout, nothing to rate; not `needs_latent`: COMPASS's need a latent-conditioned checkpoint).
 
 The script always exits 0: it reports, it does not assert. Run from the repository root:
 
@@ -41,6 +47,7 @@ import jax
 from ceiling.errors import CeilingError
 from ceiling.policies.checkpoint import Checkpoint, load_checkpoint
 from ceiling.policies.networks import Params, Policy
+from ceiling.policies.rollout import record_episode, run_episode
 from ceiling.policies.shipped import shipped_checkpoint
 from ceiling.search import (
     SGBS,
@@ -49,19 +56,20 @@ from ceiling.search import (
     FineTune,
     SearchAborted,
     Strategy,
+    instance_key,
     make_strategy,
+    search_key,
     solve,
 )
-from ceiling.search.base import batch_episodes
-from ceiling.search.finetune import record_episode
 from ceiling.tasks import Task, make
-from ceiling.tasks.instances import TEST_SET_SIZE, instances
+from ceiling.tasks.instances import TEST_SET_SIZE
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from throughput import environment as machine_environment  # noqa: E402  (a sibling script)
 
 DEFAULT_TASKS = ("rware:tiny-2ag-hard", "connector:con-5x5x3a")
-DEFAULT_STRATEGIES = ("sampling", "sgbs", "finetune")  # greedy is one rollout: nothing to rate
+RATED_STRATEGIES = tuple(name for name, cls in STRATEGIES.items()
+                         if not cls.budget_free and not cls.needs_latent)
 TARGET_WIDTH = 64  # the width the targets are stated at
 TARGETS: dict[str, tuple[str, float]] = {  # strategy -> (the ratio judged, its minimum)
     "sampling": ("ratio", 0.9),
@@ -110,8 +118,9 @@ class RawBaseline:
     ) -> None:
         def batch(key: jax.Array) -> tuple[jax.Array, Any]:
             key, batch_key = jax.random.split(key)
-            episodes = batch_episodes(task, policy, params, instance_key,
-                                      jax.random.split(batch_key, width), greedy=False)
+            episodes = jax.vmap(lambda k: run_episode(
+                task, policy, params, instance_key, k, greedy=False))(
+                jax.random.split(batch_key, width))
             return key, episodes
 
         self.key = jax.random.PRNGKey(1)
@@ -130,7 +139,7 @@ def finetune_rollout_alone(
         key, batch_key = jax.random.split(key)
         recorded = jax.vmap(
             lambda k: record_episode(strategy.task, strategy.policy, params, instance_key, k,
-                                     strategy.temperature)
+                                     strategy.options.temperature)
         )(jax.random.split(batch_key, strategy.width))
         return key, recorded
 
@@ -188,7 +197,7 @@ def sgbs_steps(strategy: SGBS, batches_per_search: list[int]) -> tuple[int, int]
     on the useful simulated steps (an episode may end before the horizon).
     """
     horizon = strategy.task.spec.horizon
-    rollout_length = max(horizon - 1, 1)  # as in `SGBS.__init__`
+    rollout_length = max(horizon - 1, 1)  # as in `SGBS.setup`
     per_batch = strategy.num_simulations * rollout_length + strategy.beam_width * strategy.expansion
     run = per_batch * sum(batches_per_search)
     before_horizon = sum(
@@ -204,7 +213,7 @@ def measure_strategy(
 ) -> dict[str, Any]:
     """Run `solve` under the seconds budget (restarting finished searches); counts and times."""
     solve_key, restart_key = jax.random.split(key)
-    budget = Budget(seconds=seconds, width=strategy.width)
+    budget = Budget(seconds=seconds)
     aborted = None
     try:
         result = solve(strategy, params, instance_key, budget, solve_key)
@@ -237,7 +246,7 @@ def measure_task(
     strategy_names: list[str],
     width: int,
     seconds: float,
-    instance: int,
+    instance_index: int,
     seed: int = 0,
 ) -> list[dict[str, Any]]:
     """The rows of one task: each strategy between two raw measurements."""
@@ -245,9 +254,10 @@ def measure_task(
     checkpoint: Checkpoint = load_checkpoint(shipped_checkpoint(task_name, algorithm),
                                              task=task_name)
     policy, params = checkpoint.policy, checkpoint.params
-    instance_key = instances(task, "test", instance + 1)[instance]
+    instance = instance_key(task_name, instance_index)
     horizon = task.spec.horizon
-    raw = RawBaseline(task, policy, params, instance_key, width)
+    raw = RawBaseline(task, policy, params, instance, width)
+    key = search_key(seed, task_name, instance_index)  # as a bench cell of this instance
 
     def raw_rate() -> float:
         timed = raw.measure(seconds)
@@ -255,15 +265,13 @@ def measure_task(
 
     rows: list[dict[str, Any]] = []
     before = raw_rate()
-    for index, name in enumerate(strategy_names):
+    for name in strategy_names:
         print(f"  {name} ...", file=sys.stderr, flush=True)
         strategy = make_strategy(name, task, policy, width)
-        key = jax.random.fold_in(jax.random.PRNGKey(seed), index)
-        measured = measure_strategy(strategy, params, instance_key, seconds, key)
+        measured = measure_strategy(strategy, params, instance, seconds, key)
         extra: dict[str, Any] = {}
-        if isinstance(strategy, FineTune):
-            alone, alone_compile = finetune_rollout_alone(strategy, params, instance_key,
-                                                          seconds)
+        if isinstance(strategy, FineTune):  # times FineTune's own recorded rollout
+            alone, alone_compile = finetune_rollout_alone(strategy, params, instance, seconds)
             rollout_seconds = alone.seconds / alone.batches
             step_seconds = measured["seconds"] / measured["batches"]
             extra = {
@@ -276,7 +284,7 @@ def measure_task(
         raw_rollouts_per_second = (before + after) / 2
         rate = measured["rollouts"] / measured["seconds"]
         row: dict[str, Any] = {
-            "task": task_name, "algorithm": algorithm, "instance": instance,
+            "task": task_name, "algorithm": algorithm, "instance": instance_index,
             "strategy": name, "width": width, "budget_seconds": seconds, **measured,
             "rollouts_per_second": rate,
             "raw_rollouts_per_second": raw_rollouts_per_second,
@@ -303,7 +311,7 @@ def measure_task(
 
 def verdict(strategy: str, row: dict[str, Any]) -> tuple[str, str]:
     """(the target in words, PASS/FAIL or "-" where the strategy has no target)."""
-    if strategy == "finetune":
+    if STRATEGIES[strategy].updates_parameters:
         return "report share", "-"
     if strategy not in TARGETS:
         return "none", "-"
@@ -352,7 +360,7 @@ def format_report(env: dict[str, Any], rows: list[dict[str, Any]]) -> str:
         if row["searches"] > 1:
             notes.append(f"{where}: the search finished before the budget, so it ran "
                          f"{row['searches']} times ({row['batches']} batches in all)")
-        if row["strategy"] == "sgbs":
+        if "step_ratio_before_horizon" in row:
             notes.append(f"{where}: counting only simulated steps before the horizon, the step "
                          f"ratio is {row['step_ratio_before_horizon']:.2f}")
         if row["update_share"] is not None:
@@ -375,10 +383,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help=f"task names (default: {' '.join(DEFAULT_TASKS)})")
     parser.add_argument("--algorithm", default="ippo",
                         help="which shipped checkpoint of each task (default: %(default)s)")
-    parser.add_argument("--strategies", nargs="+", default=list(DEFAULT_STRATEGIES),
-                        choices=list(STRATEGIES), metavar="STRATEGY",
-                        help=f"strategies among {', '.join(STRATEGIES)} "
-                             f"(default: {' '.join(DEFAULT_STRATEGIES)})")
+    parser.add_argument("--strategies", nargs="+", default=list(RATED_STRATEGIES),
+                        choices=list(RATED_STRATEGIES), metavar="STRATEGY",
+                        help="strategies that search a base policy, among (and by default) "
+                             f"{' '.join(RATED_STRATEGIES)}")
     parser.add_argument("--width", type=int, default=TARGET_WIDTH,
                         help="parallel attempts per batch (default: %(default)s)")
     parser.add_argument("--seconds", type=float, default=10.0,

@@ -80,7 +80,8 @@ def make_random_rollout(
         # Zero logits on legal actions, -inf elsewhere: uniform over the legal actions.
         uniform_logits = jnp.where(carry.timestep.action_mask, 0.0, -jnp.inf)
         action = sample_action(action_key, uniform_logits)
-        env_state, _, carried_ts = step_with_reset(task, carry.env_state, action, reset_key)
+        env_state, _transition, carried_ts = step_with_reset(task, carry.env_state, action,
+                                                             reset_key)
         return RandomCarry(env_state=env_state, timestep=carried_ts, key=key), None
 
     def rollout(carry: RandomCarry) -> RandomCarry:

@@ -116,3 +116,46 @@ def test_demo_prints_a_row_per_shipped_checkpoint(monkeypatch, capsys) -> None:
     monkeypatch.setattr(shipped, "shipped_checkpoints", lambda: {})
     assert main(["demo"]) == 2
     assert "no shipped checkpoints" in capsys.readouterr().err
+
+
+def test_demo_searches_with_the_compass_checkpoint_where_a_strategy_needs_a_latent(
+    tmp_path, monkeypatch, capsys
+) -> None:
+    """The demo's search: every registered strategy, those needing a latent on the shipped
+    COMPASS checkpoint, the others on the MAPPO one, at the requested budget and width."""
+    from ceiling.errors import CeilingError
+    from ceiling.policies import evaluation, shipped
+    from ceiling.search import STRATEGIES, Budget
+    from ceiling.search import compare as compare_module
+
+    task = "rware:tiny-2ag-hard"
+    every = shipped.shipped_checkpoints()
+    ours = {key: path for key, path in every.items() if key[0] == task}
+    assert {"mappo", "compass"} <= {algorithm for _, algorithm in ours}
+    monkeypatch.setattr(shipped, "shipped_checkpoints", lambda: ours)
+    zero_shot = {"mean_return": 1.0, "ci95": [0.5, 1.5], "win_rate": None}
+    monkeypatch.setattr(evaluation, "evaluate_checkpoint", lambda *a, **k: zero_shot)
+    seen = {}
+
+    def fake_compare(checkpoint, strategies, num_instances, budget, **kwargs):
+        seen.update(checkpoint=checkpoint, strategies=strategies, num_instances=num_instances,
+                    budget=budget, **kwargs)
+        raise CeilingError("stopped before searching")
+
+    monkeypatch.setattr(compare_module, "compare", fake_compare)
+    plot = tmp_path / "anytime.png"
+    assert main(["demo", "--instances", "2", "--search-instances", "3", "--seconds", "0.5",
+                 "--width", "8", "--plot", str(plot)]) == 2
+    assert "stopped before searching" in capsys.readouterr().err
+    latent = {name for name, cls in STRATEGIES.items() if cls.needs_latent}
+    assert latent and sorted(seen["strategies"]) == sorted(STRATEGIES)
+    assert seen["strategies"][: len(STRATEGIES) - len(latent)] == [
+        name for name in STRATEGIES if name not in latent]  # the same order as before
+    assert set(seen["other_checkpoints"]) == latent
+    assert {c.algorithm for c in seen["other_checkpoints"].values()} == {"compass"}
+    assert seen["checkpoint"].algorithm == "mappo"
+    assert seen["budget"] == Budget(seconds=0.5) and seen["width"] == 8
+    assert seen["num_instances"] == 3
+    plot.write_bytes(b"")  # an existing plot is the user's: kept unless --force
+    assert main(["demo", "--search-instances", "1", "--plot", str(plot)]) == 2
+    assert "already exists; pass --force" in capsys.readouterr().err

@@ -46,17 +46,19 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.ray_address is not None:
         args.ray = True
     if args.dry_run and not Path(args.db).exists():  # a dry run creates nothing
-        print(f"suite {suite.name}: {len(suite.cells())} cells, 0 already in {args.db}, "
-              f"{len(suite.cells())} to run", flush=True)
+        cells = suite.cells()
+        print(f"suite {suite.name}: {len(cells)} cells, 0 already in {args.db}, "
+              f"{len(cells)} to run", flush=True)
+        preflight(suite, cells, Prepared())  # bad option values, inexact rollout budgets
         return 0
     with Store(args.db) as store:
         cells, skipped = pending_cells(suite, store)
         print(f"suite {suite.name}: {len(cells) + skipped} cells, {skipped} already in "
               f"{args.db}, {len(cells)} to run", flush=True)
+        prepared = Prepared()
+        preflight(suite, cells, prepared)  # before any cell runs, and in a dry run
         if args.dry_run or not cells:
             return 0
-        prepared = Prepared()
-        preflight(suite, cells, prepared)
         store_random_baselines(suite, store, prepared)
         executor = "ray" if args.ray else "local"
         command = ["ceiling", "bench", args.suite, "--db", args.db]
@@ -117,7 +119,9 @@ def add_bench_parsers(sub: Any) -> None:
     p.add_argument("--compile-cache", default=None, metavar="DIR",
                    help="persistent JAX compilation cache, so a resumed sweep skips compiles "
                         "(also JAX_COMPILATION_CACHE_DIR)")
-    p.add_argument("--dry-run", action="store_true", help="validate and count cells only")
+    p.add_argument("--dry-run", action="store_true",
+                   help="validate (building every strategy, checking every budget) and count "
+                        "cells only")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_bench)
 

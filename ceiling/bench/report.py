@@ -91,7 +91,7 @@ def _by_strategy(table: list[dict[str, Any]]) -> dict[tuple[str, str, str], list
     lines: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for row in table:
         config = row["config"]
-        if config.strategy != "greedy" and config.seconds is not None:
+        if not stats.is_zero_shot(config.strategy) and config.seconds is not None:
             lines.setdefault((config.strategy, config.options, config.algorithm), []).append(row)
     return lines
 
@@ -113,10 +113,10 @@ def plot_budget(table: list[dict[str, Any]], path: Path) -> bool:
         ax.fill_between(x, [r["ci95"][0] for r in rows], [r["ci95"][1] for r in rows],
                         alpha=0.15)
     for row in table:
-        if row["config"].strategy == "greedy":
+        if stats.is_zero_shot(row["config"].strategy):
             ax.axhline(row["iqm"], linestyle="--", color="grey", linewidth=0.8)
     ax.set_xscale("log")
-    ax.set_xlabel("time budget per instance (s, log scale; dashed: greedy zero-shot)")
+    ax.set_xlabel("time budget per instance (s, log scale; dashed: zero-shot)")
     ax.set_ylabel("IQM normalised score (95 % CI)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
@@ -165,7 +165,8 @@ def plot_anytime(rows: Sequence[dict[str, Any]], task: str, path: Path) -> None:
     # trace already holds every shorter budget's curve, and 30 overlapping lines do not read.
     groups: dict[str, list[dict[str, Any]]] = {}
     for r in at_largest_extent([(r, stats.config_of(r)) for r in mine
-                                if r["strategy"] != "greedy"], lambda _, config: config.family):
+                                if not stats.is_zero_shot(r["strategy"])],
+                               lambda _, config: config.family):
         groups.setdefault(stats.config_of(r).label, []).append(r)
     horizon = max((r["trace"][-1][0] for r in mine if r["trace"]), default=1.0)
     grid = np.linspace(0.0, horizon, 200)
@@ -262,7 +263,7 @@ def write_report(db: str | Path, out: str | Path, force: bool = False) -> list[P
              "normalised per task (min: uniform random policy's mean return on the same test "
              "instances; max: best return stored for the task). IQM and 95 % stratified "
              "bootstrap confidence intervals as in rliable; gains are of the mean return over "
-             "the greedy mean of the base policy with the best greedy mean.")
+             "the zero-shot mean of the base policy with the best zero-shot mean.")
 
     md = [f"# Benchmark report: {', '.join(suites)}", "", intro, "", f"_{caption}_", ""]
     for title, header, body in tables:

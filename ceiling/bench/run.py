@@ -1,12 +1,14 @@
 """Running a suite's cells: the shared cell computation and the local (in-process) executor.
 
-A cell's result depends only on the cell: its instance key is the `instance`-th test key and
-its search key is `fold_in(PRNGKey(seed), instance)`, so with a rollout budget any executor,
-any order and any resume produce the same returns. Cells sharing (task, checkpoint, strategy,
-options, width) share one strategy object, so its jitted step compiles once (`make_strategy`
-once, `solve` per cell). Every strategy is built before the first cell runs, so a bad option
-value fails the sweep before an hour of it has been spent. The driver alone writes the store,
-one transaction per finished cell.
+A cell's result depends only on the cell: it searches test instance `instance_key(task,
+instance)` from `search_key(seed, task, instance)` (`ceiling.search`'s one search identity), so
+with a rollout budget any executor, any order and any resume produce the same returns, and
+`ceiling solve --seed S --instance I` replays the cell. Cells sharing (task, checkpoint,
+strategy, options, width) share one strategy object, so its jitted step compiles once
+(`make_strategy` once, `solve` per cell). Every strategy is built, and every budget it will run
+under checked against its batches, before the first cell runs, so a bad option value or an
+inexact rollout budget fails the sweep before an hour of it has been spent. The driver alone
+writes the store, one transaction per finished cell.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import dataclasses
 import json
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import numpy as np
@@ -23,6 +25,9 @@ import numpy as np
 from ceiling.bench.store import Row, Store
 from ceiling.bench.suite import Cell, Suite
 from ceiling.errors import CeilingError
+
+if TYPE_CHECKING:
+    from ceiling.search import Budget
 
 GroupKey = tuple[str, str, str, str, int]
 
@@ -46,28 +51,18 @@ class Prepared:
     def __init__(self) -> None:
         self.checkpoints: dict[str, Any] = {}
         self.strategies: dict[GroupKey, Any] = {}
-        self._instance_keys: dict[str, np.ndarray] = {}
-        self._search_keys: dict[int, np.ndarray] = {}
+        self._search_keys: dict[tuple[int, str], np.ndarray] = {}
 
-    def instance_key(self, task: str, instance: int) -> jax.Array:
-        """The `instance`-th test key of `task`; built in blocks, since eager JAX key ops
-        cost milliseconds each - more than a small cell's whole search."""
-        from ceiling.tasks import instances
+    def search_key(self, seed: int, task: str, instance: int) -> jax.Array:
+        """`ceiling.search.search_key(seed, task, instance)`, computed for a block of instances
+        at once with the vectorised `search_keys`: one jitted dispatch per block instead of one
+        per cell (the harness's cost per cell is about a millisecond in all)."""
+        from ceiling.search import search_keys
 
-        keys = self._instance_keys.get(task)
+        keys = self._search_keys.get((seed, task))
         if keys is None or instance >= len(keys):
             size = max(64, 2 * (instance + 1))
-            keys = self._instance_keys[task] = np.asarray(instances(task, "test", size))
-        return jax.numpy.asarray(keys[instance])
-
-    def search_key(self, seed: int, instance: int) -> jax.Array:
-        """`fold_in(PRNGKey(seed), instance)`, built in blocks like the instance keys."""
-        keys = self._search_keys.get(seed)
-        if keys is None or instance >= len(keys):
-            size = max(64, 2 * (instance + 1))
-            base = jax.random.PRNGKey(seed)
-            keys = self._search_keys[seed] = np.asarray(jax.vmap(
-                lambda i: jax.random.fold_in(base, i))(jax.numpy.arange(size)))
+            keys = self._search_keys[(seed, task)] = search_keys(seed, task, range(size))
         return jax.numpy.asarray(keys[instance])
 
     def checkpoint(self, path: str) -> Any:
@@ -89,33 +84,52 @@ class Prepared:
         return self.strategies[cell.group]
 
 
+def cell_budget(cell: Cell) -> Budget:
+    """The budget a cell searches under (the width is the strategy's)."""
+    from ceiling.search import Budget
+
+    return Budget(seconds=cell.seconds, rollouts=cell.rollouts)
+
+
 def preflight(suite: Suite, cells: list[Cell], prepared: Prepared) -> None:
-    """Build every strategy the cells need; raise one error listing every failure."""
+    """Build every strategy the cells need and check each budget it will run under against
+    its batches (`Strategy.batch_limit`); raise one error listing every problem, each with its
+    suite line (the strategy's, or the budget's for an inexact rollout budget)."""
     problems: list[str] = []
+    checked: set[tuple[Any, ...]] = set()
+
+    def report(line: int, cell: Cell, err: CeilingError) -> None:
+        message = f"  {suite.path}:{line}: {cell.strategy} on {cell.task}: {err}"
+        if message not in problems:
+            problems.append(message)
+
     for cell in cells:
-        if cell.group in prepared.strategies:
+        if (cell.group, cell.seconds, cell.rollouts) in checked:
+            continue
+        checked.add((cell.group, cell.seconds, cell.rollouts))
+        try:
+            strategy = prepared.strategy(cell)
+        except CeilingError as err:
+            report(next((s.line for s in suite.strategies if s.name == cell.strategy
+                         and s.options == cell.options), 0), cell, err)
             continue
         try:
-            prepared.strategy(cell)
+            strategy.batch_limit(cell_budget(cell))
         except CeilingError as err:
-            line = next((s.line for s in suite.strategies if s.name == cell.strategy
-                         and s.options == cell.options), 0)
-            message = f"  {suite.path}:{line}: {cell.strategy} on {cell.task}: {err}"
-            if message not in problems:
-                problems.append(message)
+            report(suite.budget_line(cell.seconds, cell.rollouts), cell, err)
     if problems:
         raise CeilingError(f"suite {suite.path} cannot run:\n" + "\n".join(problems))
 
 
 def compute_cell(cell: Cell, suite_name: str, prepared: Prepared) -> tuple[Row, float]:
     """Search one cell; returns its row and the seconds spent inside `solve`."""
-    from ceiling.search import Budget, SearchAborted, solve
+    from ceiling.search import SearchAborted, instance_key, solve
 
     strategy = prepared.strategy(cell)
     checkpoint = prepared.checkpoint(cell.checkpoint.path)
-    budget = Budget(seconds=cell.seconds, rollouts=cell.rollouts, width=cell.width)
-    key = prepared.search_key(cell.seed, cell.instance)
-    instance = prepared.instance_key(cell.task, cell.instance)
+    budget = cell_budget(cell)
+    key = prepared.search_key(cell.seed, cell.task, cell.instance)
+    instance = instance_key(cell.task, cell.instance)
     aborted = None
     start = time.perf_counter()
     try:

@@ -15,11 +15,15 @@ under pandas 3 (our environment); `tests/bench/test_stats.py` checks these again
   with replacement within each task (tasks are strata; the task set itself is fixed).
 - Probability of improvement P(X > Y): per task, the share of (x, y) run pairs with x > y
   (ties count half: the Mann-Whitney U statistic over n_x n_y), averaged over tasks.
-- Gain over zero-shot, per task: 100 (mean return - Z) / |Z| where Z is the greedy mean return
-  of the base policy with the best greedy mean on those instances (the study's headline); its
-  CI resamples instances jointly for both means (paired). The win rate is reported next to
-  it where the task defines a win (SMAX). The mean gain across tasks gets a stratified CI:
-  each replicate averages one paired replicate per task.
+- Gain over zero-shot, per task: 100 (mean return - Z) / |Z| where Z is the zero-shot mean
+  return (a `budget_free` strategy: greedy) of the base policy with the best zero-shot mean on
+  those instances (the study's headline); a base policy is one no `needs_latent` strategy
+  searched with. Its CI resamples instances jointly for both means (paired). The win rate is
+  reported next to it where the task defines a win (SMAX). The mean gain across tasks gets a
+  stratified CI: each replicate averages one paired replicate per task.
+
+Which rows are zero-shot is read from the strategies' capabilities (`budget_free`), never from
+their names. The bootstrap itself is `ceiling.bootstrap`'s, shared with `ceiling.reuse`.
 """
 
 from __future__ import annotations
@@ -32,8 +36,33 @@ from typing import Any
 import numpy as np
 import scipy.stats
 
-LATENT_ALGORITHMS = ("compass",)
+from ceiling.bootstrap import (
+    RESAMPLES,
+    paired_replicates,
+    percentile_interval,
+    stratified_replicates,
+)
+
 TaskScores = list[np.ndarray]  # one 1-D array of run scores per task
+
+
+def _capability(strategy: str, capability: str) -> bool:
+    """A registered strategy's capability; a name this ceiling does not register (a row from
+    another version) has none."""
+    from ceiling.search import STRATEGIES  # lazily: reading a store needs no JAX until here
+
+    cls = STRATEGIES.get(strategy)
+    return cls is not None and bool(getattr(cls, capability))
+
+
+def is_zero_shot(strategy: str) -> bool:
+    """Whether stored rows of `strategy` are the zero-shot baseline (`budget_free`)."""
+    return _capability(strategy, "budget_free")
+
+
+def needs_latent(strategy: str) -> bool:
+    """Whether `strategy` searches a latent-conditioned (COMPASS) checkpoint."""
+    return _capability(strategy, "needs_latent")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,7 +79,7 @@ class Config:
     @property
     def order(self) -> tuple:
         """Sort key: zero-shot first, then strategy, base, options, budget (numerically), width."""
-        return (self.strategy != "greedy", self.strategy, self.algorithm, self.options,
+        return (not is_zero_shot(self.strategy), self.strategy, self.algorithm, self.options,
                 self.seconds or 0.0, self.rollouts or 0, self.width)
 
     @property
@@ -67,8 +96,8 @@ class Config:
     def label(self) -> str:
         options = json.loads(self.options)
         extra = "".join(f" {k}={v}" for k, v in sorted(options.items()))
-        if self.strategy == "greedy":
-            return f"greedy zero-shot ({self.algorithm}{extra})"
+        if is_zero_shot(self.strategy):
+            return f"{self.strategy} zero-shot ({self.algorithm}{extra})"
         budget = " ".join(p for p in (f"{self.seconds:g} s" if self.seconds else "",
                                       f"{self.rollouts} rollouts" if self.rollouts else "") if p)
         return f"{self.strategy}{extra} ({self.algorithm}, {budget}, width {self.width})"
@@ -89,18 +118,12 @@ def iqm(scores: TaskScores) -> float:
 
 
 def stratified_bootstrap_ci(
-    scores: TaskScores, statistic: Callable[[TaskScores], float] = iqm, reps: int = 2000,
+    scores: TaskScores, statistic: Callable[[TaskScores], float] = iqm, reps: int = RESAMPLES,
     level: float = 0.95, seed: int = 0,
 ) -> tuple[float, float]:
     """Percentile CI of `statistic` resampling runs with replacement within each task."""
-    rng = np.random.default_rng(seed)
-    arrays = [np.asarray(s, dtype=np.float64).ravel() for s in scores]
-    values = np.empty(reps)
-    for r in range(reps):
-        values[r] = statistic([a[rng.integers(0, a.size, a.size)] for a in arrays])
-    tail = 100 * (1 - level) / 2
-    low, high = np.percentile(values, [tail, 100 - tail])
-    return float(low), float(high)
+    replicates = stratified_replicates(statistic, scores, np.random.default_rng(seed), reps)
+    return percentile_interval(replicates, level)
 
 
 def probability_of_improvement(x: TaskScores, y: TaskScores) -> float:
@@ -145,11 +168,20 @@ def scores_by_config(
                      for task, runs in tasks.items()} for config, tasks in table.items()}
 
 
+def _checkpoint(row: dict[str, Any]) -> tuple[str, str, str]:
+    return (row["task"], row["algorithm"], row.get("checkpoint_sha256", ""))
+
+
 def zero_shot(rows: Sequence[dict[str, Any]]) -> dict[str, tuple[str, float]]:
-    """{task: (algorithm, greedy mean return)} of the best base policy's greedy rollouts."""
+    """{task: (algorithm, zero-shot mean return)} of the best base policy's zero-shot rollouts.
+
+    A latent-conditioned checkpoint is not a base policy: those are the checkpoints the rows
+    show a `needs_latent` strategy searching with (a suite pairs such strategies with them).
+    """
+    latent = {_checkpoint(r) for r in rows if needs_latent(r["strategy"])}
     means: dict[str, dict[str, list[float]]] = {}
     for r in rows:
-        if r["strategy"] == "greedy" and r["algorithm"] not in LATENT_ALGORITHMS:
+        if is_zero_shot(r["strategy"]) and _checkpoint(r) not in latent:
             means.setdefault(r["task"], {}).setdefault(r["algorithm"], []).append(
                 r["total_return"])
     best: dict[str, tuple[str, float]] = {}
@@ -159,18 +191,26 @@ def zero_shot(rows: Sequence[dict[str, Any]]) -> dict[str, tuple[str, float]]:
     return best
 
 
+def _gain_percent(found: np.ndarray, zero: np.ndarray) -> np.ndarray:
+    """100 (mean found - mean zero) / |mean zero| per resample ([reps, n] each; NaN where the
+    resampled zero-shot mean is 0)."""
+    zero_mean = zero.mean(axis=1)
+    safe = np.where(np.abs(zero_mean) < 1e-12, np.nan, np.abs(zero_mean))
+    return 100 * (found.mean(axis=1) - zero_mean) / safe
+
+
 def gains_over_zero_shot(
-    rows: Sequence[dict[str, Any]], reps: int = 2000, seed: int = 0
+    rows: Sequence[dict[str, Any]], reps: int = RESAMPLES, seed: int = 0
 ) -> list[dict[str, Any]]:
-    """Per (task, config): gain of the mean return over the best zero-shot's greedy mean on the
+    """Per (task, config): gain of the mean return over the best zero-shot policy's mean on the
     same instances, in %, with a paired bootstrap 95 % CI (instances resampled jointly)."""
     base = zero_shot(rows)
-    greedy: dict[tuple[str, str, int], float] = {}
+    zero_shot_return: dict[tuple[str, str, int], float] = {}
     groups: dict[tuple[str, Config], dict[int, list[float]]] = {}
     wins: dict[tuple[str, Config], list[bool]] = {}
     for r in rows:
-        if r["strategy"] == "greedy":
-            greedy[(r["task"], r["algorithm"], r["instance"])] = r["total_return"]
+        if is_zero_shot(r["strategy"]):
+            zero_shot_return[(r["task"], r["algorithm"], r["instance"])] = r["total_return"]
         else:
             groups.setdefault((r["task"], config_of(r)), {}).setdefault(
                 r["instance"], []).append(r["total_return"])
@@ -183,18 +223,15 @@ def gains_over_zero_shot(
         if task not in base:
             continue
         algorithm = base[task][0]
-        common = sorted(i for i in by_instance if (task, algorithm, i) in greedy)
+        common = sorted(i for i in by_instance if (task, algorithm, i) in zero_shot_return)
         if not common:
             continue
         found = np.array([np.mean(by_instance[i]) for i in common])  # mean over seeds
-        zero = np.array([greedy[(task, algorithm, i)] for i in common])
+        zero = np.array([zero_shot_return[(task, algorithm, i)] for i in common])
         if abs(zero.mean()) < 1e-12:
             continue
-        picks = rng.integers(0, len(common), (reps, len(common)))
-        resampled_zero = zero[picks].mean(axis=1)
-        safe = np.where(np.abs(resampled_zero) < 1e-12, np.nan, np.abs(resampled_zero))
-        boot = 100 * (found[picks].mean(axis=1) - resampled_zero) / safe
-        low, high = np.nanpercentile(boot, [2.5, 97.5])
+        boot = paired_replicates(_gain_percent, [found, zero], rng, reps)
+        low, high = percentile_interval(boot)
         out.append({"task": task, "config": config, "zero_shot_algorithm": algorithm,
                     "zero_shot_return": float(zero.mean()), "mean_return": float(found.mean()),
                     "gain_percent": float(100 * (found.mean() - zero.mean()) / abs(zero.mean())),
@@ -206,7 +243,8 @@ def gains_over_zero_shot(
 
 
 def aggregate(
-    rows: Sequence[dict[str, Any]], baselines: dict[str, dict[int, float]], reps: int = 2000
+    rows: Sequence[dict[str, Any]], baselines: dict[str, dict[int, float]],
+    reps: int = RESAMPLES,
 ) -> list[dict[str, Any]]:
     """Per config: IQM of normalised scores across tasks with its 95 % stratified bootstrap
     CI, and P(config > best zero-shot) where the zero-shot rows exist."""
@@ -215,7 +253,7 @@ def aggregate(
     base = zero_shot(rows)
     base_scores: dict[str, np.ndarray] = {}
     for config, tasks in table.items():
-        if config.strategy == "greedy":
+        if is_zero_shot(config.strategy):
             for task, runs in tasks.items():
                 if task in base and base[task][0] == config.algorithm:
                     base_scores[task] = runs
@@ -224,7 +262,7 @@ def aggregate(
         scores = [tasks[t] for t in sorted(tasks)]
         low, high = stratified_bootstrap_ci(scores, iqm, reps=reps)
         improvement = None
-        if config.strategy != "greedy" and all(t in base_scores for t in tasks):
+        if not is_zero_shot(config.strategy) and all(t in base_scores for t in tasks):
             improvement = probability_of_improvement(scores,
                                                      [base_scores[t] for t in sorted(tasks)])
         out.append({"config": config, "tasks": sorted(tasks), "iqm": iqm(scores),
@@ -244,8 +282,7 @@ def gain_summary(gains: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for config, group in sorted(by_config.items(), key=lambda item: item[0].order):
         best = max(group, key=lambda g: g["gain_percent"])
-        mean_boot = np.mean([g["bootstrap"] for g in group], axis=0)
-        low, high = np.nanpercentile(mean_boot, [2.5, 97.5])
+        low, high = percentile_interval(np.mean([g["bootstrap"] for g in group], axis=0))
         out.append({"config": config, "tasks": len(group),
                     "mean_gain_percent": float(np.mean([g["gain_percent"] for g in group])),
                     "ci95": (float(low), float(high)),

@@ -6,10 +6,11 @@ collects *all* problems, and raises one `CeilingError` listing them. The schema:
 
     name: smoke                      # used in captions and the store
     instances: 2                     # the first N test instances of every task
-    seeds: [0]                       # search seeds; a cell's key is fold_in(seed, instance)
+    seeds: [0]                       # search seeds; a cell searches from
+                                     #   ceiling.search.search_key(seed, task, instance)
     widths: [16]                     # parallel attempts per batch
-    budgets:                         # each: seconds and/or rollouts (a multiple of every width)
-      - {rollouts: 64}
+    budgets:                         # each: seconds and/or rollouts (rollouts: a whole number
+      - {rollouts: 64}               #   of every strategy's batches at every width)
     tasks:
       connector:con-5x5x3a:
         checkpoints: [shipped:ippo, shipped:compass]   # `shipped:ALGO` or a checkpoint path
@@ -18,11 +19,16 @@ collects *all* problems, and raises one `CeilingError` listing them. The schema:
       - greedy                       # a name, or a mapping with options
       - {name: sampling, options: {temperature: 1.0}}
 
-Cells are the cross product. COMPASS's strategies (`compass`, `latent-sampling`) pair with
-the task's latent-conditioned checkpoints and every other strategy with the others. Greedy is
-deterministic and budget-free, so it gets one zero-shot cell per checkpoint and instance (width
-1, one rollout, seed 0) whatever the budgets, widths and seeds. A relative checkpoint path is
-looked up from the working directory, then from the suite file's directory.
+Cells are the cross product. What a strategy pairs with is read from its capabilities, not its
+name: a `needs_latent` strategy (COMPASS, latent sampling) pairs with the task's
+latent-conditioned checkpoints and every other strategy with the others; a `budget_free`
+strategy (greedy, the zero-shot baseline) gets one cell per checkpoint and instance (its
+`min_width`, one rollout, seed 0) whatever the budgets, widths and seeds; every width must be at
+least each searching strategy's `min_width`. Whether a rollout budget is a whole number of a
+strategy's batches depends on the strategy (SGBS at width 10 runs 8 rollouts a batch), so that
+is checked once the strategies are built, before the first cell (`ceiling.bench.run.preflight`).
+A relative checkpoint path is looked up from the working directory, then from the suite file's
+directory.
 """
 
 from __future__ import annotations
@@ -37,7 +43,6 @@ import yaml
 
 from ceiling.errors import CeilingError
 
-LATENT_STRATEGIES = ("compass", "latent-sampling")
 TOP_LEVEL_KEYS = ("name", "description", "instances", "seeds", "widths", "budgets", "tasks",
                   "strategies")
 REQUIRED_KEYS = ("name", "instances", "widths", "budgets", "tasks", "strategies")
@@ -105,20 +110,28 @@ class Suite:
     budgets: tuple[tuple[float | None, int | None], ...]  # (seconds, rollouts)
     tasks: dict[str, tuple[CheckpointRef, ...]]
     strategies: tuple[StrategyEntry, ...]
+    budget_lines: tuple[int, ...] = ()  # the line of each budget, for problems found later
+
+    def budget_line(self, seconds: float | None, rollouts: int | None) -> int:
+        """The suite line of budget (seconds, rollouts); 0 if it is not one of the suite's."""
+        pairs = dict(zip(self.budgets, self.budget_lines, strict=False))
+        return pairs.get((seconds, rollouts), 0)
 
     def cells(self) -> list[Cell]:
         """Every cell, grouped so that cells sharing a compiled strategy are adjacent."""
+        from ceiling.search import strategy_class
+
         cells: list[Cell] = []
         for task, checkpoints in self.tasks.items():
             for entry in self.strategies:
-                latent = entry.name in LATENT_STRATEGIES
+                cls = strategy_class(entry.name)
                 for checkpoint in checkpoints:
-                    if checkpoint.latent != latent or (
+                    if checkpoint.latent != cls.needs_latent or (
                             checkpoint.only and entry.name not in checkpoint.only):
                         continue
-                    if entry.name == "greedy":
+                    if cls.budget_free:
                         cells.extend(Cell(task, checkpoint, entry.name, entry.options, None, 1,
-                                          1, i, 0) for i in range(self.instances))
+                                          cls.min_width, i, 0) for i in range(self.instances))
                         continue
                     for width in self.widths:
                         for seconds, rollouts in self.budgets:
@@ -138,7 +151,10 @@ class _Problems:
         self.items: list[tuple[int, str]] = []
 
     def add(self, node: yaml.Node, message: str) -> None:
-        self.items.append((node.start_mark.line + 1, message))
+        self.add_line(node.start_mark.line + 1, message)
+
+    def add_line(self, line: int, message: str) -> None:
+        self.items.append((line, message))
 
     def raise_if_any(self) -> None:
         if self.items:
@@ -178,6 +194,7 @@ def _resolve_checkpoint(
     strategies: set[str] | None,
 ) -> CheckpointRef | None:
     from ceiling.policies.checkpoint import read_manifest
+    from ceiling.policies.networks import NetworkConfig
     from ceiling.policies.shipped import shipped_checkpoints
 
     only: tuple[str, ...] = ()
@@ -228,7 +245,11 @@ def _resolve_checkpoint(
     if manifest["task"] != task:
         problems.add(node, f"checkpoint {spec} was trained for {manifest['task']!r}, not {task!r}")
         return None
-    latent = int(manifest["network"].get("latent_dim", 0)) > 0
+    try:
+        latent = NetworkConfig.from_dict(manifest["network"]).conditioned
+    except (KeyError, TypeError, ValueError) as err:
+        problems.add(node, f"checkpoint {spec} has an unreadable network config: {err!r}")
+        return None
     return CheckpointRef(spec=spec, path=str(Path(path).resolve()),
                          algorithm=str(manifest.get("algorithm", "?")), latent=latent,
                          sha256=str(manifest["sha256"]), only=only)
@@ -300,7 +321,7 @@ def _strategies(node: yaml.Node, problems: _Problems) -> list[StrategyEntry]:
             if not isinstance(options_node, yaml.MappingNode):
                 problems.add(options_node, f"options of {name} must be a mapping")
                 continue
-            valid = strategy_options(name)
+            valid = [spec.name for spec in strategy_options(name)]
             for k, v in options_node.value:
                 option = _value(k)
                 if option not in valid:
@@ -318,14 +339,17 @@ def _strategies(node: yaml.Node, problems: _Problems) -> list[StrategyEntry]:
     return entries
 
 
-def _budgets(node: yaml.Node, widths: list[int], problems: _Problems
-             ) -> list[tuple[float | None, int | None]]:
+def _budgets(node: yaml.Node, problems: _Problems
+             ) -> tuple[list[tuple[float | None, int | None]], list[int]]:
+    """The budgets as (seconds, rollouts) and their lines. Each is a valid `Budget`; whether a
+    rollout budget fits a strategy's batches is checked once strategies are built."""
     from ceiling.search import Budget
 
     budgets: list[tuple[float | None, int | None]] = []
+    lines: list[int] = []
     if not isinstance(node, yaml.SequenceNode) or not node.value:
         problems.add(node, "budgets must be a non-empty list of {seconds: S} / {rollouts: N}")
-        return budgets
+        return budgets, lines
     for item in node.value:
         if not isinstance(item, yaml.MappingNode):
             problems.add(item, "a budget is a mapping with seconds and/or rollouts")
@@ -338,19 +362,31 @@ def _budgets(node: yaml.Node, widths: list[int], problems: _Problems
         rollouts = _value(fields["rollouts"][1]) if "rollouts" in fields else None
         if isinstance(seconds, int) and not isinstance(seconds, bool):
             seconds = float(seconds)
-        ok = True
-        for width in widths or [1]:
-            try:
-                Budget(seconds=seconds, rollouts=rollouts, width=width)
-            except CeilingError as err:
-                problems.add(item, f"bad budget at width {width}: {err}")
-                ok = False
-                break
-        if ok and (seconds, rollouts) in budgets:
+        try:
+            Budget(seconds=seconds, rollouts=rollouts)
+        except CeilingError as err:
+            problems.add(item, f"bad budget: {err}")
+            continue
+        if (seconds, rollouts) in budgets:
             problems.add(item, "this budget is listed twice")
-        elif ok:
+        else:
             budgets.append((seconds, rollouts))
-    return budgets
+            lines.append(item.start_mark.line + 1)
+    return budgets, lines
+
+
+def _check_widths(strategies: list[StrategyEntry], widths: list[int],
+                  problems: _Problems) -> None:
+    """Every width must be at least each searching strategy's `min_width`."""
+    from ceiling.search import strategy_class
+
+    for entry in strategies:
+        cls = strategy_class(entry.name)
+        narrow = [w for w in widths if w < cls.min_width]
+        if narrow and not cls.budget_free:
+            problems.add_line(entry.line, f"{entry.name} needs a width (parallel attempts) of "
+                                          f"at least {cls.min_width}; widths lists "
+                                          f"{', '.join(map(str, narrow))}")
 
 
 def parse_suite(text: str, path: str = "<suite>") -> Suite:
@@ -387,17 +423,22 @@ def parse_suite(text: str, path: str = "<suite>") -> Suite:
     instances = _int(instances_node, problems, "instances", 1) if instances_node else None
     seeds = _int_list(seeds_node, problems, "seeds", 0) if seeds_node is not None else [0]
     widths = _int_list(widths_node, problems, "widths", 1) if widths_node is not None else []
-    budgets = _budgets(budgets_node, widths, problems) if budgets_node is not None else []
+    budgets, budget_lines = _budgets(budgets_node, problems) if budgets_node is not None \
+        else ([], [])
     strategies = _strategies(strategies_node, problems) if strategies_node is not None else []
+    _check_widths(strategies, widths, problems)
     listed = {s.name for s in strategies} if strategies_node is not None else None
     tasks = _tasks(tasks_node, suite_dir, problems, listed) if tasks_node is not None else {}
 
     # Each strategy needs a checkpoint of its kind on every task.
     if tasks_node is not None and isinstance(tasks_node, yaml.MappingNode):
+        from ceiling.search import strategy_class
+
         task_lines = {_value(k): k for k, _ in tasks_node.value}
         for task, refs in tasks.items():
             for kind, wanted in (("latent-conditioned (COMPASS)", True), ("base", False)):
-                users = [s.name for s in strategies if (s.name in LATENT_STRATEGIES) == wanted]
+                users = [s.name for s in strategies
+                         if strategy_class(s.name).needs_latent == wanted]
                 if users and refs and not any(r.latent == wanted for r in refs):
                     problems.add(task_lines[task], f"task {task} has no {kind} checkpoint for "
                                                    f"{', '.join(sorted(set(users)))}")
@@ -407,7 +448,8 @@ def parse_suite(text: str, path: str = "<suite>") -> Suite:
     return Suite(name=name, path=path,
                  description=str(_value(description)) if description is not None else "",
                  instances=instances, seeds=tuple(seeds), widths=tuple(widths),
-                 budgets=tuple(budgets), tasks=tasks, strategies=tuple(strategies))
+                 budgets=tuple(budgets), tasks=tasks, strategies=tuple(strategies),
+                 budget_lines=tuple(budget_lines))
 
 
 def load_suite(path: str | Path) -> Suite:

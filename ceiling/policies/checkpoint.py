@@ -1,10 +1,15 @@
 """Checkpoints: a directory with `params.msgpack` and a JSON `manifest.json`.
 
-The manifest names the task, the algorithm and network config, every parameter's shape, the
-package version and the sha256 of the parameter bytes. Loading verifies the hash and, when a
-task is given, that the checkpoint was made for it. Nothing is ever pickled. Writes go to a
-temporary sibling directory that is renamed into place, so a reader never sees half a
-checkpoint and an existing one is only replaced with `force=True`.
+The manifest names the task, the algorithm and network config (with its architecture), every
+parameter's shape, the package version and the sha256 of the parameter bytes. Loading verifies
+the hash and, when a task is given, that the checkpoint was made for it. Nothing is ever
+pickled. Writes go to a temporary sibling directory that is renamed into place, so a reader
+never sees half a checkpoint and an existing one is only replaced with `force=True`.
+
+Manifests carry `format_version`. Version 2 records `network.architecture`; version 1 (the
+checkpoints shipped before architectures were pluggable) has none and is read as "mlp", as it
+is on disk: loading never rewrites a checkpoint. A manifest without a version, or with one newer
+than `FORMAT_VERSION`, is refused with a message saying which versions this ceiling reads.
 """
 
 from __future__ import annotations
@@ -25,10 +30,10 @@ from flax import serialization
 
 from ceiling import __version__
 from ceiling.errors import CeilingError
-from ceiling.policies.networks import NetworkConfig, Params, Policy
+from ceiling.policies.networks import NetworkConfig, Params, Policy, make_policy
 from ceiling.tasks import make as make_task
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # what `save_checkpoint` writes; 1 .. FORMAT_VERSION are read
 PARAMS_FILE = "params.msgpack"
 MANIFEST_FILE = "manifest.json"
 
@@ -78,6 +83,9 @@ def save_checkpoint(
             "observation_shape": list(policy.spec.observation_shape),
             "num_actions": policy.spec.num_actions,
             "global_state_shape": list(policy.spec.global_state_shape),
+            "observation_fields": [
+                [name, list(shape)] for name, shape in policy.spec.observation_fields
+            ],
         },
         "parameter_shapes": parameter_shapes(params),
         "num_parameters": policy.num_parameters(params),
@@ -106,7 +114,13 @@ def save_checkpoint(
 
 
 def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The manifest of checkpoint directory `path`, after checking that this ceiling reads it."""
     directory = Path(path)
+    if directory.is_file():
+        hint = (f"; its directory is {directory.parent}"
+                if directory.name in (MANIFEST_FILE, PARAMS_FILE) else "")
+        raise CeilingError(f"checkpoint {directory} is a file, not a directory: a checkpoint is "
+                           f"the directory holding {MANIFEST_FILE} and {PARAMS_FILE}{hint}")
     if not directory.is_dir():
         raise CeilingError(f"checkpoint directory {directory} does not exist")
     manifest_path = directory / MANIFEST_FILE
@@ -116,10 +130,42 @@ def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
         manifest = json.loads(manifest_path.read_text())
     except json.JSONDecodeError as err:
         raise CeilingError(f"{manifest_path} is not valid JSON: {err}") from None
+    if not isinstance(manifest, dict):
+        raise CeilingError(f"{manifest_path} is not a checkpoint manifest (not a JSON object)")
+    check_format_version(manifest, manifest_path)
     for field in ("task", "network", "sha256", "parameter_shapes"):
         if field not in manifest:
             raise CeilingError(f"{manifest_path} lacks the field {field!r}")
     return manifest
+
+
+def check_format_version(manifest: dict[str, Any], source: str | os.PathLike[str]) -> int:
+    """The manifest's `format_version`; a `CeilingError` unless 1 <= it <= FORMAT_VERSION."""
+    readable = (f"this version of ceiling ({__version__}) reads format versions 1 to "
+                f"{FORMAT_VERSION}")
+    if "format_version" not in manifest:
+        raise CeilingError(f"{source} has no format_version, so it is not a ceiling checkpoint "
+                           f"manifest or it is damaged; {readable}")
+    version = manifest["format_version"]
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise CeilingError(f"{source} has format_version {version!r}; {readable}")
+    if version > FORMAT_VERSION:
+        raise CeilingError(f"{source} has format_version {version}, newer than {readable}; "
+                           "upgrade ceiling to load it")
+    return version
+
+
+def network_config(manifest: dict[str, Any]) -> NetworkConfig:
+    """The manifest's network config; format 1 predates architectures and means "mlp"."""
+    network = manifest["network"]
+    if manifest["format_version"] >= 2 and "architecture" not in network:
+        raise CeilingError(f"a format {manifest['format_version']} manifest must record "
+                           "network.architecture")
+    try:
+        return NetworkConfig.from_dict(network)
+    except (KeyError, TypeError, ValueError) as err:
+        message = f"the manifest's network config {network!r} is invalid: {err!r}"
+        raise CeilingError(message) from None
 
 
 def load_checkpoint(path: str | os.PathLike[str], task: str | None = None) -> Checkpoint:
@@ -141,7 +187,7 @@ def load_checkpoint(path: str | os.PathLike[str], task: str | None = None) -> Ch
             f"{str(manifest['sha256'])[:12]}…): the file was modified or corrupted"
         )
     spec = make_task(str(manifest["task"])).spec
-    policy = Policy(spec, NetworkConfig.from_dict(manifest["network"]))
+    policy = make_policy(spec, network_config(manifest))
     template = policy.init(jax.random.PRNGKey(0))
     try:
         state = serialization.msgpack_restore(data)

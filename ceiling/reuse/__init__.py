@@ -6,7 +6,7 @@ features and embeddings (`successor`), the library on disk (`library`), a FAISS 
 from scratch (`bench`). Nothing here knows about `ceiling.search`.
 """
 
-from ceiling.reuse.compose import METHODS, STRATEGIES, Composition, Coverage, compose, coverage
+from ceiling.reuse.compose import METHODS, SELECTIONS, Composition, Coverage, compose, coverage
 from ceiling.reuse.gridworld import GRID_SIZES, Layout, generate_layout, transition_tables
 from ceiling.reuse.library import Library, build_library, load_library
 from ceiling.reuse.objectives import COMPONENTS, COMPOSITES, weights_of
@@ -16,7 +16,7 @@ __all__ = [
     "COMPOSITES",
     "GRID_SIZES",
     "METHODS",
-    "STRATEGIES",
+    "SELECTIONS",
     "Composition",
     "Coverage",
     "Layout",

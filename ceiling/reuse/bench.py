@@ -2,9 +2,9 @@
 
 For every layout of a library, each regime (γ = 0, γ = 0.99) and each composite objective, we
 train tabular Q-learning from scratch on the composite (one learner per library seed, vectorised,
-to certified convergence: see `qlearning`) and compose offline with every method × strategy. The
-exact optimum comes from value iteration on the layout's true model (γ = 0.99, the oracle). Per
-(layout, seed) point:
+to certified convergence: see `qlearning`) and compose offline with every method × candidate
+selection. The exact optimum comes from value iteration on the layout's true model (γ = 0.99,
+the oracle). Per (layout, seed) point:
 
 - quality ratio = composed return ÷ scratch return (undiscounted episode returns, mean of
   `rollouts` episodes with ties broken at random; a point whose scratch return is ≤ 0 has no
@@ -12,7 +12,7 @@ exact optimum comes from value iteration on the layout's true model (γ = 0.99, 
   distance of each from the best possible is visible (the optimum is > 0 on every layout);
 - speedup = scratch training seconds ÷ composition seconds (retrieval + composition; the library's
   own training cost is reported separately). The FAISS index of a (layout, γ) group is built
-  once and shared by its nine method × strategy compositions, and policy arrays are cached after
+  once and shared by its nine method × selection compositions, and policy arrays are cached after
   their first read, so the first composition of a group also pays for reading its files;
 - coverage (as the issue defines it, and as `ceiling reuse query` reports it): the share of the
   (state, action) pairs on the *optimal* trajectory for the composite (value iteration on the
@@ -20,12 +20,13 @@ exact optimum comes from value iteration on the layout's true model (γ = 0.99, 
   the share before the first gap. Secondary, labelled as such: coverage of the scratch γ = 0.99
   learner's greedy trajectory of the same seed.
 
-Aggregates are means over the layout × seed points with 95 % bootstrap intervals that resample
-whole layouts (a layout's seeds share one composed policy, so they are not independent; with 5
-layouts the intervals are coarse); speedups are geometric means. How well coverage predicts
-quality is Spearman's rank correlation, against composed ÷ scratch (the issue's quality ratio)
-and against composed ÷ optimal, over one point per layout × composite × method × strategy
-(seeds averaged: the optimal trajectory and the composed policy do not depend on them).
+Aggregates are means over the layout × seed points with 95 % bootstrap intervals
+(`ceiling.bootstrap.mean_ci`) that resample whole layouts (a layout's seeds share one composed
+policy, so they are not independent; with 5 layouts the intervals are coarse); speedups are
+geometric means. How well coverage predicts quality is Spearman's rank correlation, against
+composed ÷ scratch (the issue's quality ratio) and against composed ÷ optimal, over one point
+per layout × composite × method × selection (seeds averaged: the optimal trajectory and the
+composed policy do not depend on them).
 """
 
 from __future__ import annotations
@@ -41,40 +42,15 @@ import numpy as np
 from scipy import stats
 
 from ceiling import __version__
+from ceiling.bootstrap import mean_ci
 from ceiling.errors import CeilingError
-from ceiling.reuse.compose import METHODS, ORACLE_GAMMA, STRATEGIES, compose, coverage
+from ceiling.reuse.compose import METHODS, ORACLE_GAMMA, SELECTIONS, compose, coverage
 from ceiling.reuse.gridworld import greedy_policy, rollout
 from ceiling.reuse.library import REGIMES, Library
 from ceiling.reuse.objectives import COMPOSITES, weights_of
 from ceiling.reuse.planning import optimal_trajectory, value_iteration
 from ceiling.reuse.qlearning import DEFAULT_CONFIG, QLearningConfig, train
 from ceiling.reuse.retrieval import PolicyIndex
-
-BOOTSTRAP_RESAMPLES = 2000
-
-
-def bootstrap_ci(values: np.ndarray, clusters: np.ndarray | None = None,
-                 seed: int = 0) -> tuple[float, float, float]:
-    """Mean and 95 % percentile-bootstrap interval of `values` (NaNs dropped). With
-    `clusters` (one label per value) whole clusters are resampled: the points of a layout share
-    its composed policy, so the layout, not the point, is the independent unit."""
-    values = np.asarray(values, dtype=np.float64)
-    labels = np.zeros(values.size, dtype=np.int64) if clusters is None else np.asarray(clusters)
-    keep = np.isfinite(values)
-    values, labels = values[keep], labels[keep]
-    if values.size == 0:
-        return float("nan"), float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    if clusters is None:
-        means = rng.choice(values, size=(BOOTSTRAP_RESAMPLES, values.size)).mean(axis=1)
-    else:
-        _, index = np.unique(labels, return_inverse=True)
-        sums = np.bincount(index, weights=values)
-        counts = np.bincount(index).astype(np.float64)
-        draws = rng.integers(0, sums.size, size=(BOOTSTRAP_RESAMPLES, sums.size))
-        means = sums[draws].sum(axis=1) / counts[draws].sum(axis=1)
-    return float(values.mean()), float(np.percentile(means, 2.5)), float(
-        np.percentile(means, 97.5))
 
 
 def run_bench(library: Library, rollouts: int = 16,
@@ -123,10 +99,10 @@ def run_bench(library: Library, rollouts: int = 16,
                         "support": int((trained.visits[s] > 0).sum())})
                 index = PolicyIndex(library, layout_index, gamma)
                 for method in METHODS:
-                    for strategy in STRATEGIES:
+                    for selection in SELECTIONS:
                         started = time.perf_counter()
                         composed = compose(library, layout_index, weights, gamma, method,
-                                           strategy, index=index)
+                                           selection, index=index)
                         seconds = time.perf_counter() - started
                         composed_return = float(rollout(
                             tables, composed.policy, layout.start_state, layout.horizon, weights,
@@ -138,7 +114,7 @@ def run_bench(library: Library, rollouts: int = 16,
                                      if scratch_returns[s] > 0 else float("nan"))
                             points.append({
                                 "layout": layout_index, "composite": composite, "gamma": gamma,
-                                "method": method, "strategy": strategy, "seed": s,
+                                "method": method, "selection": selection, "seed": s,
                                 "composed_return": composed_return,
                                 "scratch_return": scratch_returns[s],
                                 "optimal_return": optimal_return, "quality_ratio": ratio,
@@ -163,22 +139,22 @@ def run_bench(library: Library, rollouts: int = 16,
 
 
 def _ci(cell: list[dict[str, Any]], key: str) -> tuple[float, float, float]:
-    return bootstrap_ci(np.array([p[key] for p in cell], dtype=np.float64),
-                        np.array([p["layout"] for p in cell]))
+    return mean_ci(np.array([p[key] for p in cell], dtype=np.float64),
+                   np.array([p["layout"] for p in cell]))
 
 
 def _correlation_pairs(cell: list[dict[str, Any]], coverage_key: str,
                        quality_key: str) -> np.ndarray:
     """`[n, 2]` (coverage, quality) pairs. Coverage of the optimal trajectory does not depend on
     the scratch seed, so those points are first averaged over seeds (one per layout ×
-    composite × method × strategy) rather than counted three times; the scratch-trajectory
+    composite × method × selection) rather than counted three times; the scratch-trajectory
     coverage differs by seed and is kept per point."""
     if coverage_key == "coverage_scratch":
         rows = [(p[coverage_key], p[quality_key]) for p in cell]
     else:
         groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
         for p in cell:
-            key = (p["layout"], p["composite"], p["method"], p["strategy"])
+            key = (p["layout"], p["composite"], p["method"], p["selection"])
             groups.setdefault(key, []).append(p)
         rows = []
         for group in groups.values():
@@ -194,19 +170,19 @@ def summarise(points: list[dict[str, Any]], regimes: list[float]) -> dict[str, A
     for gamma in regimes:
         for composite in COMPOSITES:
             for method in METHODS:
-                for strategy in STRATEGIES:
+                for selection in SELECTIONS:
                     cell = [p for p in points if (p["gamma"], p["composite"], p["method"],
-                                                  p["strategy"]) == (gamma, composite, method,
-                                                                     strategy)]
+                                                  p["selection"]) == (gamma, composite, method,
+                                                                      selection)]
                     ratios = np.array([p["quality_ratio"] for p in cell])
                     mean, low, high = _ci(cell, "quality_ratio")
                     vs_opt, vs_opt_low, vs_opt_high = _ci(cell, "composed_vs_optimal")
                     sc_opt, sc_opt_low, sc_opt_high = _ci(cell, "scratch_vs_optimal")
-                    log_speed = bootstrap_ci(np.log([p["speedup"] for p in cell]),
-                                             np.array([p["layout"] for p in cell]))
+                    log_speed = mean_ci(np.log([p["speedup"] for p in cell]),
+                                        np.array([p["layout"] for p in cell]))
                     summary.append({
                         "gamma": gamma, "composite": composite, "method": method,
-                        "strategy": strategy, "points": len(cell),
+                        "selection": selection, "points": len(cell),
                         "points_without_ratio": int(np.sum(~np.isfinite(ratios))),
                         "quality_ratio": mean, "ci95": [low, high],
                         "composed_vs_optimal": vs_opt,
@@ -286,7 +262,7 @@ def markdown(result: dict[str, Any], command: str, build_command: str | None = N
         "cov. (scratch) = the same against the scratch γ = 0.99 learner's trajectory "
         "(secondary). speedup = scratch training s ÷ composition s (geometric mean).",
         "",
-        "| γ | composite | method | strategy | c÷s [95 % CI] | c÷opt [95 % CI] | "
+        "| γ | composite | method | selection | c÷s [95 % CI] | c÷opt [95 % CI] | "
         "s÷opt [95 % CI] | matches | composed | scratch | optimal | coverage | prefix | "
         "cov. (scratch) | candidates | compose ms | scratch s | speedup |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
@@ -294,7 +270,7 @@ def markdown(result: dict[str, Any], command: str, build_command: str | None = N
     for row in result["summary"]:
         missing = f" ({row['points_without_ratio']} n/a)" if row["points_without_ratio"] else ""
         lines.append(
-            f"| {row['gamma']:g} | {row['composite']} | {row['method']} | {row['strategy']} | "
+            f"| {row['gamma']:g} | {row['composite']} | {row['method']} | {row['selection']} | "
             f"{_with_ci(row['quality_ratio'], row['ci95'])}{missing} | "
             f"{_with_ci(row['composed_vs_optimal'], row['composed_vs_optimal_ci95'])} | "
             f"{_with_ci(row['scratch_vs_optimal'], row['scratch_vs_optimal_ci95'])} | "
@@ -306,7 +282,7 @@ def markdown(result: dict[str, Any], command: str, build_command: str | None = N
             f"{row['scratch_seconds']:.2f} | {row['speedup']:,.0f}x |")
     lines += ["", "Spearman rank correlation of coverage with quality (ρ, p, points; — where "
               "one side is constant or there are no ratios). Coverage of the optimal trajectory "
-              "is correlated over one point per layout x composite x method x strategy (seeds "
+              "is correlated over one point per layout x composite x method x selection (seeds "
               "averaged); the secondary scratch-trajectory coverage per layout x seed point:",
               "",
               "| regime and method | coverage vs c÷s | coverage vs c÷opt | "
@@ -338,7 +314,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
         for m, label in enumerate(labels):
             rows = [r for r in result["summary"] if r["gamma"] == gamma
                     and r["method"] == (METHODS[0] if label == "scratch" else label)
-                    and r["strategy"] == "hybrid"]
+                    and r["selection"] == "hybrid"]
             key = "scratch_vs_optimal" if label == "scratch" else "composed_vs_optimal"
             x = np.arange(len(rows)) + (m - (len(labels) - 1) / 2) * width
             means = np.array([r[key] for r in rows])
@@ -359,7 +335,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
                      s=10, alpha=0.5, marker=marker, label=f"γ = {gamma:g}")
     axis.set_xlabel("coverage of the optimal trajectory")
     axis.set_ylabel("composed ÷ optimal")
-    axis.set_title("coverage vs quality (all methods and strategies)")
+    axis.set_title("coverage vs quality (all methods and selections)")
     axis.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120, format="png")

@@ -41,20 +41,26 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
+    from ceiling.errors import CeilingError
     from ceiling.reuse.compose import compose, coverage, reference_trajectory
     from ceiling.reuse.gridworld import rollout
     from ceiling.reuse.library import load_library
     from ceiling.reuse.objectives import name_of, weights_of
 
+    if args.renamed_strategy is not None:
+        raise CeilingError(
+            f"`ceiling reuse query --strategy` is now `--selection` (how many library "
+            f"candidates a composition explores: targeted, hybrid or exhaustive; search "
+            f"strategies are `ceiling solve`'s): pass `--selection {args.renamed_strategy}`")
     weights = weights_of(args.objective)
     library = load_library(args.library, grid=args.grid)
     library.check_query(args.layout, args.gamma)
-    composed = compose(library, args.layout, weights, args.gamma, args.method, args.strategy,
+    composed = compose(library, args.layout, weights, args.gamma, args.method, args.selection,
                        args.k)
     cover = coverage(reference_trajectory(library, args.layout, weights), composed.support)
     payload: dict[str, Any] = {
         "objective": name_of(weights), "weights": weights.tolist(), "layout": args.layout,
-        "gamma": args.gamma, "method": args.method, "strategy": args.strategy,
+        "gamma": args.gamma, "method": args.method, "selection": args.selection,
         "candidates": {name: [c._asdict() for c in found]
                        for name, found in composed.retrieval.candidates.items()},
         "policies_composed": composed.policy_ids,
@@ -72,7 +78,7 @@ def cmd_query(args: argparse.Namespace) -> int:
         return 0
     console = _console()
     console.print(f"{payload['objective']} on layout {args.layout} (γ = {args.gamma:g}), "
-                  f"{args.method} / {args.strategy}:")
+                  f"{args.method} / {args.selection}:")
     for name, found in composed.retrieval.candidates.items():
         listed = ", ".join(f"#{c.policy_id} {c.objective} seed {c.seed} "
                            f"(predicted {c.predicted_value:.3f})" for c in found)
@@ -132,7 +138,11 @@ def add_reuse_parser(sub: Any) -> None:
     p.add_argument("--objective", required=True,
                    help="components joined by '+' (path+gold) or 4 weights (1,1,0.5,0)")
     p.add_argument("--method", default="gpi", help="sum, gpi or plan")
-    p.add_argument("--strategy", default="hybrid", help="targeted, hybrid or exhaustive")
+    p.add_argument("--selection", default="hybrid",
+                   help="candidates explored: targeted (top-1 per sub-objective), hybrid (top-k) "
+                        "or exhaustive")
+    # The old name of --selection, kept only to say so (it clashed with search strategies).
+    p.add_argument("--strategy", dest="renamed_strategy", default=None, help=argparse.SUPPRESS)
     p.add_argument("--k", type=int, default=3, help="candidates per sub-objective (hybrid)")
     p.add_argument("--layout", type=int, default=0, help="layout index in the library")
     p.add_argument("--gamma", type=float, default=0.99, help="regime: 0 or 0.99")

@@ -15,9 +15,10 @@ layout's transitions through the chosen policies' support):
   taking only observed actions; it propagates value along transitions the library has seen and
   nowhere else.
 
-Strategies bound how many candidates are explored: `targeted` (top-1 per sub-objective),
+A selection bounds how many candidates are explored: `targeted` (top-1 per sub-objective),
 `hybrid` (top-k), `exhaustive` (every policy of the group; `sum` takes every seed trained on
-each sub-objective). Each composition records the candidates it evaluated and its time.
+each sub-objective). Each composition records the candidates it evaluated and its time. A
+selection is not a search strategy: nothing here tries solutions online.
 
 Coverage: the share of the (state, action) pairs on a reference optimal trajectory for the new
 objective that lie in the union support of the chosen policies, plus the per-step variant (which
@@ -39,7 +40,7 @@ from ceiling.reuse.planning import optimal_trajectory, value_iteration
 from ceiling.reuse.retrieval import PolicyIndex, Retrieval
 
 METHODS: tuple[str, ...] = ("sum", "gpi", "plan")
-STRATEGIES: tuple[str, ...] = ("targeted", "hybrid", "exhaustive")
+SELECTIONS: tuple[str, ...] = ("targeted", "hybrid", "exhaustive")
 HYBRID_K = 3
 ORACLE_GAMMA = 0.99
 
@@ -62,10 +63,10 @@ class Coverage(NamedTuple):
 class Composition(NamedTuple):
     """A composed policy `policy [S, A]` (action probabilities), the scores it is greedy in
     `scores [S, A]`, the union support `support [S, A]` of the policies it used, their ids, and
-    the bookkeeping of the strategy."""
+    the bookkeeping of the selection."""
 
     method: str
-    strategy: str
+    selection: str
     policy: np.ndarray
     scores: np.ndarray
     support: np.ndarray
@@ -93,28 +94,29 @@ def reference_trajectory(library: Library, layout: int, weights: np.ndarray) -> 
     return optimal_trajectory(data.tables, q, data.layout.start_state, data.layout.horizon)
 
 
-def _check(method: str, strategy: str, k: int) -> None:
+def _check(method: str, selection: str, k: int) -> None:
     if method not in METHODS:
         raise CeilingError(f"unknown composition method {method!r}; valid: {', '.join(METHODS)}")
-    if strategy not in STRATEGIES:
-        raise CeilingError(f"unknown strategy {strategy!r}; valid: {', '.join(STRATEGIES)}")
+    if selection not in SELECTIONS:
+        raise CeilingError(f"unknown candidate selection {selection!r}; valid: "
+                           f"{', '.join(SELECTIONS)}")
     if k < 1:
         raise CeilingError(f"k must be at least 1, got {k}")
 
 
 def compose(library: Library, layout: int, objective: str | np.ndarray, gamma: float,
-            method: str = "gpi", strategy: str = "hybrid", k: int = HYBRID_K,
+            method: str = "gpi", selection: str = "hybrid", k: int = HYBRID_K,
             index: PolicyIndex | None = None) -> Composition:
     """Compose a policy for `objective` on `layout` from the library's policies of discount
     `gamma`, offline. `index` may be passed to reuse a built index (else built here, timed)."""
-    _check(method, strategy, k)
+    _check(method, selection, k)
     weights = weights_of(objective)
     started = time.perf_counter()
     index = index if index is not None else PolicyIndex(library, layout, gamma)
-    per_sub = {"targeted": 1, "hybrid": k, "exhaustive": None}[strategy]
+    per_sub = {"targeted": 1, "hybrid": k, "exhaustive": None}[selection]
     retrieval = index.search(weights, per_sub)
     groups = {name: [c.policy_id for c in found] for name, found in retrieval.candidates.items()}
-    if strategy == "exhaustive" and method != "sum":
+    if selection == "exhaustive" and method != "sum":
         chosen = [record.id for record in index.records]
     else:
         chosen = sorted({pid for ids in groups.values() for pid in ids})
@@ -138,5 +140,5 @@ def compose(library: Library, layout: int, objective: str | np.ndarray, gamma: f
     else:
         scores = value_iteration(library.layout(layout).tables, weights, gamma, support=support)
     policy = greedy_policy(scores)
-    return Composition(method, strategy, policy, scores, support, chosen, retrieval,
+    return Composition(method, selection, policy, scores, support, chosen, retrieval,
                        len(chosen), time.perf_counter() - started)

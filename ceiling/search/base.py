@@ -126,7 +126,7 @@ class Strategy(abc.ABC):
         """The first line of the class docstring: what one batch does."""
         return (cls.__doc__ or cls.name).strip().splitlines()[0]
 
-    def setup(self) -> None:
+    def setup(self) -> None:  # noqa: B027 (an optional hook, not an abstract method)
         """Derive static configuration from `self.options` (after they are validated)."""
 
     # -- the search state -------------------------------------------------------------------

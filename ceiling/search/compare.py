@@ -17,8 +17,16 @@ import numpy as np
 
 from ceiling.policies.checkpoint import Checkpoint
 from ceiling.policies.rollout import summarise
-from ceiling.search import Budget, SearchResult, make_strategy, solve
-from ceiling.tasks import instances, make
+from ceiling.search import (
+    STRATEGIES,
+    Budget,
+    SearchResult,
+    instance_key,
+    make_strategy,
+    search_keys,
+    solve,
+)
+from ceiling.tasks import make
 
 
 def compare(
@@ -29,23 +37,30 @@ def compare(
     seed: int = 0,
     on_result: Callable[[str, int, SearchResult], None] | None = None,
     other_checkpoints: Mapping[str, Checkpoint] | None = None,
+    *,
+    width: int,
 ) -> dict[str, list[SearchResult]]:
-    """{strategy: [result per instance]} on the first `num_instances` test instances.
+    """{strategy: [result per instance]} on the first `num_instances` test instances, `width`
+    attempts per batch, each search keyed by the search identity (seed, task, instance) as in
+    `ceiling solve` and `ceiling bench`.
 
     Strategies named in `other_checkpoints` search with that checkpoint instead (COMPASS's
     strategies need its latent-conditioned one, trained from `checkpoint`).
     """
-    task = make(checkpoint.task_name)
-    keys = instances(checkpoint.task_name, "test", num_instances)
+    task_name = checkpoint.task_name
+    task = make(task_name)
     used = {name: (other_checkpoints or {}).get(name, checkpoint) for name in strategies}
-    built = {name: make_strategy(name, task, used[name].policy, budget.width)
+    built = {name: make_strategy(name, task, used[name].policy, width)
              for name in strategies}  # every option error before anything compiles
+    for strategy in built.values():
+        strategy.batch_limit(budget)  # an inexact rollout budget, too
+    search = search_keys(seed, task_name, range(num_instances))
     results: dict[str, list[SearchResult]] = {}
     for name, strategy in built.items():
         results[name] = []
         for index in range(num_instances):
-            result = solve(strategy, used[name].params, keys[index], budget,
-                           jax.random.PRNGKey(seed + index))
+            result = solve(strategy, used[name].params, instance_key(task_name, index), budget,
+                           jax.numpy.asarray(search[index]))
             results[name].append(result)
             if on_result is not None:
                 on_result(name, index, result)
@@ -55,8 +70,9 @@ def compare(
 def summarise_comparison(results: dict[str, list[SearchResult]]) -> list[dict[str, Any]]:
     """A row per strategy: mean verified return, its 95 % CI, rollouts, and gain over greedy."""
     baseline = None
-    if "greedy" in results:
-        baseline = float(np.mean([r.solution.verified for r in results["greedy"]]))
+    zero_shot = [name for name in results if STRATEGIES[name].budget_free]
+    if zero_shot:
+        baseline = float(np.mean([r.solution.verified for r in results[zero_shot[0]]]))
     rows = []
     for name, per_instance in results.items():
         returns = np.array([r.solution.verified for r in per_instance])
@@ -101,9 +117,9 @@ def plot_anytime(results: dict[str, list[SearchResult]], title: str, path: Path)
     grid = np.linspace(0.0, horizon, 200)
     fig, ax = plt.subplots(figsize=(6, 3.6), dpi=110)
     for name, per_instance in results.items():
-        if name == "greedy":
+        if STRATEGIES[name].budget_free:
             level = float(np.mean([r.solution.verified for r in per_instance]))
-            ax.axhline(level, color="grey", linestyle="--", label="greedy (zero-shot)")
+            ax.axhline(level, color="grey", linestyle="--", label=f"{name} (zero-shot)")
             continue
         ax.plot(grid, anytime_curve(per_instance, grid), label=name)
     ax.set_xlabel("seconds of search (compile time excluded)")

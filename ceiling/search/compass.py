@@ -41,15 +41,19 @@ from ceiling.tasks.base import Task
 MIN_POPULATION = 4  # CMA-ES needs a few samples per generation to estimate a covariance
 
 
-@dataclasses.dataclass(frozen=True)
-class LatentSamplingOptions(StrategyOptions):
-    temperature: float = option(0.0, NON_NEGATIVE, "0: arg-max actions; > 0: sampled actions")
+TEMPERATURE_HELP = "0: arg-max actions; > 0: actions sampled at this temperature"
 
 
 @dataclasses.dataclass(frozen=True)
-class CompassOptions(LatentSamplingOptions):
+class CompassOptions(StrategyOptions):
     num_distributions: int = option(3, at_least(1), "CMA-ES search distributions, in turn")
     sigma_init: float = option(1.0, POSITIVE, "initial CMA-ES step size")
+    temperature: float = option(0.0, NON_NEGATIVE, TEMPERATURE_HELP)
+
+
+@dataclasses.dataclass(frozen=True)
+class LatentSamplingOptions(StrategyOptions):
+    temperature: float = option(0.0, NON_NEGATIVE, TEMPERATURE_HELP)
 
 
 def score_latents(

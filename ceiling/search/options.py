@@ -81,11 +81,25 @@ def _type_words(annotation: Any) -> str:
     return f"{words} | None" if optional else words
 
 
+NOUNS = {int: "an integer", float: "a finite number", str: "text", bool: "true or false"}
+
+
+def _requirement(annotation: Any, rule: Rule) -> str:
+    """`an integer >= 1`, `a finite number > 0 (or None)`, `one of all, head`."""
+    accepted, optional = _accepted(annotation)
+    if rule.words.startswith("one of"):
+        words = rule.words
+    else:
+        words = " or ".join(NOUNS.get(t, t.__name__) for t in accepted)
+        words += "" if rule is ANY else f" {rule.words}"
+    return f"{words} (or None)" if optional else words
+
+
 def _coerce(strategy: str, name: str, value: Any, annotation: Any, rule: Rule) -> Any:
     accepted, optional = _accepted(annotation)
     if value is None and optional:
         return None
-    problem = f"{strategy} option {name} must be {_type_words(annotation)} {rule.words}"
+    problem = f"{strategy} option {name} must be {_requirement(annotation, rule)}"
     if isinstance(value, bool) and bool not in accepted:
         raise CeilingError(f"{problem}, got {value!r}")
     if float in accepted and isinstance(value, int | float):

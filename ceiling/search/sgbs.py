@@ -14,8 +14,8 @@ beam changes nothing.
 
 from __future__ import annotations
 
-import functools
 import dataclasses
+import functools
 from typing import NamedTuple
 
 import jax
@@ -26,7 +26,7 @@ from ceiling.errors import CeilingError
 from ceiling.policies.networks import Params, greedy_action
 from ceiling.policies.rollout import Episode, play
 from ceiling.search.base import Batch, SearchState, Strategy
-from ceiling.search.options import StrategyOptions, at_least, option
+from ceiling.search.options import StrategyOptions, option
 from ceiling.tasks.base import Task, TaskState
 
 DEFAULT_EXPANSION = 5  # 4 fresh rollouts per node: beam_width = width / 4 for widths of 2^k
@@ -45,10 +45,11 @@ class Beam(NamedTuple):
 
 @dataclasses.dataclass(frozen=True)
 class SGBSOptions(StrategyOptions):
+    # Their valid ranges depend on the width, so `setup` checks them.
     beam_width: int | None = option(
-        None, at_least(1), "nodes kept per level (default: width // (expansion - 1))")
+        None, help="nodes kept per level, at most width // (expansion - 1) (the default)")
     expansion: int | None = option(
-        None, at_least(1), f"children per node (default: min({DEFAULT_EXPANSION}, width))")
+        None, help=f"children per node, at most width (default: min({DEFAULT_EXPANSION}, width))")
 
 
 def top_k_joint_actions(logits: jax.Array, k: int) -> tuple[jax.Array, jax.Array]:

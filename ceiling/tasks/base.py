@@ -6,7 +6,9 @@ state is a plain pytree that can be copied, stored in a beam or vmapped; steppin
 deterministic given the state (the step key is `fold_in(instance_key, step_index)`). Episodes
 end on the family's own termination or on the task horizon, after which the state is
 *absorbing*: further steps change nothing and give zero reward, so a fixed-length `lax.scan`
-over `horizon` steps always computes the exact episode return.
+over `horizon` steps always computes the exact episode return. A spec also names the parts of
+the flat per-agent observation (`observation_fields`; `split_observation` cuts a vector into
+them) for networks that read the parts apart, such as attention over units or cells.
 """
 
 from __future__ import annotations

@@ -28,7 +28,6 @@ samples with their log-probabilities.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -41,16 +40,16 @@ import optax
 import yaml
 
 from ceiling.errors import CeilingError
-from ceiling.policies.checkpoint import Checkpoint, save_checkpoint
+from ceiling.policies.checkpoint import Checkpoint
+from ceiling.policies.latent import sample_prior
 from ceiling.policies.networks import Params, Policy, condition
-from ceiling.policies.rollout import run_episode, summarise
-from ceiling.search.compass import sample_prior
-from ceiling.search.finetune import record_episode
+from ceiling.policies.ppo import gae, ppo_epochs, ppo_loss
+from ceiling.policies.rollout import Transition, record_episode, run_episode, summarise
 from ceiling.tasks import Task, instances, make
 from ceiling.tasks.instances import train_keys
 from ceiling.training.config import PPOConfig
-from ceiling.training.ppo import Transition, gae, make_optimizer, ppo_loss
-from ceiling.training.run import convergence_report, prepare_run_dir
+from ceiling.training.loop import Loop, prepare_run_dir, run_loop
+from ceiling.training.ppo import make_optimizer
 
 EVAL_KEY = 0  # the evaluation latents are the same at every evaluation and in every run
 
@@ -118,11 +117,11 @@ def select_and_record(
     """
     returns, _ = greedy_latent_returns(task, policy, params, instance_keys, latents)
     _, chosen = winners_take_all(returns, latents)
-    episodes, transitions, live, _ = jax.vmap(
+    episodes, trajectories = jax.vmap(
         lambda ik, k, z: record_episode(task, policy, params, ik, k, 1.0, z)
     )(instance_keys, jax.random.split(key, instance_keys.shape[0]), chosen)
-    batch = jax.tree_util.tree_map(lambda x: jnp.swapaxes(x, 0, 1), transitions)
-    return chosen, returns, episodes, batch, live.T
+    batch = jax.tree_util.tree_map(lambda x: jnp.swapaxes(x, 0, 1), trajectories.transitions)
+    return chosen, returns, episodes, batch, trajectories.live.T
 
 
 def make_compass_update(
@@ -141,30 +140,15 @@ def make_compass_update(
         advantages, targets = gae(batch, jnp.zeros_like(batch.value[0]), config.gamma,
                                   config.gae_lambda)
 
-        def minibatch_step(
-            state: tuple[Params, optax.OptState], indices: jax.Array
-        ) -> tuple[tuple[Params, optax.OptState], tuple[jax.Array, ...]]:
-            params, opt_state = state
+        def loss(params: Params, indices: jax.Array) -> tuple[jax.Array, tuple[jax.Array, ...]]:
             take = lambda x: x[:, indices]  # noqa: E731  (environments; time kept whole)
-            grads, aux = jax.grad(
-                lambda p: ppo_loss(policy, config, p, jax.tree_util.tree_map(take, batch),
-                                   take(advantages), take(targets), live=take(live),
-                                   latent=chosen[indices]),
-                has_aux=True)(params)
-            updates, opt_state = optimizer.update(grads, opt_state, params)
-            return (optax.apply_updates(params, updates), opt_state), aux
+            return ppo_loss(policy, config, params, jax.tree_util.tree_map(take, batch),
+                            take(advantages), take(targets), live=take(live),
+                            latent=chosen[indices])
 
-        def epoch(state: Any, _: None) -> tuple[Any, tuple[jax.Array, ...]]:
-            params, opt_state, key = state
-            key, perm_key = jax.random.split(key)
-            order = jax.random.permutation(perm_key, num_envs)
-            (params, opt_state), aux = jax.lax.scan(
-                minibatch_step, (params, opt_state),
-                order.reshape(config.num_minibatches, -1))
-            return (params, opt_state, key), aux
-
-        (params, opt_state, _), aux = jax.lax.scan(
-            epoch, (runner.params, runner.opt_state, epoch_key), None, config.num_epochs)
+        params, opt_state, aux = ppo_epochs(
+            loss, optimizer, runner.params, runner.opt_state, epoch_key, num_envs,
+            config.num_epochs, config.num_minibatches)
         policy_loss, value_loss, entropy, approx_kl = (x.mean() for x in aux)
         metrics = CompassMetrics(
             train_return=episodes.total_return.mean(),
@@ -286,7 +270,6 @@ def train_compass(
 
     num_updates = num_compass_updates(config, task)
     per_update = steps_per_update(config, task)
-    evals_every = max(1, config.eval_every // per_update)
     optimizer = make_optimizer(config, num_updates)
     runner = CompassRunner(params, optimizer.init(params), key)
     update = jax.jit(make_compass_update(task, policy, config, num_updates))
@@ -298,52 +281,25 @@ def train_compass(
     start = time.perf_counter()
     compiled = update.lower(runner).compile()
     compile_seconds = time.perf_counter() - start
-    records: list[dict[str, Any]] = []
-    evaluations: list[tuple[int, float]] = []
-    best_return = -float("inf")
-    final: dict[str, Any] = {}
-    meta: dict[str, Any] = {"config": config.to_dict(), "from": str(base.path),
-                            "base_sha256": base.manifest.get("sha256")}
-    train_start = time.perf_counter()
-    with (out / "metrics.jsonl").open("w") as metrics_file:
-        for index in range(num_updates + 1):
-            record: dict[str, Any] = {"step": 0, "update": index}
-            if index > 0:
-                runner, metrics = compiled(runner)
-                record.update({"step": index * per_update,
-                               **{k: float(v) for k, v in metrics._asdict().items()}})
-            record["seconds"] = time.perf_counter() - train_start
-            record["steps_per_second"] = record["step"] / max(record["seconds"], 1e-9)
-            if index % evals_every == 0 or index == num_updates:
-                final = evaluate(runner.params)
-                record.update(eval_return=final["mean_return"], eval_ci95=final["ci95"],
-                              eval_zero_latent_return=final["zero_latent_return"],
-                              eval_mean_latent_return=final["mean_latent_return"])
-                if final["win_rate"] is not None:
-                    record["eval_win_rate"] = final["win_rate"]
-                evaluations.append((record["step"], final["mean_return"]))
-                if final["mean_return"] > best_return:
-                    best_return = final["mean_return"]
-                    save_checkpoint(out / "best", policy, runner.params, force=True, extra={
-                        "training": {**meta, "step": record["step"], "eval": final}})
-            records.append(record)
-            metrics_file.write(json.dumps(record) + "\n")
-            metrics_file.flush()
-            if on_progress is not None:
-                on_progress({**record, "total_steps": num_updates * per_update})
 
-    total_steps = num_updates * per_update
-    train_curve = [(r["step"], r["best_latent_return"]) for r in records
-                   if "best_latent_return" in r]
-    report = convergence_report(evaluations, total_steps, train_curve)
-    report.update({"total_steps": total_steps, "updates": num_updates,
-                   "train_seconds": time.perf_counter() - train_start,
-                   "compile_seconds": compile_seconds, "best_eval_return": best_return,
-                   "final_eval": final})
-    save_checkpoint(out / "last", policy, runner.params, force=True, extra={
-        "training": {**meta, "step": total_steps, "eval": final, "convergence": report}})
-    (out / "convergence.json").write_text(json.dumps(report, indent=2) + "\n")
-    plot_compass_curve(records, f"COMPASS ({policy.config.algorithm.upper()} base) on "
-                       f"{task_name}", out / "learning_curve.png")
+    updates_done = [0]
+
+    def advance(runner: CompassRunner) -> tuple[CompassRunner, dict[str, Any]]:
+        runner, metrics = compiled(runner)
+        updates_done[0] += 1
+        return runner, {"update": updates_done[0],
+                        **{k: float(v) for k, v in metrics._asdict().items()}}
+
+    loop = Loop(
+        policy=policy, advance=advance, params=lambda r: r.params, evaluate=evaluate,
+        num_calls=num_updates, steps_per_call=per_update,
+        eval_every=max(1, config.eval_every // per_update) * per_update,
+        initial={"update": 0}, train_curve="best_latent_return",
+        plot=lambda records, path: plot_compass_curve(
+            records, f"COMPASS ({policy.config.algorithm.upper()} base) on {task_name}", path),
+        meta={"config": config.to_dict(), "from": str(base.path),
+              "base_sha256": base.manifest.get("sha256")},
+    )
+    _, report = run_loop(loop, runner, out, compile_seconds, on_progress)
+    report["updates"] = num_updates
     return report
-

@@ -1,16 +1,13 @@
 """The training driver: chunks of jitted PPO updates, progress, metrics, evaluation, checkpoints.
 
-`train()` owns everything around the jitted core in `ppo.py`: a run directory (never
-overwritten without `force`), the resolved config, `metrics.jsonl`, periodic greedy evaluation
-on the fixed test instances, `best/` and `last/` checkpoints, the convergence report and the
-learning-curve plot.
+`train()` builds the jitted core of `ppo.py` and hands it to the outer loop shared with COMPASS
+training (`loop.py`: `metrics.jsonl`, periodic greedy evaluation on the fixed test instances,
+`best/` and `last/` checkpoints, the convergence report); it owns the run directory (never
+overwritten without `force`), the resolved config and the learning-curve plot.
 """
 
 from __future__ import annotations
 
-import json
-import math
-import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,70 +18,15 @@ import numpy as np
 import yaml
 
 from ceiling.errors import CeilingError
-from ceiling.policies.checkpoint import save_checkpoint
 from ceiling.policies.networks import NetworkConfig, Policy
 from ceiling.policies.rollout import evaluate_batch, summarise
 from ceiling.tasks import instances, make
 from ceiling.training.config import PPOConfig
+from ceiling.training.convergence import convergence_report as convergence_report
+from ceiling.training.loop import Loop, prepare_run_dir, run_loop
 from ceiling.training.ppo import Metrics, init_runner, make_train_chunk
 
-CONVERGENCE_TOLERANCE = 0.05  # at most 5 % improvement over the last quarter of training
-CONVERGENCE_WINDOW = 0.10  # evaluations averaged over 10 % of training at each end
 UPDATES_PER_CALL_TARGET_STEPS = 100_000  # env steps per jitted call, for a lively progress bar
-
-
-def _window_mean(
-    points: list[tuple[int, float]], low: float, high: float
-) -> tuple[float, list[int]] | None:
-    inside = [(s, r) for s, r in points if low <= s <= high]
-    if not inside:
-        return None
-    return float(np.mean([r for _, r in inside])), [s for s, _ in inside]
-
-
-def _trend(points: list[tuple[int, float]], total_steps: int, width: float) -> dict[str, Any]:
-    """Mean over the `width` of training before 3/4, against the mean over the last `width`."""
-    quarter_mark = 0.75 * total_steps
-    start = _window_mean(points, (0.75 - width) * total_steps, quarter_mark)
-    end = _window_mean(points, (1.0 - width) * total_steps, total_steps)
-    if start is None:  # too few points: the last one before the mark stands in
-        step, value = [(s, r) for s, r in points if s <= quarter_mark][-1]
-        start = (value, [step])
-    if end is None:
-        end = (points[-1][1], [points[-1][0]])
-    return {
-        "start_of_last_quarter": {"mean": start[0], "steps": start[1]},
-        "end": {"mean": end[0], "steps": end[1]},
-        "relative_improvement": (end[0] - start[0]) / max(abs(start[0]), 1e-8),
-    }
-
-
-def convergence_report(
-    evaluations: list[tuple[int, float]],
-    total_steps: int,
-    train_returns: list[tuple[int, float]] | None = None,
-) -> dict[str, Any]:
-    """Relative improvement of greedy test return over the last quarter of training.
-
-    Converged means the greedy test-set return at the end of training is at most 5 % above the
-    one at the start of the last quarter (relative to the absolute value of the latter). Both
-    are means over the evaluations in a window of 10 % of training (before 3/4, and at the
-    end), because a single greedy evaluation swings with small parameter changes (arg-max
-    flips in near-tie states). The same comparison on the training-episode return is reported
-    beside it.
-    """
-    if len(evaluations) < 2:
-        return {"converged": None, "reason": "fewer than two evaluations"}
-    evaluation = _trend(evaluations, total_steps, CONVERGENCE_WINDOW)
-    return {
-        "converged": bool(evaluation["relative_improvement"] <= CONVERGENCE_TOLERANCE),
-        "tolerance": CONVERGENCE_TOLERANCE,
-        "window": CONVERGENCE_WINDOW,
-        "relative_improvement": evaluation["relative_improvement"],
-        "eval_return": evaluation,
-        "train_return": _trend(train_returns, total_steps, CONVERGENCE_WINDOW)
-        if train_returns else None,
-    }
 
 
 def plot_learning_curve(records: list[dict[str, Any]], title: str, path: Path) -> None:
@@ -113,14 +55,6 @@ def plot_learning_curve(records: list[dict[str, Any]], title: str, path: Path) -
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
-
-
-def prepare_run_dir(out: Path, force: bool) -> None:
-    if out.exists():
-        if not force:
-            raise CeilingError(f"run directory {out} already exists; pass --force to replace it")
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
 
 
 def train(
@@ -164,59 +98,28 @@ def train(
     start = time.perf_counter()
     chunk_compiled = chunk.lower(runner).compile()
     compile_seconds = time.perf_counter() - start
-    total_steps = num_calls * per_call * config.steps_per_update
-    records: list[dict[str, Any]] = []
-    evaluations: list[tuple[int, float]] = []
-    best_return = -math.inf
-    next_eval = steps = 0
-    final: dict[str, Any] = {}
-    train_start = time.perf_counter()
-    training_meta: dict[str, Any] = {"config": config.to_dict()}
-    with (out / "metrics.jsonl").open("w") as metrics_file:
-        for call in range(num_calls + 1):
-            record: dict[str, Any] = {"step": 0, "train_return": None}
-            if call > 0:
-                runner, metrics = chunk_compiled(runner)
-                steps += per_call * config.steps_per_update
-                record = chunk_record(metrics, steps)
-            record["seconds"] = time.perf_counter() - train_start
-            record["steps_per_second"] = steps / max(record["seconds"], 1e-9)
-            if steps >= next_eval or call == num_calls:
-                final = evaluate(runner.params)
-                record.update(eval_return=final["mean_return"], eval_ci95=final["ci95"])
-                if final["win_rate"] is not None:
-                    record["eval_win_rate"] = final["win_rate"]
-                evaluations.append((steps, final["mean_return"]))
-                next_eval = steps + config.eval_every
-                if final["mean_return"] > best_return:
-                    best_return = final["mean_return"]
-                    save_checkpoint(out / "best", policy, runner.params, force=True, extra={
-                        "training": {**training_meta, "step": steps, "eval": final}})
-            records.append(record)
-            metrics_file.write(json.dumps(record) + "\n")
-            metrics_file.flush()
-            if on_progress is not None:
-                on_progress({**record, "total_steps": total_steps})
+    steps_per_call = per_call * config.steps_per_update
 
-    train_curve = [(r["step"], r["train_return"]) for r in records
-                   if r.get("train_return") is not None]
-    report = convergence_report(evaluations, steps, train_curve)
-    report.update({"total_steps": steps, "train_seconds": time.perf_counter() - train_start,
-                   "compile_seconds": compile_seconds, "best_eval_return": best_return,
-                   "final_eval": final})
-    save_checkpoint(out / "last", policy, runner.params, force=True, extra={
-        "training": {**training_meta, "step": steps, "eval": final, "convergence": report}})
-    (out / "convergence.json").write_text(json.dumps(report, indent=2) + "\n")
-    plot_learning_curve(records, f"{config.algorithm.upper()} on {task_name}",
-                        out / "learning_curve.png")
+    def advance(runner: Any) -> tuple[Any, dict[str, Any]]:
+        runner, metrics = chunk_compiled(runner)
+        return runner, chunk_record(metrics)
+
+    loop = Loop(
+        policy=policy, advance=advance, params=lambda r: r.params, evaluate=evaluate,
+        num_calls=num_calls, steps_per_call=steps_per_call, eval_every=config.eval_every,
+        initial={"train_return": None}, train_curve="train_return",
+        plot=lambda records, path: plot_learning_curve(
+            records, f"{config.algorithm.upper()} on {task_name}", path),
+        meta={"config": config.to_dict()},
+    )
+    _, report = run_loop(loop, runner, out, compile_seconds, on_progress)
     return report
 
 
-def chunk_record(metrics: Metrics, steps: int) -> dict[str, Any]:
-    """One metrics.jsonl line from the stacked metrics of a chunk of updates."""
+def chunk_record(metrics: Metrics) -> dict[str, Any]:
+    """A metrics.jsonl line's fields from the stacked metrics of a chunk of updates."""
     episodes = float(metrics.episodes.sum())
     return {
-        "step": steps,
         "train_return": (float(metrics.episode_return_sum.sum()) / episodes
                          if episodes else None),
         "episodes": int(episodes),

@@ -88,3 +88,34 @@ def test_normalisation_uses_random_min_and_best_stored_max() -> None:
     assert sampling["probability_of_improvement"] == 1.0
     assert table["greedymappo"]["probability_of_improvement"] is None
     assert sampling["ci95"][0] <= sampling["iqm"] <= sampling["ci95"][1]
+
+
+def test_the_zero_shot_base_is_never_a_latent_checkpoint() -> None:
+    """Zero-shot rows are those of a `budget_free` strategy; a checkpoint that a `needs_latent`
+    strategy searched with is latent-conditioned, so not a base policy, whatever its return."""
+    rows = _rows()
+    for instance in range(4):
+        rows.append({"task": "a", "instance": instance, "seed": 0, "strategy": "greedy",
+                     "options": "{}", "algorithm": "compass", "checkpoint_sha256": "c",
+                     "seconds": None, "rollouts": 1, "width": 1, "total_return": 100.0})
+        rows.append({"task": "a", "instance": instance, "seed": 0, "strategy": "compass",
+                     "options": "{}", "algorithm": "compass", "checkpoint_sha256": "c",
+                     "seconds": 3.0, "rollouts": None, "width": 16, "total_return": 5.0})
+    assert stats.zero_shot(rows)["a"] == ("mappo", 2.0)
+    assert stats.is_zero_shot("greedy") and not stats.is_zero_shot("sampling")
+    assert not stats.is_zero_shot("retired-strategy")  # rows from another version
+    labels = [row["config"].label for row in stats.aggregate(rows, {}, reps=50)]
+    assert labels[0].startswith("greedy zero-shot (")  # zero-shot configs sort first
+
+
+def test_paired_resamples_keep_pairs_and_nan_replicates_are_left_out() -> None:
+    from ceiling.bootstrap import paired_replicates, percentile_interval
+
+    x = RNG.normal(size=12)
+    # Paired: both columns are indexed by one draw, so a constant difference never varies.
+    diffs = paired_replicates(lambda a, b: (a - b).mean(axis=1), [x + 1.0, x],
+                              np.random.default_rng(0), reps=300)
+    assert diffs.shape == (300,) and np.allclose(diffs, 1.0)
+    assert percentile_interval(np.array([np.nan, 1.0, 2.0, 3.0]), level=1.0) == (1.0, 3.0)
+    with pytest.raises(ValueError, match="one length"):
+        paired_replicates(lambda a, b: a.mean(axis=1), [x, x[:5]], np.random.default_rng(0))

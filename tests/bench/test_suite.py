@@ -6,10 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from ceiling.bench.run import Prepared, preflight
 from ceiling.bench.suite import load_suite, parse_suite
 from ceiling.errors import CeilingError
 
 SUITES = Path(__file__).resolve().parents[2] / "suites"
+SMOKE_TEXT = (SUITES / "smoke.yaml").read_text()
 
 BAD = """\
 name: bad
@@ -42,7 +44,6 @@ def test_every_problem_is_reported_with_its_line() -> None:
         parse_suite(BAD.format(ckpt=connector), "bad.yaml")
     message = str(caught.value)
     expected = [
-        (7, "rollouts (40) must be a multiple of width (16)"),
         (8, "seconds must be a positive number"),
         (11, "no shipped 'sable' checkpoint for connector:con-5x5x3a"),
         (12, "unknown task 'rware:no-such-map'"),
@@ -56,6 +57,37 @@ def test_every_problem_is_reported_with_its_line() -> None:
         assert any(f"bad.yaml:{line}: " in part and text in part
                    for part in message.splitlines()), (line, text, message)
     assert f"has {len(expected)} problem(s)" in message
+
+
+def test_a_rollout_budget_must_fit_each_strategys_batches() -> None:
+    """Rollouts per batch are the strategy's (SGBS at width 10: 8), so an inexact budget is
+    found once strategies are built, before any cell runs, with the budget's line."""
+    text = (SMOKE_TEXT.replace("widths: [16]", "widths: [10]")
+            .replace("  - rollouts: 64", "  - rollouts: 60\n  - rollouts: 80")
+            .replace("  - sampling", "  - sampling\n  - sgbs"))
+    suite = parse_suite(text, "fit.yaml")  # each budget is valid on its own
+    with pytest.raises(CeilingError) as caught:
+        preflight(suite, suite.cells(), Prepared())
+    (problem,) = [line for line in str(caught.value).splitlines() if "fit.yaml:" in line]
+    assert problem.strip().startswith("fit.yaml:9: sgbs on connector:con-5x5x3a: a rollout "
+                                      "budget of 60 cannot be met exactly")
+    assert "sgbs at width 10 runs 8 rollouts per batch" in problem  # sampling runs 10: fine
+    # greedy's single rollout is budget-free; 80 is 8 SGBS batches and 8 sampling ones
+    exact = parse_suite(text.replace("  - rollouts: 60\n", ""), "fit.yaml")
+    preflight(exact, exact.cells(), Prepared())
+
+
+def test_a_width_below_a_strategys_minimum_is_a_problem() -> None:
+    text = (SMOKE_TEXT.replace("widths: [16]", "widths: [2, 16]")
+            .replace("checkpoints: [shipped:ippo]", "checkpoints: [shipped:ippo, shipped:compass]")
+            .replace("  - sampling", "  - sampling\n  - compass"))
+    with pytest.raises(CeilingError, match=r"narrow.yaml:16: compass needs a width \(parallel "
+                                           r"attempts\) of at least 4; widths lists 2"):
+        parse_suite(text, "narrow.yaml")
+    suite = parse_suite(text.replace("widths: [2, 16]", "widths: [16]"), "narrow.yaml")
+    # the zero-shot strategy ignores widths: one cell per checkpoint and instance
+    assert {(c.strategy, c.width) for c in suite.cells()} == {
+        ("greedy", 1), ("sampling", 16), ("compass", 16)}
 
 
 def test_latent_strategies_need_a_latent_checkpoint() -> None:

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ceiling.bench.run import pending_cells
@@ -95,6 +96,30 @@ def test_killed_sweep_resumes_to_the_same_table(tmp_path: Path, reference,
     with Store(db) as store:
         assert store.outcome_table() == expected
         assert all(row["verified"] == 1 for row in store.rows())
+
+
+def test_a_cell_is_the_search_identity_of_its_seed_task_and_instance(reference) -> None:
+    """A stored cell is `solve` from `search_key(seed, task, instance)` on
+    `instance_key(task, instance)`, so `ceiling solve --seed S --instance I` replays it."""
+    from ceiling.bench.run import Prepared
+    from ceiling.search import Budget, instance_key, make_strategy, search_key, solve
+    from ceiling.tasks import make
+
+    prepared = Prepared()
+    for task in ("connector:con-5x5x3a", "smax:3m"):
+        for instance in (0, 5, 70):  # 70 grows the block of keys built at once
+            assert (np.asarray(prepared.search_key(1, task, instance))
+                    == np.asarray(search_key(1, task, instance))).all()
+    _, _, db = reference
+    with Store(db) as store:
+        row = next(r for r in store.rows() if r["strategy"] == "sampling" and r["seed"] == 2)
+    checkpoint = prepared.checkpoint(load_suite(SMOKE).tasks[row["task"]][0].path)
+    strategy = make_strategy("sampling", make(row["task"]), checkpoint.policy, row["width"])
+    result = solve(strategy, checkpoint.params, instance_key(row["task"], row["instance"]),
+                   Budget(rollouts=row["rollouts"]),
+                   search_key(row["seed"], row["task"], row["instance"]))
+    assert result.solution.total_return == pytest.approx(row["total_return"], abs=1e-6)
+    assert result.rollouts == row["rollouts_done"]
 
 
 def test_a_bad_suite_fails_before_the_store_is_touched(tmp_path: Path, capsys) -> None:
@@ -200,7 +225,21 @@ def test_a_bad_option_value_fails_before_any_cell_runs(tmp_path: Path, capsys) -
                                              "- {name: sampling, options: {temperature: -1}}"))
     db = tmp_path / "r.sqlite"
     assert main(["bench", str(bad), "--db", str(db), "--quiet"]) == 2
-    assert "bad.yaml:15: sampling on connector:con-5x5x3a: temperature must be > 0" in (
-        capsys.readouterr().err)
+    err = capsys.readouterr().err
+    assert "bad.yaml:15: sampling on connector:con-5x5x3a: sampling option temperature" in err
+    assert "> 0, got -1" in err
     with Store(db) as store:
         assert store.stored_keys() == set()  # not even the greedy cells ran
+
+
+def test_an_inexact_rollout_budget_fails_a_dry_run(tmp_path: Path, capsys) -> None:
+    """SGBS at width 10 runs 8 rollouts a batch, so 60 rollouts cannot be met: found by the
+    preflight that a dry run also does, with the budget's line, and nothing is written."""
+    bad = tmp_path / "fit.yaml"
+    bad.write_text(SMOKE.read_text().replace("widths: [16]", "widths: [10]")
+                   .replace("rollouts: 64", "rollouts: 60").replace("- sampling", "- sgbs"))
+    db = tmp_path / "r.sqlite"
+    assert main(["bench", str(bad), "--db", str(db), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "fit.yaml:9: sgbs on connector:con-5x5x3a: a rollout budget of 60 cannot be met" in err
+    assert not db.exists()

@@ -1,12 +1,26 @@
 from __future__ import annotations
 
+import pickle
+import sys
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from ceiling.errors import CeilingError
-from ceiling.policies.networks import NetworkConfig, Policy, greedy_action, sample_action
+from ceiling.policies.networks import (
+    ARCHITECTURES,
+    MLPPolicy,
+    NetworkConfig,
+    Policy,
+    architectures,
+    condition,
+    greedy_action,
+    make_policy,
+    policy_class,
+    sample_action,
+)
 from ceiling.policies.rollout import evaluate_batch, summarise
 from ceiling.tasks import instances
 
@@ -75,3 +89,111 @@ def test_summary_statistics():
     assert summary["ci95"] == pytest.approx([2.5 - half, 2.5 + half])
     assert summary["win_rate"] == 0.75
     assert summarise(np.array([1.0]), None)["win_rate"] is None
+
+
+# -- the architecture registry ---------------------------------------------------------------
+
+class _BiasPolicy(Policy):
+    """A toy architecture: state-free logits, so nothing about the observation is assumed."""
+
+    def init(self, key: jax.Array):
+        return {"actor": {"bias": jnp.zeros(self.spec.num_actions)},
+                "critic": {"bias": jnp.zeros(())}}
+
+    def act(self, params, observation, action_mask, latent=None):
+        logits = jnp.broadcast_to(params["actor"]["bias"], action_mask.shape)
+        return jnp.where(action_mask, logits, -jnp.inf)
+
+    def value(self, params, observation, global_state):
+        return jnp.broadcast_to(params["critic"]["bias"], observation.shape[:-1])
+
+
+@pytest.fixture
+def toy_registry(monkeypatch):
+    """A private copy of the registry with the toy architecture "bias" added."""
+    from ceiling.policies import networks
+
+    monkeypatch.setattr(networks, "ARCHITECTURES", dict(networks.ARCHITECTURES))
+    networks.register_architecture("bias")(_BiasPolicy)
+    return networks
+
+
+def test_policy_is_make_policy_for_the_mlp(connector_task):
+    config = NetworkConfig("ippo", (8,))
+    assert config.architecture == "mlp"
+    built, called = make_policy(connector_task.spec, config), Policy(connector_task.spec, config)
+    assert type(built) is type(called) is MLPPolicy
+    assert built == called and hash(built) == hash(called)
+    assert architectures() == ("mlp",) and ARCHITECTURES["mlp"] is MLPPolicy
+    # Copies (and pickles) stay equal, so they hit the same compiled code as static arguments.
+    assert pickle.loads(pickle.dumps(built)) == built
+    params = built.init(jax.random.PRNGKey(0))
+    assert built.num_parameters(params) == called.num_parameters(called.init(jax.random.PRNGKey(0)))
+
+
+def test_unknown_architecture_names_the_valid_ones(connector_task):
+    config = NetworkConfig("ippo", (8,), architecture="sable")
+    for build in (make_policy, Policy):
+        with pytest.raises(CeilingError, match="unknown architecture 'sable'; valid: mlp"):
+            build(connector_task.spec, config)
+    with pytest.raises(CeilingError, match="unknown architecture 'sable'; valid: mlp"):
+        policy_class("sable")
+
+
+def test_a_class_builds_only_its_own_architecture(connector_task, toy_registry):
+    with pytest.raises(CeilingError, match="builds the 'mlp' architecture, not 'bias'"):
+        MLPPolicy(connector_task.spec, NetworkConfig(architecture="bias"))
+
+
+def test_registered_architecture_round_trips(connector_task, toy_registry, tmp_path):
+    from ceiling.policies.checkpoint import load_checkpoint, save_checkpoint
+
+    config = NetworkConfig("ippo", (8,), architecture="bias")
+    assert toy_registry.architectures() == ("bias", "mlp")
+    policy = Policy(connector_task.spec, config)
+    assert type(policy) is _BiasPolicy and policy == make_policy(connector_task.spec, config)
+    assert policy != make_policy(connector_task.spec, NetworkConfig("ippo", (8,)))
+    assert NetworkConfig.from_dict(config.to_dict()) == config
+    params = policy.init(jax.random.PRNGKey(0))
+    path = save_checkpoint(tmp_path / "ckpt", policy, params)
+    loaded = load_checkpoint(path)
+    assert loaded.manifest["network"]["architecture"] == "bias"
+    assert loaded.policy == policy and type(loaded.policy) is _BiasPolicy
+    _, ts = connector_task.reset(jax.random.PRNGKey(0))
+    logits = loaded.policy.act(loaded.params, ts.observation, ts.action_mask)
+    assert logits.shape == ts.action_mask.shape
+    with pytest.raises(CeilingError, match="implemented for the 'mlp' architecture, not 'bias'"):
+        condition(policy, params, 4, jax.random.PRNGKey(0))
+
+
+def test_architecture_in_another_module_is_imported_on_demand(
+    connector_task, toy_registry, monkeypatch, tmp_path
+):
+    (tmp_path / "toy_architecture.py").write_text(
+        "from ceiling.policies.networks import register_architecture\n"
+        "from tests.policies.test_networks import _BiasPolicy\n"
+        "class Lazy(_BiasPolicy):\n    pass\n"
+        "register_architecture('lazy')(Lazy)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "toy_architecture", raising=False)
+    monkeypatch.setitem(toy_registry.ARCHITECTURE_MODULES, "lazy", "toy_architecture")
+    assert "lazy" in toy_registry.architectures()
+    policy = make_policy(connector_task.spec, NetworkConfig("ippo", (8,), architecture="lazy"))
+    assert type(policy).__name__ == "Lazy" and policy.architecture == "lazy"
+    monkeypatch.delitem(sys.modules, "toy_architecture", raising=False)
+
+
+def test_the_base_class_does_not_assume_flat_observations(connector_task, toy_registry):
+    spec = connector_task.spec._replace(observation_shape=(3, 69))
+    assert type(Policy(spec, NetworkConfig(architecture="bias"))) is _BiasPolicy
+    with pytest.raises(CeilingError, match="MLP policies need flat observations"):
+        Policy(spec, NetworkConfig())
+
+
+def test_network_config_dicts_record_the_architecture():
+    config = NetworkConfig("mappo", (16, 16), "tanh", latent_dim=4)
+    data = config.to_dict()
+    assert data["architecture"] == "mlp" and NetworkConfig.from_dict(data) == config
+    del data["architecture"]  # a format-1 manifest
+    assert NetworkConfig.from_dict(data) == config

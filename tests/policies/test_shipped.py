@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ceiling.cli import evaluate_checkpoint
 from ceiling.policies.checkpoint import load_checkpoint
+from ceiling.policies.evaluation import evaluate_checkpoint
 from ceiling.policies.shipped import shipped_checkpoint, shipped_checkpoints
 
 TASKS = ("rware:tiny-2ag-hard", "connector:con-5x5x3a", "smax:3m")
@@ -58,3 +58,55 @@ def test_shipped_compass_checkpoints_have_specialised_latents(task: str) -> None
     returns, _ = greedy_latent_returns(make(task), checkpoint.policy, checkpoint.params, keys,
                                        latents)
     assert float(np.asarray(returns).std(axis=1).max()) > 0.0
+
+
+@pytest.mark.parametrize(("task", "algorithm"), sorted(shipped_checkpoints()))
+def test_shipped_checkpoint_acts_exactly_like_its_mlp(task: str, algorithm: str) -> None:
+    """Loading through the registry gives the logits of the MLP modules built by hand."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    from flax import serialization
+
+    from ceiling.policies.networks import MLP, ConditionedMLP, MLPPolicy
+    from ceiling.tasks import instances, make
+
+    path = shipped_checkpoint(task, algorithm)
+    files_before = {p.name: p.read_bytes() for p in path.iterdir()}
+    checkpoint = load_checkpoint(path, task=task)
+    assert {p.name: p.read_bytes() for p in path.iterdir()} == files_before  # never rewritten
+    manifest = checkpoint.manifest
+    network = manifest["network"]
+    assert manifest["format_version"] in (1, 2)
+    assert network.get("architecture", "mlp") == "mlp"
+    assert type(checkpoint.policy) is MLPPolicy
+
+    raw = serialization.msgpack_restore((path / "params.msgpack").read_bytes())
+    hidden = tuple(network["hidden_sizes"])
+    spec = make(task).spec
+    _, timestep = jax.jit(make(task).reset)(instances(task, "test", 1)[0])
+    obs, mask = timestep.observation, timestep.action_mask
+    conditioned = "latent_dim" in network
+    if conditioned:
+        actor = ConditionedMLP(hidden, spec.num_actions, network["activation"], 0.01,
+                               network["latent_rank"])
+    else:
+        actor = MLP(hidden, spec.num_actions, network["activation"], 0.01)
+    for z in ([None, 0.0, 0.5] if conditioned else [None]):
+        if conditioned:
+            latent = None if z is None else jnp.full((network["latent_dim"],), z, jnp.float32)
+            z_agents = jnp.full((spec.num_agents, network["latent_dim"]), z or 0.0, jnp.float32)
+            expected = actor.apply(raw["actor"], obs, z_agents)
+        else:
+            latent, expected = None, actor.apply(raw["actor"], obs)
+        expected = jnp.where(mask, expected, -jnp.inf)
+        logits = checkpoint.policy.act(checkpoint.params, obs, mask, latent)
+        np.testing.assert_array_equal(np.asarray(logits), np.asarray(expected))
+        np.testing.assert_array_equal(np.asarray(jnp.argmax(logits, -1)),
+                                      np.asarray(jnp.argmax(expected, -1)))
+    # Every parameter is the stored one, bit for bit.
+    stored = jax.tree_util.tree_leaves(raw)
+    loaded = jax.tree_util.tree_leaves(serialization.to_state_dict(checkpoint.params))
+    assert len(stored) == len(loaded)
+    for a, b in zip(stored, loaded, strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

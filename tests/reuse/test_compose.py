@@ -10,7 +10,7 @@ import ceiling.reuse.gridworld as gridworld
 import ceiling.reuse.library as library_module
 import ceiling.reuse.qlearning as qlearning
 from ceiling.errors import CeilingError
-from ceiling.reuse.compose import METHODS, STRATEGIES, compose, coverage
+from ceiling.reuse.compose import METHODS, SELECTIONS, compose, coverage
 from ceiling.reuse.gridworld import greedy_policy, rollout
 from ceiling.reuse.library import Library, add_policy, load_library
 from ceiling.reuse.objectives import weights_of
@@ -80,8 +80,9 @@ def test_composition_never_steps_the_environment(tiny_library_path: Path,
     library = load_library(tiny_library_path)
     for gamma in (0.0, 0.99):
         for method in METHODS:
-            for strategy in STRATEGIES:
-                composed = compose(library, 0, "path+gold+lever", gamma, method, strategy)
+            for selection in SELECTIONS:
+                composed = compose(library, 0, "path+gold+lever", gamma, method, selection)
+                assert composed.selection == selection
                 assert composed.policy.shape == composed.support.shape
                 np.testing.assert_allclose(composed.policy.sum(axis=1), 1.0)
                 assert composed.candidates_evaluated >= 1 and composed.seconds > 0
@@ -139,10 +140,11 @@ def test_retrieval_returns_top_k_per_sub_objective_with_predicted_values(
     assert ranked == sorted(ranked, reverse=True)
 
 
-def test_bad_method_strategy_layout_and_regime(tiny_library: Library) -> None:
+def test_bad_method_selection_layout_and_regime(tiny_library: Library) -> None:
     with pytest.raises(CeilingError, match="valid: sum, gpi, plan"):
         compose(tiny_library, 0, "path", 0.99, "average")
-    with pytest.raises(CeilingError, match="valid: targeted, hybrid, exhaustive"):
+    with pytest.raises(CeilingError, match="unknown candidate selection 'greedy'; valid: "
+                                           "targeted, hybrid, exhaustive"):
         compose(tiny_library, 0, "path", 0.99, "gpi", "greedy")
     with pytest.raises(CeilingError, match="layout 3 is not in the library"):
         compose(tiny_library, 3, "path", 0.99)

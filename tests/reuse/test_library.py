@@ -110,9 +110,10 @@ def test_cli_query_and_errors(tiny_library_path: Path, capsys: pytest.CaptureFix
                               tmp_path: Path) -> None:
     library = str(tiny_library_path)
     assert main(["reuse", "query", "--library", library, "--objective", "path+gold",
-                 "--method", "plan", "--json"]) == 0
+                 "--method", "plan", "--selection", "targeted", "--json"]) == 0
     payload = json.loads(capsys.readouterr().out)
     assert set(payload["candidates"]) == {"path", "gold"}
+    assert payload["selection"] == "targeted" and "strategy" not in payload
     assert 0.0 <= payload["coverage"]["pairs"] <= 1.0 and payload["candidates_evaluated"] >= 2
     cases = [
         (["--objective", "path+silver"], "unknown component 'silver'"),
@@ -121,6 +122,9 @@ def test_cli_query_and_errors(tiny_library_path: Path, capsys: pytest.CaptureFix
         (["--objective", "path", "--grid", "16"], "built on 8x8 grids"),
         (["--objective", "path", "--method", "mean"], "valid: sum, gpi, plan"),
         (["--objective", "path", "--gamma", "0.5"], "no policies with gamma 0.5"),
+        (["--objective", "path", "--selection", "all"], "unknown candidate selection 'all'"),
+        # the flag's old name says what it became rather than failing as unknown
+        (["--objective", "path", "--strategy", "targeted"], "pass `--selection targeted`"),
     ]
     for extra, message in cases:
         assert main(["reuse", "query", "--library", library, *extra]) == 2

@@ -14,7 +14,7 @@ def test_compare_greedy_and_sampling(tmp_path, small_policy) -> None:
     policy, params = small_policy
     checkpoint = load_checkpoint(save_checkpoint(tmp_path / "ckpt", policy, params))
     seen = []
-    results = compare(checkpoint, ["greedy", "sampling"], 2, Budget(rollouts=16, width=8),
+    results = compare(checkpoint, ["greedy", "sampling"], 2, Budget(rollouts=16), width=8,
                       on_result=lambda name, index, result: seen.append((name, index)))
     assert seen == [("greedy", 0), ("greedy", 1), ("sampling", 0), ("sampling", 1)]
     rows = {row["strategy"]: row for row in summarise_comparison(results)}
@@ -53,7 +53,7 @@ def test_compare_runs_compass_strategies_with_their_own_checkpoint(tmp_path, sma
     conditioned, conditioned_params = condition(policy, params, 4, jax.random.PRNGKey(0))
     compass = load_checkpoint(save_checkpoint(tmp_path / "compass", conditioned,
                                               conditioned_params))
-    results = compare(base, ["greedy", "compass"], 1, Budget(rollouts=16, width=8),
+    results = compare(base, ["greedy", "compass"], 1, Budget(rollouts=16), width=8,
                       other_checkpoints={"compass": compass})
     # A freshly conditioned policy acts like its base for every latent: its arg-max rollouts
     # all equal the base's greedy one, so COMPASS finds exactly the greedy return.

@@ -19,15 +19,29 @@ KEYS = instances("connector:con-5x5x3a", "test", 3)
     ("kwargs", "message"),
     [
         ({}, "at least one limit"),
-        ({"seconds": 1.0, "width": 0}, "width"),
         ({"seconds": -1.0}, "seconds must be a positive number"),
         ({"rollouts": 0}, "rollouts must be an integer >= 1"),
-        ({"rollouts": 100, "width": 64}, "multiple of width"),
     ],
 )
 def test_bad_budgets(kwargs, message) -> None:
     with pytest.raises(CeilingError, match=message):
         Budget(**kwargs)
+
+
+def test_an_inexact_rollout_budget_is_refused_before_anything_runs(
+    connector_task, small_policy
+) -> None:
+    policy, params = small_policy
+    strategy = make_strategy("sampling", connector_task, policy, 64)
+    with pytest.raises(CeilingError, match=r"use a multiple of 64, e\.g\. 64 or 128"):
+        solve(strategy, params, KEYS[0], Budget(rollouts=100), jax.random.PRNGKey(0))
+    # SGBS at width 10 runs beam_width 2 x (expansion 5 - 1) = 8 rollouts per batch, and a
+    # rollout budget is counted in those reported rollouts.
+    sgbs = make_strategy("sgbs", connector_task, policy, 10)
+    with pytest.raises(CeilingError, match="runs 8 rollouts per batch"):
+        sgbs.batch_limit(Budget(rollouts=100))
+    result = solve(sgbs, params, KEYS[0], Budget(rollouts=96), jax.random.PRNGKey(0))
+    assert result.rollouts == 96 and result.batches == 12
 
 
 def test_bad_strategies(connector_task, small_policy) -> None:
@@ -36,14 +50,18 @@ def test_bad_strategies(connector_task, small_policy) -> None:
         make_strategy("beam", connector_task, policy, 8)
     with pytest.raises(CeilingError, match="valid options: temperature"):
         make_strategy("sampling", connector_task, policy, 8, temp=2.0)
-    with pytest.raises(CeilingError, match="temperature must be > 0"):
+    with pytest.raises(CeilingError, match="temperature must be a finite number > 0"):
         make_strategy("sampling", connector_task, policy, 8, temperature=0.0)
+    with pytest.raises(CeilingError, match="temperature must be a finite number > 0, got .hot."):
+        make_strategy("sampling", connector_task, policy, 8, temperature="hot")
+    with pytest.raises(CeilingError, match="integer >= 1, got 0"):
+        make_strategy("sampling", connector_task, policy, 0)
 
 
 def test_greedy_is_the_zero_shot_rollout(connector_task, small_policy) -> None:
     policy, params = small_policy
     strategy = make_strategy("greedy", connector_task, policy, 8)
-    result = solve(strategy, params, KEYS[0], Budget(seconds=30.0, width=8),
+    result = solve(strategy, params, KEYS[0], Budget(seconds=30.0),
                    jax.random.PRNGKey(0))
     zero_shot = evaluate_batch(connector_task, policy, params, KEYS[:1], jax.random.PRNGKey(0))
     assert result.batches == 1 and result.rollouts == 1
@@ -57,7 +75,7 @@ def test_sampling_rollout_budget_is_exact_deterministic_and_verified(
 ) -> None:
     policy, params = small_policy
     strategy = make_strategy("sampling", connector_task, policy, 8)
-    budget = Budget(rollouts=32, width=8)
+    budget = Budget(rollouts=32)
     first = solve(strategy, params, KEYS[1], budget, jax.random.PRNGKey(3))
     second = solve(strategy, params, KEYS[1], budget, jax.random.PRNGKey(3))
     assert first.batches == 4 and first.rollouts == 32
@@ -72,7 +90,7 @@ def test_sampling_rollout_budget_is_exact_deterministic_and_verified(
     greedy = solve(make_strategy("greedy", connector_task, policy, 8), params, KEYS[1],
                    budget, jax.random.PRNGKey(3))
     cold = solve(make_strategy("sampling", connector_task, policy, 8, temperature=1e-7),
-                 params, KEYS[1], Budget(rollouts=8, width=8), jax.random.PRNGKey(3))
+                 params, KEYS[1], Budget(rollouts=8), jax.random.PRNGKey(3))
     np.testing.assert_array_equal(cold.solution.actions, greedy.solution.actions)
 
 
@@ -81,7 +99,7 @@ def test_seconds_budget_overruns_by_at_most_one_batch(connector_task, small_poli
     strategy = make_strategy("sampling", connector_task, policy, 4)
     ticks = iter(range(1000))
     # A fake clock that advances one "second" per reading: the trace, not timing, is asserted.
-    result = solve(strategy, params, KEYS[0], Budget(seconds=5.0, width=4),
+    result = solve(strategy, params, KEYS[0], Budget(seconds=5.0),
                    jax.random.PRNGKey(0), clock=lambda: float(next(ticks)))
     seconds = [p.seconds for p in result.trace]
     assert all(s < 5.0 for s in seconds[:-1]) and seconds[-1] >= 5.0
@@ -91,7 +109,7 @@ def test_seconds_budget_overruns_by_at_most_one_batch(connector_task, small_poli
 def test_vmapped_instances_match_one_at_a_time(connector_task, small_policy) -> None:
     policy, params = small_policy
     strategy = make_strategy("sampling", connector_task, policy, 4)
-    budget = Budget(rollouts=8, width=4)
+    budget = Budget(rollouts=8)
     solutions = solve_instances(strategy, params, KEYS, budget, jax.random.PRNGKey(0))
     assert len(solutions) == 3
     keys = jax.random.split(jax.random.PRNGKey(0), 3)

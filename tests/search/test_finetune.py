@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 
 from ceiling.errors import CeilingError
-from ceiling.search import Budget, FineTune, SearchAborted, make_strategy, solve
-from ceiling.search.base import batch_episodes
-from ceiling.search.finetune import FineTuneState
+from ceiling.policies.rollout import run_episode
+from ceiling.search import Budget, SearchAborted, SearchState, make_strategy, solve
 from ceiling.tasks import instances
 
 KEYS = instances("connector:con-5x5x3a", "test", 2)
@@ -58,20 +57,22 @@ def test_fine_tuning_changes_the_parameters_and_never_loses_the_best(
 ) -> None:
     policy, params = small_policy
     strategy, step = tuned
-    sample = jax.jit(batch_episodes, static_argnums=(0, 1), static_argnames=("greedy",))
-    state: FineTuneState = strategy.init(jax.random.PRNGKey(1), params, KEYS[0])
+    sample = jax.jit(jax.vmap(
+        lambda p, k: run_episode(connector_task, policy, p, KEYS[0], k, greedy=False),
+        (None, 0)))
+    state: SearchState = strategy.init(jax.random.PRNGKey(1), params, KEYS[0])
     best_seen = -np.inf
     for _ in range(3):
         # The batch `step` samples: the current parameters, keyed as in sampling.
         _, batch_key = jax.random.split(state.key)
-        episodes = sample(connector_task, policy, state.params, KEYS[0],
-                          jax.random.split(batch_key, WIDTH), greedy=False)
+        rollout_key, _ = jax.random.split(batch_key)
+        episodes = sample(state.params, jax.random.split(rollout_key, WIDTH))
         previous = float(state.incumbent.total_return)
         state = step(state)
         best_seen = max(best_seen, float(episodes.total_return.max()))
         assert float(state.incumbent.total_return) == pytest.approx(best_seen, abs=1e-6)
         assert float(state.incumbent.total_return) >= previous
-    assert bool(state.finite)
+    assert bool(state.inner.finite)
     strategy.check(state)  # nothing to report
     before, after = _layers(params, "actor"), _layers(state.params, "actor")
     assert not np.array_equal(before["Dense_0"]["kernel"], after["Dense_0"]["kernel"])
@@ -79,10 +80,10 @@ def test_fine_tuning_changes_the_parameters_and_never_loses_the_best(
 
 def test_head_scope_updates_only_the_last_layer(connector_task, small_policy) -> None:
     policy, params = small_policy
-    strategy = FineTune(connector_task, policy, WIDTH, scope="head", learning_rate=1e-3,
-                        num_updates=1)
+    strategy = make_strategy("finetune", connector_task, policy, WIDTH, scope="head",
+                             learning_rate=1e-3, num_updates=1)
     state = jax.jit(strategy.step)(strategy.init(jax.random.PRNGKey(0), params, KEYS[0]))
-    assert bool(state.finite)
+    assert bool(state.inner.finite)
     for network in ("actor", "critic"):
         before, after = _layers(params, network), _layers(state.params, network)
         for layer in ("Dense_0", "Dense_1"):
@@ -94,7 +95,7 @@ def test_head_scope_updates_only_the_last_layer(connector_task, small_policy) ->
 def test_driver_runs_are_verified_and_deterministic(small_policy, tuned) -> None:
     _, params = small_policy
     strategy, _ = tuned
-    budget = Budget(rollouts=3 * WIDTH, width=WIDTH)
+    budget = Budget(rollouts=3 * WIDTH)
     first = solve(strategy, params, KEYS[1], budget, jax.random.PRNGKey(7))
     second = solve(strategy, params, KEYS[1], budget, jax.random.PRNGKey(7))
     assert first.batches == 3 and first.rollouts == 3 * WIDTH
@@ -114,7 +115,7 @@ def test_nan_parameters_stop_the_search_keeping_the_best(
     poisoned = jax.tree_util.tree_map(lambda x: x, params)
     poisoned["actor"]["params"]["Dense_0"]["kernel"] = kernel.at[0, 0].set(jnp.nan)
     state = step(strategy.init(jax.random.PRNGKey(0), poisoned, KEYS[0]))
-    assert not bool(state.finite)
+    assert not bool(state.inner.finite)
     for old, new in zip(jax.tree_util.tree_leaves(poisoned),
                         jax.tree_util.tree_leaves(state.params), strict=True):
         np.testing.assert_array_equal(old, new)  # NaN-aware: unchanged, not updated
@@ -122,7 +123,7 @@ def test_nan_parameters_stop_the_search_keeping_the_best(
         strategy.check(state)
     # Through the driver: it stops after the first batch with a verified best solution.
     with pytest.raises(SearchAborted, match="non-finite") as raised:
-        solve(strategy, poisoned, KEYS[0], Budget(rollouts=4 * WIDTH, width=WIDTH),
+        solve(strategy, poisoned, KEYS[0], Budget(rollouts=4 * WIDTH),
               jax.random.PRNGKey(0))
     result = raised.value.result
     assert result.batches == 1 and np.isfinite(result.solution.total_return)
@@ -132,11 +133,12 @@ def test_nan_parameters_stop_the_search_keeping_the_best(
 def test_an_overflowing_update_is_refused(connector_task, small_policy) -> None:
     policy, params = small_policy
     # Finite and positive, so it passes validation, but the first update overflows the logits.
-    strategy = FineTune(connector_task, policy, WIDTH, learning_rate=1e38, num_updates=1)
+    strategy = make_strategy("finetune", connector_task, policy, WIDTH, learning_rate=1e38,
+                             num_updates=1)
     initial = strategy.init(jax.random.PRNGKey(0), params, KEYS[0])
     state = jax.jit(strategy.step)(initial)
-    assert not bool(state.finite)
+    assert not bool(state.inner.finite)
     assert np.isfinite(float(state.incumbent.total_return))
-    for old, new in zip(jax.tree_util.tree_leaves((params, initial.opt_state)),
-                        jax.tree_util.tree_leaves((state.params, state.opt_state)), strict=True):
+    for old, new in zip(jax.tree_util.tree_leaves((params, initial.inner.opt_state)),
+                        jax.tree_util.tree_leaves((state.params, state.inner.opt_state)), strict=True):
         np.testing.assert_array_equal(old, new)

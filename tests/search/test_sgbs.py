@@ -132,7 +132,7 @@ def test_sgbs_finds_the_optimum_greedy_misses() -> None:
     assert (optimum, greedy) == (4.0, 1.0)
     strategy = make_strategy("sgbs", task, ObservedLogits(), 4, expansion=3)
     assert (strategy.beam_width, strategy.rollouts_per_step) == (2, 4)
-    result = solve(strategy, None, key, Budget(rollouts=4 * 3, width=4), key)
+    result = solve(strategy, None, key, Budget(rollouts=4 * 3), key)
     assert result.solution.total_return == optimum == result.solution.verified
     np.testing.assert_array_equal(result.solution.actions, [[1, 0], [0, 0], [0, 0]])
     assert result.batches == strategy.max_steps == 3
@@ -144,10 +144,10 @@ def test_an_exhaustive_beam_is_exact_and_vmaps_over_instances() -> None:
     task = TreeTask()
     keys = jax.random.split(jax.random.PRNGKey(7), 6)
     strategy = make_strategy("sgbs", task, ObservedLogits(), 48, beam_width=16, expansion=4)
-    solutions = solve_instances(strategy, None, keys, Budget(rollouts=48 * 3, width=48),
+    solutions = solve_instances(strategy, None, keys, Budget(rollouts=48 * 3),
                                 jax.random.PRNGKey(0))
     small = make_strategy("sgbs", task, ObservedLogits(), 2, beam_width=1, expansion=2)
-    narrow = solve_instances(small, None, keys, Budget(rollouts=2 * 3, width=2),
+    narrow = solve_instances(small, None, keys, Budget(rollouts=2 * 3),
                              jax.random.PRNGKey(0))
     for key, exhaustive, limited in zip(keys, solutions, narrow, strict=True):
         optimum, greedy = tree_optimum_and_greedy(task, key)
@@ -163,7 +163,7 @@ def test_sgbs_on_connector_is_verified_deterministic_and_beats_greedy(
     strategy = make_strategy("sgbs", connector_task, policy, 8)
     assert (strategy.beam_width, strategy.expansion, strategy.rollouts_per_step) == (2, 5, 8)
     horizon = connector_task.spec.horizon
-    budget = Budget(rollouts=8 * (horizon + 5), width=8)  # more than the search can use
+    budget = Budget(rollouts=8 * (horizon + 5))  # more than the search can use
     result = solve(strategy, params, keys[0], budget, jax.random.PRNGKey(0))
     assert result.batches == strategy.max_steps == horizon
     assert result.rollouts == 8 * horizon
@@ -189,8 +189,8 @@ def test_every_beam_score_is_its_greedy_rollout_return() -> None:
         for depth in range(1, 3):
             state = step(state)
             for node, prefix, score, alive in zip(
-                np.asarray(state.beam.env[1]), np.asarray(state.prefix_return),
-                np.asarray(state.score), np.asarray(state.alive), strict=True,
+                np.asarray(state.inner.nodes.env[1]), np.asarray(state.inner.prefix_return),
+                np.asarray(state.inner.score), np.asarray(state.inner.alive), strict=True,
             ):
                 if not alive:
                     continue

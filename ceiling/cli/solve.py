@@ -1,0 +1,132 @@
+"""`ceiling solve`: search one test instance with an inference strategy under a budget.
+
+The search starts from `ceiling.search.search_key(seed, task, instance)` on the instance
+`ceiling.search.instance_key(task, instance)`, the identity `ceiling bench` uses, so
+`ceiling solve --seed S --instance I` with a rollout budget replays that bench cell exactly.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ceiling import __version__
+from ceiling.cli.common import console, parse_assignments, refuse_existing, write_json
+from ceiling.errors import CeilingError
+
+SEED_LIMIT = 2**32  # search keys fold the seed in as a uint32
+
+# Shorthands for `--option NAME=VALUE`: `--NAME` sets option NAME, and `--STRATEGY-NAME` sets
+# option NAME of STRATEGY only. Values are typed and checked where `--option` values are.
+SHORTHANDS = {
+    "temperature": "sampling temperature (= --option temperature=T)",
+    "beam_width": "SGBS beam width (= --option beam_width=N)",
+    "expansion": "SGBS children per beam node (= --option expansion=N)",
+    "finetune_scope": "fine-tune all parameters or only the last layer: all or head "
+                      "(= --option scope=all|head with --strategy finetune)",
+}
+
+
+def add_parser(sub: Any) -> None:
+    from ceiling.cli.strategies import strategies_epilog
+
+    p = sub.add_parser("solve", help="search one test instance with an inference strategy",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog_from=strategies_epilog)
+    p.add_argument("--checkpoint", required=True, help="checkpoint directory")
+    p.add_argument("--task", required=True, help="the task the checkpoint was trained for")
+    p.add_argument("--instance", type=int, default=0, help="index into the task's test set")
+    p.add_argument("--strategy", required=True,
+                   help="the inference strategy (listed below and by `ceiling strategies`)")
+    p.add_argument("--seconds", type=float, help="wall-clock budget (compile time excluded)")
+    p.add_argument("--rollouts", type=int,
+                   help="rollout budget (a whole number of the strategy's batches)")
+    p.add_argument("--width", type=int, default=64, help="parallel attempts per batch")
+    for dest, text in SHORTHANDS.items():
+        p.add_argument(f"--{dest.replace('_', '-')}", dest=dest, metavar="VALUE", help=text)
+    p.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
+                   help="set any strategy option (repeatable; see the list below)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="search seed; with --instance it names the search (as in ceiling bench)")
+    p.add_argument("--out", help="write the result JSON here")
+    p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    p.set_defaults(func=cmd_solve)
+
+
+def option_values(args: argparse.Namespace) -> dict[str, Any]:
+    """The strategy options from `--option NAME=VALUE` and the shorthand flags (unchecked)."""
+    from ceiling.search import STRATEGIES
+    from ceiling.training.config import parse_scalar
+
+    options = parse_assignments(args.option, "--option")
+    for dest in SHORTHANDS:
+        value = getattr(args, dest)
+        if value is None:
+            continue
+        flag = f"--{dest.replace('_', '-')}"
+        owner, _, name = dest.partition("_")
+        if owner in STRATEGIES:
+            if owner != args.strategy:
+                raise CeilingError(f"{flag} sets option {name} of strategy {owner}, not of "
+                                   f"{args.strategy}; use --option NAME=VALUE")
+        else:
+            name = dest
+        if name in options:
+            raise CeilingError(f"strategy option {name} is given twice ({flag} and --option)")
+        options[name] = parse_scalar(value)
+    return options
+
+
+def cmd_solve(args: argparse.Namespace) -> int:
+    from ceiling import search
+    from ceiling.policies.checkpoint import load_checkpoint
+    from ceiling.tasks import make
+
+    # Every input error before the checkpoint loads or anything compiles.
+    task = make(args.task)
+    search.strategy_class(args.strategy)
+    if args.out:
+        refuse_existing(args.out, args.force)
+    if not 0 <= args.seed < SEED_LIMIT:
+        raise CeilingError(f"--seed must be an integer in [0, 2**32), got {args.seed}")
+    instance = search.instance_key(args.task, args.instance)
+    budget = search.Budget(seconds=args.seconds, rollouts=args.rollouts)
+    options = option_values(args)
+    checkpoint = load_checkpoint(args.checkpoint, task=args.task)
+    strategy = search.make_strategy(args.strategy, task, checkpoint.policy, args.width,
+                                    **options)
+    key = search.search_key(args.seed, args.task, args.instance)
+
+    err = console(stderr=True)
+    limit = " / ".join(part for part in (
+        f"{args.seconds:g} s" if args.seconds is not None else "",
+        f"{args.rollouts:,} rollouts" if args.rollouts is not None else "") if part)
+    aborted: str | None = None
+    with err.status(f"compiling {args.strategy} for {args.task}") as status:
+
+        def on_batch(point: search.TracePoint) -> None:
+            status.update(f"{args.strategy}  {point.seconds:6.1f} s  {point.rollouts:,} rollouts"
+                          f"  best return {point.best_return:.3f}   (budget {limit})")
+
+        try:
+            result = search.solve(strategy, checkpoint.params, instance, budget, key,
+                                  on_batch=on_batch)
+        except search.SearchAborted as error:
+            aborted, result = str(error), error.result
+    payload = {
+        **result.to_dict(), "task": args.task, "instance": args.instance,
+        "checkpoint": str(args.checkpoint), "seed": args.seed, "aborted": aborted,
+        "ceiling_version": __version__,
+    }
+    if args.out:
+        write_json(args.out, payload, force=True)
+    solution = result.solution
+    won = "" if solution.won is None else f", won {solution.won}"
+    err.print(f"{args.strategy} on {args.task} test instance {args.instance}: return "
+              f"{solution.total_return:.3f} (verified {solution.verified:.3f}{won}) after "
+              f"{result.rollouts:,} rollouts in {result.seconds:.1f} s "
+              f"(+{result.compile_seconds:.1f} s compile)"
+              + (f"; written to {args.out}" if args.out else ""))
+    if aborted is not None:
+        raise CeilingError(aborted)
+    return 0

@@ -1,0 +1,102 @@
+"""`ceiling train`: train an IPPO or MAPPO policy, or COMPASS latents on top of one, with a
+progress bar; the trainers live in `ceiling.training`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from ceiling.cli.common import console, parse_assignments
+from ceiling.errors import CeilingError
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("train", help="train an IPPO, MAPPO or COMPASS policy on a task")
+    p.add_argument("--task", required=True, help="task name, e.g. rware:tiny-2ag-hard")
+    p.add_argument("--algo", required=True,
+                   help="ippo, mappo, or compass (latent-conditioned, needs --from)")
+    p.add_argument("--from", dest="from_checkpoint", metavar="CHECKPOINT",
+                   help="COMPASS: the converged IPPO/MAPPO checkpoint to condition and train")
+    p.add_argument("--steps", help="environment steps, e.g. 20M (default: the config's)")
+    p.add_argument("--out", required=True, help="run directory (created; not overwritten)")
+    p.add_argument("--config", help="YAML file of PPO fields overriding the defaults")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="override one PPO field, e.g. --set num_envs=128 (repeatable)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--force", action="store_true", help="replace an existing run directory")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from ceiling.tasks import make
+    from ceiling.training.config import parse_scalar, resolve_config
+    from ceiling.training.run import train
+
+    make(args.task)  # unknown task: fail before anything else
+    if args.algo == "compass" and args.from_checkpoint is None:
+        raise CeilingError("--algo compass trains latents on top of a converged policy: pass "
+                           "--from CHECKPOINT (an IPPO or MAPPO checkpoint of the same task)")
+    if args.algo != "compass" and args.from_checkpoint is not None:
+        raise CeilingError(f"--from is only for --algo compass; {args.algo} trains from scratch")
+    base = None
+    if args.from_checkpoint is not None:
+        from ceiling.policies.checkpoint import load_checkpoint
+
+        base = load_checkpoint(args.from_checkpoint, task=args.task)
+    overrides = parse_assignments(args.set, "--set")
+    if args.steps is not None:
+        overrides["total_steps"] = parse_scalar(args.steps)
+    if args.seed is not None:
+        overrides["seed"] = args.seed
+    config = resolve_config(args.task, args.algo, args.config, overrides)
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise CeilingError(f"run directory {out} already exists; pass --force to replace it")
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    err = console(stderr=True)
+    err.print(f"training {config.algorithm} on {args.task} for {config.total_steps:,} steps "
+              f"({config.num_envs} envs) -> {out}")
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
+                  TimeRemainingColumn(), console=err, transient=False,
+                  disable=args.quiet) as progress:
+        bar = progress.add_task("compiling", total=config.total_steps, info="")
+        last_eval: list[float] = []
+
+        def on_progress(record: dict[str, Any]) -> None:
+            train_return = record.get("train_return")
+            info = (f"{record['step']:,} steps  {record['steps_per_second']:,.0f} steps/s  "
+                    f"return {train_return:.3f}" if train_return is not None else "")
+            if "eval_return" in record:
+                last_eval[:] = [record["eval_return"]]
+            if last_eval:
+                info += f"  greedy eval {last_eval[0]:.3f}"
+            progress.update(bar, completed=record["step"], total=record["total_steps"],
+                            description="training", info=info)
+
+        if base is not None:
+            from ceiling.training.compass import train_compass
+
+            report = train_compass(args.task, config, base, out, force=args.force,
+                                   on_progress=on_progress)
+        else:
+            report = train(args.task, config, out, force=args.force, on_progress=on_progress)
+    final = report["final_eval"]
+    converged = report.get("converged")
+    err.print(
+        f"done: {report['total_steps']:,} steps in {report['train_seconds']:.0f} s "
+        f"(+{report['compile_seconds']:.0f} s compile); greedy test return "
+        f"{final['mean_return']:.3f} [{final['ci95'][0]:.3f}, {final['ci95'][1]:.3f}]"
+        + (f", win rate {final['win_rate']:.2f}" if final["win_rate"] is not None else "")
+    )
+    if converged is not None:
+        err.print(
+            f"convergence: {'converged' if converged else 'NOT converged'} "
+            f"({100 * report['relative_improvement']:+.1f} % over the last quarter; "
+            f"tolerance {100 * report['tolerance']:.0f} %)"
+        )
+    err.print(f"checkpoints: {out / 'best'}  {out / 'last'}")
+    return 0
