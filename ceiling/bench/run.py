@@ -149,6 +149,7 @@ def compute_cell(cell: Cell, suite_name: str, prepared: Prepared) -> tuple[Row, 
         trace=json.dumps([[p.seconds, p.rollouts, p.best_return] for p in result.trace]),
         compile_seconds=float(result.compile_seconds), search_seconds=float(result.seconds),
         rollouts_done=int(result.rollouts),
+        actions=json.dumps(np.asarray(solution.actions).tolist(), separators=(",", ":")),
     )
     return row, solve_seconds
 

@@ -47,6 +47,13 @@ TOP_LEVEL_KEYS = ("name", "description", "instances", "seeds", "widths", "budget
                   "strategies")
 REQUIRED_KEYS = ("name", "instances", "widths", "budgets", "tasks", "strategies")
 
+# How a cell's search is derived from its (seed, task, instance), hashed into every cell key.
+# 1: `fold_in(PRNGKey(seed), instance)`; 2: `ceiling.search.search_key(seed, task, instance)`.
+# Rows stored under another derivation searched from other keys, so their cells get new keys
+# and are rerun on resume rather than skipped and mixed with rows of this one. Bump it whenever
+# the derivation (or anything else that changes what a stored cell's search was) changes.
+SEARCH_IDENTITY = 2
+
 
 @dataclasses.dataclass(frozen=True)
 class CheckpointRef:
@@ -86,7 +93,7 @@ class Cell:
             "task": self.task, "checkpoint_sha256": self.checkpoint.sha256,
             "strategy": self.strategy, "options": self.options, "seconds": self.seconds,
             "rollouts": self.rollouts, "width": self.width, "instance": self.instance,
-            "seed": self.seed,
+            "seed": self.seed, "search_identity": SEARCH_IDENTITY,
         }
         return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:24]
 

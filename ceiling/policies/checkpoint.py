@@ -150,8 +150,8 @@ def check_format_version(manifest: dict[str, Any], source: str | os.PathLike[str
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise CeilingError(f"{source} has format_version {version!r}; {readable}")
     if version > FORMAT_VERSION:
-        raise CeilingError(f"{source} has format_version {version}, newer than {readable}; "
-                           "upgrade ceiling to load it")
+        raise CeilingError(f"{source} has format_version {version}, but {readable}; a newer "
+                           "ceiling wrote it: upgrade ceiling to load it")
     return version
 
 

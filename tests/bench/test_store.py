@@ -1,8 +1,11 @@
-"""The results store: append-only rows, and a newer schema refused without touching it."""
+"""The results store: append-only rows, a newer schema refused without touching it, an older
+one upgraded additively."""
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -10,13 +13,77 @@ from ceiling.bench.store import SCHEMA_VERSION, Row, Store
 from ceiling.errors import CeilingError
 
 
-def _row(key: str, value: float) -> Row:
-    return Row(config_hash=key, suite="t", task="connector:con-5x5x3a", instance=0,
+def _row(key: str, value: float, actions: str | None = None, strategy: str = "sampling",
+         instance: int = 0) -> Row:
+    return Row(config_hash=key, suite="t", task="connector:con-5x5x3a", instance=instance,
                checkpoint="shipped:ippo", algorithm="ippo", checkpoint_sha256="x",
-               strategy="sampling", options="{}", seconds=None, rollouts=64, width=16, seed=0,
+               strategy=strategy, options="{}", seconds=None, rollouts=64, width=16, seed=0,
                total_return=value, won=None, verified=True, verified_return=value, aborted=None,
                trace="[[0.1, 16, 1.0]]", compile_seconds=0.5, search_seconds=0.1,
-               rollouts_done=64)
+               rollouts_done=64, actions=actions)
+
+
+# The schema of version 1, as ceiling 0.x wrote it (no `results.actions`): frozen here so the
+# upgrade is tested against what old stores really hold.
+_SCHEMA_V1 = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE results (
+    config_hash TEXT PRIMARY KEY, suite TEXT NOT NULL, task TEXT NOT NULL,
+    instance INTEGER NOT NULL, checkpoint TEXT NOT NULL, algorithm TEXT NOT NULL,
+    checkpoint_sha256 TEXT NOT NULL, strategy TEXT NOT NULL, options TEXT NOT NULL,
+    seconds REAL, rollouts INTEGER, width INTEGER NOT NULL, seed INTEGER NOT NULL,
+    total_return REAL NOT NULL, won INTEGER, verified INTEGER NOT NULL,
+    verified_return REAL NOT NULL, aborted TEXT, trace TEXT NOT NULL,
+    compile_seconds REAL NOT NULL, search_seconds REAL NOT NULL, rollouts_done INTEGER NOT NULL,
+    ceiling_version TEXT NOT NULL, created TEXT NOT NULL
+);
+CREATE TABLE baselines (
+    task TEXT NOT NULL, instance INTEGER NOT NULL, kind TEXT NOT NULL, total_return REAL NOT NULL,
+    PRIMARY KEY (task, instance, kind)
+);
+CREATE TABLE failures (
+    config_hash TEXT NOT NULL, task TEXT NOT NULL, strategy TEXT NOT NULL, error TEXT NOT NULL,
+    created TEXT NOT NULL
+);
+CREATE TABLE sweeps (
+    suite TEXT NOT NULL, suite_path TEXT NOT NULL, command TEXT NOT NULL, executor TEXT NOT NULL,
+    cells INTEGER NOT NULL, created TEXT NOT NULL
+);
+INSERT INTO meta VALUES ('schema_version', '1');
+INSERT INTO meta VALUES ('created_by', '0.0.0');
+"""
+
+
+def _v1_store(path: Path) -> None:
+    """A version-1 store holding greedy and sampling rows on two instances, and baselines."""
+    connection = sqlite3.connect(path)
+    connection.executescript(_SCHEMA_V1)
+    with connection:
+        for i, (strategy, instance, value) in enumerate(
+                [("greedy", 0, 0.5), ("greedy", 1, 0.25), ("sampling", 0, 1.0),
+                 ("sampling", 1, 0.75)]):
+            data = dataclasses.asdict(_row(f"old{i}", value, strategy=strategy,
+                                           instance=instance))
+            del data["actions"]
+            data.update(won=None, verified=1, ceiling_version="0.0.0", created="2025-01-01")
+            connection.execute(f"INSERT INTO results ({', '.join(data)}) VALUES "
+                               f"({', '.join('?' for _ in data)})", tuple(data.values()))
+        connection.executemany("INSERT INTO baselines VALUES (?, ?, 'random', ?)",
+                               [("connector:con-5x5x3a", 0, 0.0), ("connector:con-5x5x3a", 1, 0.0)])
+        connection.execute("INSERT INTO sweeps VALUES ('t', 't.yaml', 'ceiling bench t.yaml', "
+                           "'local', 4, '2025-01-01')")
+    connection.close()
+
+
+def _schema(path: Path) -> tuple[str, list[str]]:
+    connection = sqlite3.connect(path)
+    try:
+        version = connection.execute(
+            "SELECT value FROM meta WHERE key='schema_version'").fetchone()[0]
+        columns = [row[1] for row in connection.execute("PRAGMA table_info(results)")]
+        return version, columns
+    finally:
+        connection.close()
 
 
 def test_rows_round_trip_and_are_never_overwritten(tmp_path) -> None:
@@ -29,6 +96,65 @@ def test_rows_round_trip_and_are_never_overwritten(tmp_path) -> None:
         assert [(r["config_hash"], r["total_return"]) for r in rows] == [("a", 1.0), ("b", 2.0)]
         assert rows[0]["trace"] == [[0.1, 16, 1.0]] and rows[0]["won"] is None
         assert store.stored_keys() == {"a", "b"}
+        assert "actions" not in rows[0]  # left out unless asked for
+
+
+def test_actions_round_trip(tmp_path: Path) -> None:
+    with Store(tmp_path / "r.sqlite") as store:
+        store.add(_row("a", 1.0, actions="[[1,2,0],[4,0,3]]"))
+        store.add(_row("b", 2.0))
+        rows = store.rows(actions=True)
+        assert [r["actions"] for r in rows] == [[[1, 2, 0], [4, 0, 3]], None]
+        assert store.outcome_table()[0][-1] == "[[1,2,0],[4,0,3]]"
+
+
+def test_a_version_1_store_is_read_as_it_is(tmp_path: Path) -> None:
+    path = tmp_path / "v1.sqlite"
+    _v1_store(path)
+    with Store(path, create=False) as store:
+        assert store.version == 1
+        rows = store.rows(actions=True)
+        assert len(rows) == 4 and all(r["actions"] is None for r in rows)
+        assert all(row[-1] is None for row in store.outcome_table())
+        with pytest.raises(CeilingError, match="opened for reading"):
+            store.add(_row("new", 1.0))
+    version, columns = _schema(path)
+    assert version == "1" and "actions" not in columns  # reading changes no schema
+
+
+def test_a_version_1_store_is_upgraded_in_place_for_writing(tmp_path: Path) -> None:
+    path = tmp_path / "v1.sqlite"
+    _v1_store(path)
+    connection = sqlite3.connect(path)
+    before = connection.execute("SELECT * FROM results ORDER BY config_hash").fetchall()
+    connection.close()
+    with Store(path) as store:
+        assert store.version == SCHEMA_VERSION == 2
+        store.add(_row("new", 3.0, actions="[[0,1,2]]"))
+    version, columns = _schema(path)
+    assert version == "2" and columns[-1] == "actions"
+    connection = sqlite3.connect(path)
+    after = connection.execute("SELECT * FROM results WHERE config_hash != 'new' "
+                               "ORDER BY config_hash").fetchall()
+    connection.close()
+    assert after == [(*row, None) for row in before]  # every old row kept, actions NULL
+    with Store(path) as store:  # opening it again changes nothing
+        rows = {r["config_hash"]: r for r in store.rows(actions=True)}
+        assert rows["new"]["actions"] == [[0, 1, 2]] and rows["old0"]["actions"] is None
+        assert len(rows) == 5
+
+
+def test_report_reads_an_upgraded_version_1_store(tmp_path: Path) -> None:
+    from ceiling.bench.report import write_report
+
+    path = tmp_path / "v1.sqlite"
+    _v1_store(path)
+    written = {p.name for p in write_report(path, tmp_path / "old-report")}  # read as v1
+    assert {"index.html", "README.md"} <= written
+    assert _schema(path)[0] == "1"
+    with Store(path) as store:
+        store.add(_row("new", 3.0, actions="[[0,1,2]]", instance=1))
+    assert "README.md" in {p.name for p in write_report(path, tmp_path / "report")}
 
 
 def test_a_newer_schema_is_refused_and_left_untouched(tmp_path) -> None:

@@ -135,3 +135,13 @@ def test_duplicates_are_problems_not_silent_merges() -> None:
     message = str(caught.value)
     assert "dup.yaml:6: seeds lists 0 twice" in message
     assert "dup.yaml:16: strategy sampling with options {} is listed twice" in message
+
+
+def test_cell_keys_change_with_the_search_identity(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows searched under another key derivation are rerun on resume, never skipped."""
+    from ceiling.bench import suite as suite_module
+
+    cells = parse_suite(SMOKE_TEXT, str(SUITES / "smoke.yaml")).cells()
+    keys = [c.key for c in cells]
+    monkeypatch.setattr(suite_module, "SEARCH_IDENTITY", suite_module.SEARCH_IDENTITY - 1)
+    assert not set(keys) & {c.key for c in cells}

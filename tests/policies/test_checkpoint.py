@@ -121,8 +121,8 @@ def test_format_1_manifest_loads_unchanged_as_mlp(tmp_path, small_policy):
 @pytest.mark.parametrize(
     ("version", "message"),
     [
-        (3, "has format_version 3, newer than this version of ceiling .* reads format versions "
-            "1 to 2; upgrade ceiling"),
+        (3, "has format_version 3, but this version of ceiling .* reads format versions 1 to "
+            "2; a newer ceiling wrote it: upgrade ceiling to load it"),
         (0, "has format_version 0; this version of ceiling .* reads format versions 1 to 2"),
         ("2", "has format_version '2'; this version"),
         (None, "has no format_version, so it is not a ceiling checkpoint manifest or it is "
