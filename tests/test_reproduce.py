@@ -9,7 +9,11 @@ Both commands run here as a user runs them, through `ceiling.cli.main`.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
+
+import jax
+import pytest
 
 from ceiling.bench.store import Store
 from ceiling.bench.suite import load_suite
@@ -19,8 +23,29 @@ SMOKE = Path(__file__).resolve().parents[1] / "suites" / "smoke.yaml"
 TASK = "connector:con-5x5x3a"
 
 
+@pytest.fixture
+def compile_cache(tmp_path: Path) -> Iterator[None]:
+    """A persistent JAX compilation cache for this test only: `ceiling solve` then loads the
+    programs the sweep compiled instead of compiling them again (about 15 s of the test on two
+    cores). It changes when code is compiled, never a result. `reset_cache` (private, but the
+    one way) makes a process that already compiled without a cache pick the setting up."""
+    from jax._src import compilation_cache
+
+    names = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs")
+    saved = {name: getattr(jax.config, name) for name in names}
+    jax.config.update(names[0], str(tmp_path / "jax-cache"))
+    jax.config.update(names[1], 0.0)
+    compilation_cache.reset_cache()
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            jax.config.update(name, value)
+        compilation_cache.reset_cache()
+
+
 def test_ceiling_solve_returns_the_stored_return_and_actions_of_bench_cells(
-    tmp_path: Path,
+    tmp_path: Path, compile_cache: None,
 ) -> None:
     db = tmp_path / "smoke.sqlite"
     assert main(["bench", str(SMOKE), "--db", str(db), "--quiet"]) == 0

@@ -32,8 +32,14 @@ def _fold(seed: jax.Array, tag: jax.Array, indices: jax.Array) -> jax.Array:
     return jax.vmap(lambda i: jax.random.fold_in(base, i))(indices)
 
 
+SEED_LIMIT = 2**32  # seeds are uint32, like PRNGKey's
+
+
 def search_keys(seed: int, task: str, instance_indices: Sequence[int]) -> np.ndarray:
     """Search keys [N, 2] of (seed, task, instance) for many instances in one call."""
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) \
+            or not 0 <= seed < SEED_LIMIT:
+        raise CeilingError(f"seed must be an integer in [0, 2**32), got {seed!r}")
     indices = jnp.asarray(np.asarray(instance_indices, np.uint32))
     return np.asarray(_fold(jnp.uint32(seed), jnp.uint32(task_tag(task)), indices))
 

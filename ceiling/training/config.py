@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from ceiling.errors import CeilingError
-from ceiling.policies.networks import ACTIVATIONS, ALGORITHMS
+from ceiling.policies.networks import ACTIVATIONS, ALGORITHMS, architectures
 
 # What `ceiling train --algo` accepts: the two base trainers, and COMPASS, which starts from a
 # base checkpoint (`--from`) and keeps that checkpoint's network and critic.
@@ -40,6 +40,7 @@ class PPOConfig:
     entropy_coef: float = 0.01
     value_coef: float = 0.5
     max_grad_norm: float = 0.5
+    architecture: str = "mlp"  # a registered network (ceiling.policies.networks.ARCHITECTURES)
     hidden_sizes: tuple[int, ...] = (128, 128)
     activation: str = "relu"
     eval_every: int = 500_000  # environment steps between greedy test-set evaluations
@@ -83,6 +84,9 @@ class PPOConfig:
                 f"num_envs ({self.num_envs}) must be divisible by num_minibatches "
                 f"({self.num_minibatches})"
             )
+        if self.architecture not in architectures():
+            raise CeilingError(f"architecture must be one of {', '.join(architectures())}, "
+                               f"got {self.architecture!r}")
         if self.activation not in ACTIVATIONS:
             raise CeilingError(
                 f"activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}"

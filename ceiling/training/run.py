@@ -18,7 +18,7 @@ import numpy as np
 import yaml
 
 from ceiling.errors import CeilingError
-from ceiling.policies.networks import NetworkConfig, Policy
+from ceiling.policies.networks import NetworkConfig, make_policy
 from ceiling.policies.rollout import evaluate_batch, summarise
 from ceiling.tasks import instances, make
 from ceiling.training.config import PPOConfig
@@ -77,8 +77,9 @@ def train(
         yaml.safe_dump({"task": task_name, **config.to_dict()}, sort_keys=False)
     )
 
-    network = NetworkConfig(config.algorithm, config.hidden_sizes, config.activation)
-    policy = Policy(task.spec, network)
+    network = NetworkConfig(config.algorithm, config.hidden_sizes, config.activation,
+                            architecture=config.architecture)
+    policy = make_policy(task.spec, network)
     key = jax.random.PRNGKey(config.seed)
     runner = init_runner(task, policy, config, key)
 

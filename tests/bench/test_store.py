@@ -23,7 +23,7 @@ def _row(key: str, value: float, actions: str | None = None, strategy: str = "sa
                rollouts_done=64, actions=actions)
 
 
-# The schema of version 1, as ceiling 0.x wrote it (no `results.actions`): frozen here so the
+# The schema of version 1, as ceiling wrote it before `results.actions`: frozen here so the
 # upgrade is tested against what old stores really hold.
 _SCHEMA_V1 = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);

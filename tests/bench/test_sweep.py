@@ -112,13 +112,15 @@ def test_a_cell_is_the_search_identity_of_its_seed_task_and_instance(reference) 
                     == np.asarray(search_key(1, task, instance))).all()
     _, _, db = reference
     with Store(db) as store:
-        row = next(r for r in store.rows() if r["strategy"] == "sampling" and r["seed"] == 2)
+        row = next(r for r in store.rows(actions=True)
+                   if r["strategy"] == "sampling" and r["seed"] == 2)
     checkpoint = prepared.checkpoint(load_suite(SMOKE).tasks[row["task"]][0].path)
     strategy = make_strategy("sampling", make(row["task"]), checkpoint.policy, row["width"])
     result = solve(strategy, checkpoint.params, instance_key(row["task"], row["instance"]),
                    Budget(rollouts=row["rollouts"]),
                    search_key(row["seed"], row["task"], row["instance"]))
-    assert result.solution.total_return == pytest.approx(row["total_return"], abs=1e-6)
+    assert result.solution.total_return == row["total_return"]
+    assert result.solution.actions.tolist() == row["actions"]
     assert result.rollouts == row["rollouts_done"]
 
 

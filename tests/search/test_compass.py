@@ -9,7 +9,7 @@ import pytest
 
 from ceiling.errors import CeilingError
 from ceiling.policies.networks import NetworkConfig, Policy, condition
-from ceiling.search import Budget, make_strategy, solve, solve_instances
+from ceiling.search import make_strategy
 from ceiling.search.compass import CMA_ES, cma_generation, prior_centres
 from ceiling.tasks import instances, make
 from ceiling.training.compass import select_and_record, winners_take_all
@@ -107,37 +107,6 @@ def test_prior_centres_are_spread_inside_the_box() -> None:
     distances = [np.linalg.norm(centres[i] - centres[j]) for i in range(3) for j in range(i)]
     assert min(distances) > 0.5
     np.testing.assert_array_equal(centres, prior_centres(16, 3))  # deterministic
-
-
-@pytest.mark.parametrize(("task_name", "strategy_name"), [
-    ("rware:tiny-2ag", "compass"), ("smax:3m", "compass"), ("connector:con-5x5x3a", "compass"),
-    ("connector:con-5x5x3a", "latent-sampling"),
-])
-def test_latent_strategies_replay_and_are_deterministic(task_name, strategy_name) -> None:
-    task = make(task_name)
-    base = Policy(task.spec, NetworkConfig("ippo", (16,), "relu"))
-    policy, params = condition(base, base.init(jax.random.PRNGKey(0)), 4, jax.random.PRNGKey(1))
-    params = spread(policy, params, jax.random.PRNGKey(2), 3.0)
-    strategy = make_strategy(strategy_name, task, policy, 8)
-    instance = instances(task_name, "test", 1)[0]
-    budget = Budget(rollouts=24)
-    first = solve(strategy, params, instance, budget, jax.random.PRNGKey(3))
-    second = solve(strategy, params, instance, budget, jax.random.PRNGKey(3))
-    assert first.rollouts == 24 and first.batches == 3
-    assert first.solution.verified == pytest.approx(first.solution.total_return, abs=1e-4)
-    np.testing.assert_array_equal(first.solution.actions, second.solution.actions)
-    assert [p.best_return for p in first.trace] == [p.best_return for p in second.trace]
-
-
-def test_compass_batches_over_instances_match_one_by_one(connector_task, conditioned) -> None:
-    policy, params = conditioned
-    strategy = make_strategy("compass", connector_task, policy, 8, num_distributions=2)
-    budget = Budget(rollouts=32)
-    together = solve_instances(strategy, params, KEYS, budget, jax.random.PRNGKey(0))
-    for solution in together:
-        assert solution.verified == pytest.approx(solution.total_return, abs=1e-4)
-    alone = solve(strategy, params, KEYS[0], budget, jax.random.split(jax.random.PRNGKey(0), 2)[0])
-    assert alone.solution.total_return == pytest.approx(together[0].total_return)
 
 
 def test_bad_latent_strategy_input(connector_task, small_policy, conditioned) -> None:

@@ -92,20 +92,6 @@ def test_head_scope_updates_only_the_last_layer(connector_task, small_policy) ->
         assert not np.array_equal(before["Dense_2"]["kernel"], after["Dense_2"]["kernel"])
 
 
-def test_driver_runs_are_verified_and_deterministic(small_policy, tuned) -> None:
-    _, params = small_policy
-    strategy, _ = tuned
-    budget = Budget(rollouts=3 * WIDTH)
-    first = solve(strategy, params, KEYS[1], budget, jax.random.PRNGKey(7))
-    second = solve(strategy, params, KEYS[1], budget, jax.random.PRNGKey(7))
-    assert first.batches == 3 and first.rollouts == 3 * WIDTH
-    best = [p.best_return for p in first.trace]
-    assert best == sorted(best) and first.solution.total_return == best[-1]
-    assert first.solution.verified == pytest.approx(first.solution.total_return, abs=1e-6)
-    np.testing.assert_array_equal(first.solution.actions, second.solution.actions)
-    assert [p.best_return for p in second.trace] == best
-
-
 def test_nan_parameters_stop_the_search_keeping_the_best(
     connector_task, small_policy, tuned
 ) -> None:
@@ -140,5 +126,6 @@ def test_an_overflowing_update_is_refused(connector_task, small_policy) -> None:
     assert not bool(state.inner.finite)
     assert np.isfinite(float(state.incumbent.total_return))
     for old, new in zip(jax.tree_util.tree_leaves((params, initial.inner.opt_state)),
-                        jax.tree_util.tree_leaves((state.params, state.inner.opt_state)), strict=True):
+                        jax.tree_util.tree_leaves((state.params, state.inner.opt_state)),
+                        strict=True):
         np.testing.assert_array_equal(old, new)
