@@ -63,6 +63,7 @@ def test_evaluate_errors_are_one_line_messages(tmp_path, capsys, small_policy) -
     assert "modified or corrupted" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_train_end_to_end_and_bad_input(tmp_path, capsys) -> None:
     out = tmp_path / "run"
     args = ["train", "--task", "connector:con-5x5x3a", "--algo", "mappo", "--steps", "1024",

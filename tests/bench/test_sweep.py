@@ -71,6 +71,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory, compile_cache) -> tuple[
         return suite_path, table, db
 
 
+@pytest.mark.slow
 def test_killed_sweep_resumes_to_the_same_table(tmp_path: Path, reference,
                                                 compile_cache) -> None:
     suite_path, expected, _ = reference
@@ -147,6 +148,7 @@ def test_report_from_a_sweep(tmp_path: Path, reference) -> None:
     assert main(["report", str(db), "--out", str(out)]) == 2  # no silent overwrite
 
 
+@pytest.mark.slow
 def test_ray_executor_stores_the_same_rows_as_the_local_one(
     tmp_path: Path, reference, compile_cache, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -175,6 +177,7 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@pytest.mark.slow
 def test_ray_address_joins_a_running_cluster(tmp_path: Path, reference, compile_cache) -> None:
     """`--ray-address` against a head started by `ray start` (a one-machine cluster), as a
     user on a real cluster would; same rows as the local sweep. HOME is a fresh directory, so

@@ -24,6 +24,7 @@ def test_every_required_checkpoint_is_shipped() -> None:
                 assert (directory / name).is_file(), directory / name
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", TASKS)
 @pytest.mark.parametrize("algorithm", ["ippo", "mappo"])
 def test_shipped_checkpoint_beats_random(task: str, algorithm: str) -> None:
@@ -37,6 +38,7 @@ def test_shipped_checkpoint_beats_random(task: str, algorithm: str) -> None:
         assert trained["win_rate"] >= 0.5 > random["win_rate"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", TASKS)
 def test_shipped_compass_checkpoints_have_specialised_latents(task: str) -> None:
     import jax

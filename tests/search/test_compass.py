@@ -62,6 +62,7 @@ def test_winner_takes_all_on_a_toy_batch() -> None:
     np.testing.assert_array_equal(chosen, latents[jnp.arange(3), jnp.array([1, 0, 0])])
 
 
+@pytest.mark.slow
 def test_only_the_winning_latent_is_recorded_for_training(connector_task, conditioned) -> None:
     policy, params = conditioned
     keys = instances("connector:con-5x5x3a", "train", 3, key=jax.random.PRNGKey(5))

@@ -28,6 +28,7 @@ def base_checkpoint(tmp_path_factory, small_policy):
     return save_checkpoint(tmp_path_factory.mktemp("base") / "ippo", policy, params)
 
 
+@pytest.mark.slow
 def test_compass_training_writes_a_conditioned_checkpoint(tmp_path, base_checkpoint) -> None:
     out = tmp_path / "compass"
     code = main(["train", "--task", TASK, "--algo", "compass", "--from", str(base_checkpoint),

@@ -47,6 +47,7 @@ def test_gae_matches_a_reference_loop() -> None:
     np.testing.assert_allclose(np.asarray(targets), expected + value, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("algorithm", ["ippo", "mappo"])
 def test_tiny_ppo_run_improves_the_return(connector_task, algorithm) -> None:
     config = PPOConfig(algorithm=algorithm, total_steps=120_000, **TINY)
@@ -69,6 +70,7 @@ def test_tiny_ppo_run_improves_the_return(connector_task, algorithm) -> None:
     assert train_returns[-5:].mean() > train_returns[:5].mean() + 0.5
 
 
+@pytest.mark.slow
 def test_auto_reset_restarts_only_finished_environments(connector_task) -> None:
     keys = instances("connector:con-5x5x3a", "test", 4)
     state, _ = jax.vmap(connector_task.reset)(keys)
