@@ -30,6 +30,7 @@ def test_tasks_lists_every_task_with_its_spec(capsys) -> None:
     assert "valid: rware, connector, smax" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_evaluate_prints_and_writes_json(tmp_path, capsys, small_policy) -> None:
     policy, params = small_policy
     ckpt = save_checkpoint(tmp_path / "ckpt", policy, params)
@@ -105,6 +106,7 @@ def test_usage_errors_exit_nonzero(argv) -> None:
     assert info.value.code != 0
 
 
+@pytest.mark.slow
 def test_demo_prints_a_row_per_shipped_checkpoint(monkeypatch, capsys) -> None:
     from ceiling.policies import shipped
 

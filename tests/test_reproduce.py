@@ -44,6 +44,7 @@ def compile_cache(tmp_path: Path) -> Iterator[None]:
         compilation_cache.reset_cache()
 
 
+@pytest.mark.slow
 def test_ceiling_solve_returns_the_stored_return_and_actions_of_bench_cells(
     tmp_path: Path, compile_cache: None,
 ) -> None:

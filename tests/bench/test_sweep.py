@@ -99,6 +99,7 @@ def test_killed_sweep_resumes_to_the_same_table(tmp_path: Path, reference,
         assert all(row["verified"] == 1 for row in store.rows())
 
 
+@pytest.mark.slow
 def test_a_cell_is_the_search_identity_of_its_seed_task_and_instance(reference) -> None:
     """A stored cell is `solve` from `search_key(seed, task, instance)` on
     `instance_key(task, instance)`, so `ceiling solve --seed S --instance I` replays it."""

@@ -25,6 +25,7 @@ from ceiling.policies.rollout import evaluate_batch, summarise
 from ceiling.tasks import instances
 
 
+@pytest.mark.slow
 def test_masked_actions_get_minus_infinity_and_are_never_chosen(connector_task, small_policy):
     policy, params = small_policy
     state, timestep = connector_task.reset(jax.random.PRNGKey(0))
@@ -37,6 +38,7 @@ def test_masked_actions_get_minus_infinity_and_are_never_chosen(connector_task, 
     assert not bool(jnp.any(greedy_action(logits) == 1))
 
 
+@pytest.mark.slow
 def test_mappo_critic_sees_the_global_state(connector_task):
     spec = connector_task.spec
     ippo = Policy(spec, NetworkConfig("ippo", (16,), "tanh"))
@@ -66,6 +68,7 @@ def test_bad_network_config_is_rejected(connector_task):
                    latent=jnp.zeros(4))
 
 
+@pytest.mark.slow
 def test_greedy_evaluation_is_deterministic_and_replays(connector_task, small_policy):
     policy, params = small_policy
     keys = instances("connector:con-5x5x3a", "test", 4)

@@ -62,6 +62,7 @@ def test_shipped_compass_checkpoints_have_specialised_latents(task: str) -> None
     assert float(np.asarray(returns).std(axis=1).max()) > 0.0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("task", "algorithm"), sorted(shipped_checkpoints()))
 def test_shipped_checkpoint_acts_exactly_like_its_mlp(task: str, algorithm: str) -> None:
     """Loading through the registry gives the logits of the MLP modules built by hand."""

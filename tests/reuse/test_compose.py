@@ -26,6 +26,7 @@ def _policy_value(library: Library, policy: np.ndarray, w: np.ndarray, gamma: fl
     return successor_features(library.layout(0).tables, policy, gamma).state @ w
 
 
+@pytest.mark.slow
 def test_gpi_is_at_least_every_source_policy(tiny_library: Library) -> None:
     gamma = 0.99
     for objective in ("path+gold", "path+gold+hazard+lever", "0.5,1,2,0.3"):

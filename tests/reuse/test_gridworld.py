@@ -80,6 +80,7 @@ def test_composite_reward_is_the_weighted_sum_of_components() -> None:
     assert all((tables.reward[..., i] != 0).any() for i in range(len(COMPONENTS)))
 
 
+@pytest.mark.slow
 def test_step_rules() -> None:
     layout = generate_layout(8, 2)
     arrays = layout_arrays(layout)

@@ -15,6 +15,7 @@ from ceiling.reuse.library import build_library, load_library
 from .conftest import TINY
 
 
+@pytest.mark.slow
 def test_library_stores_every_policy_with_its_record(tiny_library_path: Path) -> None:
     library = load_library(tiny_library_path, grid=8)
     assert len(library.policies) == 1 * 4 * 2 * 2  # layouts x objectives x seeds x regimes
@@ -56,6 +57,7 @@ def test_failed_build_leaves_the_previous_library_intact(
     load_library(path)
 
 
+@pytest.mark.slow
 def test_force_replaces_the_library(tiny_library_path: Path, tmp_path: Path) -> None:
     path = tmp_path / "library"
     shutil.copytree(tiny_library_path, path)
@@ -64,6 +66,7 @@ def test_force_replaces_the_library(tiny_library_path: Path, tmp_path: Path) -> 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["library"]
 
 
+@pytest.mark.slow
 def test_build_is_deterministic_by_seed(tiny_library_path: Path, tmp_path: Path) -> None:
     path = tmp_path / "again"
     build_library(path, grid=8, num_layouts=1, num_seeds=2, config=TINY)

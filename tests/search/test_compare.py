@@ -10,6 +10,7 @@ from ceiling.search import Budget
 from ceiling.search.compare import anytime_curve, compare, plot_anytime, summarise_comparison
 
 
+@pytest.mark.slow
 def test_compare_greedy_and_sampling(tmp_path, small_policy) -> None:
     policy, params = small_policy
     checkpoint = load_checkpoint(save_checkpoint(tmp_path / "ckpt", policy, params))
@@ -43,6 +44,7 @@ def test_anytime_curve_is_a_step_function_of_the_trace() -> None:
     np.testing.assert_allclose(curve[2:], [1.5, 2.0, 4.0])
 
 
+@pytest.mark.slow
 def test_compare_runs_compass_strategies_with_their_own_checkpoint(tmp_path, small_policy) -> None:
     import jax
 

@@ -32,6 +32,7 @@ def conditioned(small_policy):
     return compass_policy, spread(compass_policy, compass_params, jax.random.PRNGKey(2), 3.0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task_name", ["rware:tiny-2ag-hard", "connector:con-5x5x3a", "smax:3m"])
 def test_fresh_conditioning_leaves_the_policy_unchanged(task_name) -> None:
     spec = make(task_name).spec
@@ -83,6 +84,7 @@ def test_only_the_winning_latent_is_recorded_for_training(connector_task, condit
     assert not np.allclose(np.asarray(other), np.asarray(logits))
 
 
+@pytest.mark.slow
 def test_cma_es_improves_a_latent_objective_over_generations() -> None:
     target = jnp.linspace(-0.8, 0.8, 8)
 

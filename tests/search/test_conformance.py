@@ -51,6 +51,7 @@ CASES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("name", "family"), CASES)
 def test_strategy_contract(name: str, family: str) -> None:
     task_name = FAMILY_TASKS[family]

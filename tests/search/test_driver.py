@@ -28,6 +28,7 @@ def test_bad_budgets(kwargs, message) -> None:
         Budget(**kwargs)
 
 
+@pytest.mark.slow
 def test_an_inexact_rollout_budget_is_refused_before_anything_runs(
     connector_task, small_policy
 ) -> None:
@@ -58,6 +59,7 @@ def test_bad_strategies(connector_task, small_policy) -> None:
         make_strategy("sampling", connector_task, policy, 0)
 
 
+@pytest.mark.slow
 def test_greedy_is_the_zero_shot_rollout(connector_task, small_policy) -> None:
     policy, params = small_policy
     strategy = make_strategy("greedy", connector_task, policy, 8)
@@ -70,6 +72,7 @@ def test_greedy_is_the_zero_shot_rollout(connector_task, small_policy) -> None:
     np.testing.assert_array_equal(result.solution.actions, np.asarray(zero_shot.actions[0]))
 
 
+@pytest.mark.slow
 def test_cold_sampling_collapses_onto_the_greedy_rollout(connector_task, small_policy) -> None:
     # Exactness, determinism and replay of every strategy: tests/search/test_conformance.py.
     policy, params = small_policy
@@ -80,6 +83,7 @@ def test_cold_sampling_collapses_onto_the_greedy_rollout(connector_task, small_p
     np.testing.assert_array_equal(cold.solution.actions, greedy.solution.actions)
 
 
+@pytest.mark.slow
 def test_seconds_budget_overruns_by_at_most_one_batch(connector_task, small_policy) -> None:
     policy, params = small_policy
     strategy = make_strategy("sampling", connector_task, policy, 4)

@@ -52,6 +52,7 @@ def test_bad_options(connector_task, small_policy, options, message) -> None:
         make_strategy("finetune", connector_task, policy, WIDTH, **options)
 
 
+@pytest.mark.slow
 def test_fine_tuning_changes_the_parameters_and_never_loses_the_best(
     connector_task, small_policy, tuned
 ) -> None:
@@ -78,6 +79,7 @@ def test_fine_tuning_changes_the_parameters_and_never_loses_the_best(
     assert not np.array_equal(before["Dense_0"]["kernel"], after["Dense_0"]["kernel"])
 
 
+@pytest.mark.slow
 def test_head_scope_updates_only_the_last_layer(connector_task, small_policy) -> None:
     policy, params = small_policy
     strategy = make_strategy("finetune", connector_task, policy, WIDTH, scope="head",
@@ -116,6 +118,7 @@ def test_nan_parameters_stop_the_search_keeping_the_best(
     assert result.solution.verified == pytest.approx(result.solution.total_return, abs=1e-6)
 
 
+@pytest.mark.slow
 def test_an_overflowing_update_is_refused(connector_task, small_policy) -> None:
     policy, params = small_policy
     # Finite and positive, so it passes validation, but the first update overflows the logits.

@@ -138,6 +138,7 @@ def test_sgbs_finds_the_optimum_greedy_misses() -> None:
     assert result.batches == strategy.max_steps == 3
 
 
+@pytest.mark.slow
 def test_an_exhaustive_beam_is_exact_and_vmaps_over_instances() -> None:
     # Beam 16 x expansion 4 keeps every legal node of this tree, so SGBS must find the true
     # optimum; random masks leave some nodes fewer than 4 legal joint actions.
@@ -155,6 +156,7 @@ def test_an_exhaustive_beam_is_exact_and_vmaps_over_instances() -> None:
         assert greedy - 1e-5 <= limited.total_return <= optimum + 1e-5
 
 
+@pytest.mark.slow
 def test_sgbs_on_connector_is_verified_deterministic_and_beats_greedy(
     connector_task, small_policy
 ) -> None:

@@ -23,6 +23,7 @@ def checkpoint(tmp_path, small_policy):
     return str(save_checkpoint(tmp_path / "ckpt", policy, params))
 
 
+@pytest.mark.slow
 def test_solve_writes_a_verified_result(tmp_path, checkpoint) -> None:
     out = tmp_path / "result.json"
     args = ["solve", "--checkpoint", checkpoint, "--task", TASK,

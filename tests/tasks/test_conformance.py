@@ -56,6 +56,7 @@ def _random_episode(task, key):  # noqa: ANN001, ANN202 (a jitted helper of this
     return state, timestep, after, after_timestep
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", list(FAMILY_TASKS))
 def test_a_finished_episode_is_absorbing(family: str) -> None:
     task = make(FAMILY_TASKS[family])

@@ -98,6 +98,7 @@ def test_spec_matches_shapes(name: str) -> None:
         assert timestep.reward.shape == timestep.done.shape == timestep.won.shape == ()
 
 
+@pytest.mark.slow
 def test_masks_legal_and_match_grid(task: connector.ConnectorTask, batch: Any) -> None:
     _, _, states, _, _, _ = batch
     grid, agents, mask = states.env.grid, states.env.agents, states.timestep.action_mask

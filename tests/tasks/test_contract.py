@@ -59,6 +59,7 @@ def test_instance_set_errors() -> None:
     assert instances("smax:3m", "train", 5, key=jax.random.PRNGKey(0)).shape == (5, 2)
 
 
+@pytest.mark.slow
 def test_finished_episode_is_absorbing(connector_task) -> None:
     task = connector_task
     state, timestep = task.reset(jax.random.PRNGKey(3))
@@ -93,6 +94,7 @@ def test_observation_fields_add_up_to_the_observation(name: str) -> None:
     assert spec.observation_fields[-1] == ("agent_id", (spec.num_agents,))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["rware:tiny-2ag-hard", "connector:con-5x5x3a", "smax:3m"])
 def test_split_observation_round_trips(name: str) -> None:
     task = make(name)
@@ -113,6 +115,7 @@ def test_split_observation_round_trips(name: str) -> None:
         np.testing.assert_array_equal(numpy_parts[field], np.asarray(parts[field][0]))
 
 
+@pytest.mark.slow
 def test_observation_fields_mean_what_they_say() -> None:
     # RWARE: one direction per agent.
     rware = make("rware:tiny-2ag-hard")

@@ -84,6 +84,7 @@ def test_tiny_2ag_hard_spec_values() -> None:
     assert spec.global_state_shape == (2 * 66 + 11 * 10 + 1,)
 
 
+@pytest.mark.slow
 def test_reset_observation_mask_and_ids() -> None:
     reset, _ = _jitted(TINY)
     state, timestep = reset(jax.random.PRNGKey(3))

@@ -138,6 +138,7 @@ def test_different_keys_give_different_instances(jitted: tuple[Any, Any]) -> Non
     assert not np.array_equal(units[0].unit_positions, units[1].unit_positions)
 
 
+@pytest.mark.slow
 def test_episode_ends_and_is_absorbing(task3m: Any, episode0: list[Any]) -> None:
     trajectory = episode0
     dones = [bool(ts.done) for _, ts in trajectory]

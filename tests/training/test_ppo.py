@@ -87,6 +87,7 @@ def test_auto_reset_restarts_only_finished_environments(connector_task) -> None:
     np.testing.assert_array_equal(np.asarray(new_state.key[1:]), np.asarray(keys[1:]))
 
 
+@pytest.mark.slow
 def test_train_writes_run_directory_and_refuses_to_overwrite(tmp_path) -> None:
     config = PPOConfig(total_steps=8192, eval_every=4096, eval_instances=4, **TINY)
     out = tmp_path / "run"
@@ -123,6 +124,7 @@ def test_convergence_report() -> None:
     assert trend["relative_improvement"] == pytest.approx(0.5)
 
 
+@pytest.mark.slow
 def test_ppo_loss_live_mask_equals_dropping_the_masked_steps(connector_task, small_policy):
     policy, params = small_policy
     rng = np.random.default_rng(1)
