@@ -68,10 +68,14 @@ class MLP(nn.Module):
 
 
 class ConditionedMLP(nn.Module):
-    """`MLP` whose first hidden pre-activation also receives a low-rank map of a latent.
+    """`MLP` whose first hidden pre-activation also receives a map of a latent z.
 
-    The layer names of `MLP` are kept (Dense_0, Dense_1, ...), so a base actor's parameters
-    slot in unchanged next to the two new ones, `latent_in` and `latent_out` (zero at init).
+    `latent_rank` > 0: a low-rank map `latent_out(latent_in(z))` whose output weights start at
+    zero (the first COMPASS design, kept so its checkpoints load). `latent_rank` = 0: a
+    full-rank map `latent_full(latent_scale * z)`, no bias, so z = 0 adds nothing; the input
+    scale makes each Adam step move the latent pathway `latent_scale` times further. The layer
+    names of `MLP` are kept (Dense_0, Dense_1, ...), so a base actor's parameters slot in
+    unchanged next to the new ones.
     """
 
     hidden_sizes: Sequence[int]
@@ -79,17 +83,21 @@ class ConditionedMLP(nn.Module):
     activation: str
     head_scale: float
     latent_rank: int
+    latent_scale: float = 1.0
 
     @nn.compact
     def __call__(self, x: jax.Array, z: jax.Array) -> jax.Array:
         act = ACTIVATIONS[self.activation]
         for index, size in enumerate(self.hidden_sizes):
             h = nn.Dense(size, kernel_init=_orthogonal(np.sqrt(2)), name=f"Dense_{index}")(x)
-            if index == 0:
+            if index == 0 and self.latent_rank > 0:
                 code = nn.Dense(self.latent_rank, use_bias=False,
                                 kernel_init=_orthogonal(1.0), name="latent_in")(z)
                 h = h + nn.Dense(size, use_bias=False, kernel_init=nn.initializers.zeros,
                                  name="latent_out")(code)
+            elif index == 0:
+                h = h + nn.Dense(size, use_bias=False, kernel_init=nn.initializers.zeros,
+                                 name="latent_full")(self.latent_scale * z)
             x = act(h)
         return nn.Dense(self.out_size, kernel_init=_orthogonal(self.head_scale),
                         name=f"Dense_{len(self.hidden_sizes)}")(x)
@@ -103,8 +111,9 @@ class NetworkConfig:
     hidden_sizes: tuple[int, ...] = (128, 128)
     activation: str = "relu"
     latent_dim: int = 0  # > 0: a COMPASS latent-conditioned actor
-    latent_rank: int = 4  # rank of the latent's input map (when latent_dim > 0)
+    latent_rank: int = 4  # rank of the latent's input map (when latent_dim > 0); 0: full rank
     architecture: str = "mlp"  # a name in the architecture registry (`architectures()`)
+    latent_scale: float = 1.0  # the latent's input scale (full-rank map)
 
     @property
     def conditioned(self) -> bool:
@@ -129,9 +138,10 @@ class NetworkConfig:
             )
         if not self.hidden_sizes or any(int(h) < 1 for h in self.hidden_sizes):
             raise CeilingError(f"hidden_sizes must be positive integers, got {self.hidden_sizes}")
-        if self.latent_dim < 0 or self.latent_rank < 1:
-            raise CeilingError(f"latent_dim must be >= 0 and latent_rank >= 1, got "
-                               f"{self.latent_dim} and {self.latent_rank}")
+        if self.latent_dim < 0 or self.latent_rank < 0 or not self.latent_scale > 0:
+            raise CeilingError(f"latent_dim and latent_rank must be >= 0 (rank 0: full rank) "
+                               f"and latent_scale > 0, got {self.latent_dim}, "
+                               f"{self.latent_rank} and {self.latent_scale}")
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -143,6 +153,8 @@ class NetworkConfig:
         if self.conditioned:
             data.update(latent_dim=self.latent_dim, latent_rank=self.latent_rank,
                         latent_prior=LATENT_PRIOR)
+            if self.latent_rank == 0:
+                data["latent_scale"] = self.latent_scale
         return data
 
     @classmethod
@@ -155,6 +167,7 @@ class NetworkConfig:
             latent_dim=int(data.get("latent_dim", 0)),
             latent_rank=int(data.get("latent_rank", 4)),
             architecture=str(data.get("architecture", "mlp")),
+            latent_scale=float(data.get("latent_scale", 1.0)),
         )
 
 
@@ -275,7 +288,7 @@ class MLPPolicy(Policy):
         self.actor: nn.Module
         if config.conditioned:
             self.actor = ConditionedMLP(config.hidden_sizes, spec.num_actions, config.activation,
-                                        0.01, config.latent_rank)
+                                        0.01, config.latent_rank, config.latent_scale)
         else:
             self.actor = MLP(config.hidden_sizes, spec.num_actions, config.activation, 0.01)
         self.critic = MLP(config.hidden_sizes, 1, config.activation, 1.0)
@@ -335,12 +348,21 @@ class MLPPolicy(Policy):
 
 
 def condition(
-    policy: Policy, params: Params, latent_dim: int, key: jax.Array, latent_rank: int = 4
+    policy: Policy,
+    params: Params,
+    latent_dim: int,
+    key: jax.Array,
+    latent_rank: int = 4,
+    latent_scale: float = 1.0,
+    latent_init: float = 0.0,
 ) -> tuple[Policy, Params]:
-    """A latent-conditioned copy of an unconditioned MLP policy that acts exactly like it.
+    """A latent-conditioned copy of an unconditioned MLP policy that acts exactly like it at
+    z = 0 (and, with `latent_init` = 0, for every z).
 
-    The base actor's and critic's parameters are kept as they are; only `latent_in` (random)
-    and `latent_out` (zero) are new, so the logits are the base logits for every latent.
+    The base actor's and critic's parameters are kept as they are. With `latent_rank` > 0 the
+    new `latent_in` is random and `latent_out` zero; with `latent_rank` = 0 the full-rank
+    `latent_full` map starts at zero, or at normal weights of std `latent_init` so that
+    different latents act a little differently from the first update on.
     """
     if not isinstance(policy, MLPPolicy):
         raise CeilingError("latent conditioning is implemented for the 'mlp' architecture, "
@@ -350,11 +372,18 @@ def condition(
                            f"(latent_dim {policy.config.latent_dim})")
     if isinstance(latent_dim, bool) or not isinstance(latent_dim, int) or latent_dim < 1:
         raise CeilingError(f"latent_dim must be an integer >= 1, got {latent_dim!r}")
-    config = dataclasses.replace(policy.config, latent_dim=latent_dim, latent_rank=latent_rank)
+    if latent_init < 0:
+        raise CeilingError(f"latent_init must be >= 0, got {latent_init!r}")
+    config = dataclasses.replace(policy.config, latent_dim=latent_dim, latent_rank=latent_rank,
+                                 latent_scale=float(latent_scale))
     conditioned = make_policy(policy.spec, config)
     fresh = conditioned.init(key)
     actor = dict(fresh["actor"]["params"])
     actor.update(params["actor"]["params"])
+    if latent_rank == 0 and latent_init > 0:
+        kernel = actor["latent_full"]["kernel"]
+        actor["latent_full"] = {"kernel": latent_init * jax.random.normal(
+            jax.random.fold_in(key, 1), kernel.shape, kernel.dtype)}
     return conditioned, {"actor": {"params": actor}, "critic": params["critic"]}
 
 

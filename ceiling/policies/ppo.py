@@ -67,12 +67,15 @@ def ppo_loss(
     targets: jax.Array,
     live: jax.Array | None = None,
     latent: jax.Array | None = None,
+    normalise_advantages: bool = True,
 ) -> tuple[jax.Array, tuple[jax.Array, ...]]:
     """Clipped surrogate + clipped value loss - entropy bonus, averaged over agent-samples.
 
     `live` [T, E] (optional) marks the samples that count; the trainer's auto-reset makes every
     sample count, while fixed-horizon episodes mask the steps after the end.
-    `latent` [E, d] conditions a COMPASS policy, one latent per environment.
+    `latent` [E, d] conditions a COMPASS policy, one latent per environment. Advantages are
+    standardised over the counted samples unless `normalise_advantages` is False (COMPASS's
+    contrastive advantages are zero where nothing should be learned, and must stay zero).
     Returns the total and (policy loss, value loss, entropy, approximate KL).
     """
     log_probs = masked_log_softmax(
@@ -87,10 +90,11 @@ def ppo_loss(
         return (x * weight).sum() / count
 
     ratio = jnp.exp(log_prob - batch.log_prob)
-    advantage_mean = mean(advantages)
-    advantages = (advantages - advantage_mean) / (
-        jnp.sqrt(mean((advantages - advantage_mean) ** 2)) + 1e-8
-    )
+    if normalise_advantages:
+        advantage_mean = mean(advantages)
+        advantages = (advantages - advantage_mean) / (
+            jnp.sqrt(mean((advantages - advantage_mean) ** 2)) + 1e-8
+        )
     clip_eps = coefficients.clip_eps
     clipped = jnp.clip(ratio, 1.0 - clip_eps, 1.0 + clip_eps)
     policy_loss = -mean(jnp.minimum(ratio * advantages, clipped * advantages))

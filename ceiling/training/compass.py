@@ -1,29 +1,29 @@
 """COMPASS training: specialise the latents of a conditioned policy, winner takes all.
 
-Starting from a converged IPPO/MAPPO checkpoint, `condition` adds a latent input that starts at
-zero (the policy acts exactly like its base for every latent). Each update then:
+Starting from a converged IPPO/MAPPO checkpoint, `condition` adds a latent input z in [-1, 1]^d:
+by default a full-rank map of `latent_scale * z` into the actor's first hidden layer, no bias,
+so z = 0 is the base policy, with small random initial weights so that latents differ from the
+first update on. Each update then, as Poppy and COMPASS do for actor-critic domains:
 
 1. draws `num_envs` training instances and `num_latents` latents per instance from the prior;
-2. scores every (instance, latent) pair by one arg-max rollout, the way `compass` search will
-   score candidates at inference;
-3. per instance keeps only the best latent (winner takes all, as in Poppy and COMPASS), plays
-   one stochastic rollout of the policy with that latent, and takes the base algorithm's PPO
-   steps on those rollouts alone.
+2. plays one sampled rollout (temperature 1) of every (instance, latent) pair;
+3. per instance, the latent with the best return wins and is trained on *that same rollout*
+   (replayed from its key, so with its log-probabilities), with the contrastive advantage
+   "best return minus second best" (`compass_advantage: second`): a latent is pushed towards
+   what made it beat the other `num_latents - 1` on this instance, and an instance where the
+   best two tie teaches nothing; or "best minus the mean over latents" (`mean`), which also
+   learns from ties. No critic, no entropy bonus.
 
-Only winners are trained, so a latent improves on the instances where it already is the best,
-and different regions of the latent space drift towards different kinds of instances: that
-spread is what search in the latent space exploits. The spread of greedy returns across latents
-per instance, and best-latent against mean-latent return, are logged at every update.
+Only the latent weights learn at `latent_learning_rate`; the rest of the actor at
+`trunk_lr_scale * learning_rate` (0 by default: the trunk stays the base policy, so z = 0 acts
+exactly like it), and the critic not at all. Different regions of the latent space drift
+towards different kinds of instances: that spread is what search in the latent space exploits.
 
-Advantages come from the base checkpoint's critic through GAE (the critic keeps training on the
-winners' rollouts). The alternative, Monte-Carlo returns with the other latents' mean as the
-baseline (Poppy's choice), would need a stochastic rollout of every latent to be unbiased; the
-critic of a converged policy is a far lower-variance baseline, and the winners' policy starts
-out identical to the policy that critic was trained on.
-
-The selection rollouts are arg-max and the trained rollout is sampled: selecting on sampled
-returns would reward lucky action noise rather than the latent, and PPO needs on-policy
-samples with their log-probabilities.
+Diagnostics at every evaluation, on the fixed test instances with fixed latents: best of the
+latents with arg-max and with sampled actions, the mean latent, z = 0, the base policy's own
+sampled best-of-L (the bar to clear), the share of instances whose best two latents tie, and
+how spread the winning latents are. A low-rank conditioning (`latent_rank` > 0, the first
+design) still trains and loads.
 """
 
 from __future__ import annotations
@@ -43,13 +43,12 @@ from ceiling.errors import CeilingError
 from ceiling.policies.checkpoint import Checkpoint
 from ceiling.policies.latent import sample_prior
 from ceiling.policies.networks import Params, Policy, condition
-from ceiling.policies.ppo import gae, ppo_epochs, ppo_loss
+from ceiling.policies.ppo import adam, ppo_epochs, ppo_loss
 from ceiling.policies.rollout import Transition, record_episode, run_episode, summarise
 from ceiling.tasks import Task, instances, make
 from ceiling.tasks.instances import train_keys
 from ceiling.training.config import PPOConfig
 from ceiling.training.loop import Loop, prepare_run_dir, run_loop
-from ceiling.training.ppo import make_optimizer
 
 EVAL_KEY = 0  # the evaluation latents are the same at every evaluation and in every run
 
@@ -61,20 +60,20 @@ class CompassRunner(NamedTuple):
 
 
 class CompassMetrics(NamedTuple):
-    train_return: jax.Array  # mean return of the winners' sampled rollouts
-    best_latent_return: jax.Array  # mean over instances of the best latent's greedy return
-    mean_latent_return: jax.Array  # mean greedy return over all latents and instances
-    latent_spread: jax.Array  # mean over instances of the std of greedy returns over latents
-    latent_range: jax.Array  # mean over instances of (best - worst) latent greedy return
+    train_return: jax.Array  # mean return of the winners' sampled rollouts (= best_latent)
+    best_latent_return: jax.Array  # mean over instances of the best latent's sampled return
+    mean_latent_return: jax.Array  # mean sampled return over all latents and instances
+    latent_spread: jax.Array  # mean over instances of the std of returns over latents
+    latent_range: jax.Array  # mean over instances of (best - worst) latent return
+    tie_share: jax.Array  # share of instances whose best two latents tie (no gradient)
+    replay_match: jax.Array  # share of winners whose replayed rollout repeats its return
     policy_loss: jax.Array
-    value_loss: jax.Array
-    entropy: jax.Array
     approx_kl: jax.Array
 
 
 def steps_per_update(config: PPOConfig, task: Task) -> int:
-    """Simulated environment steps per update: every latent's scoring rollout plus the
-    winners' rollouts, each a fixed `horizon` scan."""
+    """Simulated environment steps per update: every latent's rollout plus the winners'
+    replays, each a fixed `horizon` scan."""
     return config.num_envs * (config.num_latents + 1) * task.spec.horizon
 
 
@@ -82,23 +81,57 @@ def num_compass_updates(config: PPOConfig, task: Task) -> int:
     return max(1, config.total_steps // steps_per_update(config, task))
 
 
+def latent_returns(
+    task: Task,
+    policy: Policy,
+    params: Params,
+    instance_keys: jax.Array,
+    latents: jax.Array,
+    keys: jax.Array | None = None,
+) -> tuple[jax.Array, jax.Array]:
+    """Returns and win flags [N, L] of latents [N, L, d] on instances [N, 2]: sampled with
+    `keys` [N, L, 2] (temperature 1), arg-max without."""
+    greedy = keys is None
+    keys = jnp.zeros((*latents.shape[:2], 2), jnp.uint32) if keys is None else keys
+
+    def per_instance(
+        instance_key: jax.Array, zs: jax.Array, ks: jax.Array
+    ) -> tuple[jax.Array, jax.Array]:
+        episodes = jax.vmap(lambda z, k: run_episode(
+            task, policy, params, instance_key, k, greedy=greedy, latent=z))(zs, ks)
+        return episodes.total_return, episodes.won
+
+    return jax.vmap(per_instance)(instance_keys, latents, keys)
+
+
 def greedy_latent_returns(
     task: Task, policy: Policy, params: Params, instance_keys: jax.Array, latents: jax.Array
 ) -> tuple[jax.Array, jax.Array]:
     """Arg-max returns and win flags [N, L] of latents [N, L, d] on instances [N, 2]."""
-
-    def per_instance(instance_key: jax.Array, zs: jax.Array) -> tuple[jax.Array, jax.Array]:
-        episodes = jax.vmap(lambda z: run_episode(
-            task, policy, params, instance_key, instance_key, greedy=True, latent=z))(zs)
-        return episodes.total_return, episodes.won
-
-    return jax.vmap(per_instance)(instance_keys, latents)
+    return latent_returns(task, policy, params, instance_keys, latents)
 
 
 def winners_take_all(returns: jax.Array, latents: jax.Array) -> tuple[jax.Array, jax.Array]:
     """The best latent per instance: indices [N] (first wins ties) and latents [N, d]."""
     winner = jnp.argmax(returns, axis=1)
     return winner, latents[jnp.arange(latents.shape[0]), winner]
+
+
+def contrastive_advantage(returns: jax.Array, baseline: str = "second") -> jax.Array:
+    """[N] the best return per instance of returns [N, L] minus the second best's ("second":
+    0 on a tie, so a tied instance teaches nothing) or minus the mean over latents ("mean")."""
+    top_two, _ = jax.lax.top_k(returns, 2)
+    if baseline == "mean":
+        return top_two[:, 0] - returns.mean(axis=1)
+    return top_two[:, 0] - top_two[:, 1]
+
+
+class _NoCritic(NamedTuple):
+    """COMPASS's loss coefficients: the clip of `ppo_loss`, no value loss, no entropy bonus."""
+
+    clip_eps: float
+    value_coef: float = 0.0
+    entropy_coef: float = 0.0
 
 
 def select_and_record(
@@ -109,26 +142,52 @@ def select_and_record(
     latents: jax.Array,
     key: jax.Array,
 ) -> tuple[jax.Array, jax.Array, Any, Transition, jax.Array]:
-    """Winner takes all: score latents [E, L, d] greedily, keep the best per instance, and
-    record one sampled rollout of each winner; only those rollouts reach the loss.
+    """Winner takes all on sampled rollouts: play every latent of latents [E, L, d] once,
+    keep the best per instance and replay exactly its rollout (same key) with a record.
 
-    Returns the chosen latents [E, d], all greedy returns [E, L], the winners' episodes [E],
-    their transitions time-major [T, E, ...] and the live mask [T, E].
+    Returns the winners' latents [E, d], all sampled returns [E, L], the winners' replayed
+    episodes [E], their transitions time-major [T, E, ...] and the live mask [T, E].
     """
-    returns, _ = greedy_latent_returns(task, policy, params, instance_keys, latents)
-    _, chosen = winners_take_all(returns, latents)
+    num_envs, num_latents = latents.shape[:2]
+    keys = jax.random.split(key, num_envs * num_latents).reshape(num_envs, num_latents, -1)
+    returns, _ = latent_returns(task, policy, params, instance_keys, latents, keys)
+    winner, chosen = winners_take_all(returns, latents)
+    chosen_keys = keys[jnp.arange(num_envs), winner]
     episodes, trajectories = jax.vmap(
         lambda ik, k, z: record_episode(task, policy, params, ik, k, 1.0, z)
-    )(instance_keys, jax.random.split(key, instance_keys.shape[0]), chosen)
+    )(instance_keys, chosen_keys, chosen)
     batch = jax.tree_util.tree_map(lambda x: jnp.swapaxes(x, 0, 1), trajectories.transitions)
     return chosen, returns, episodes, batch, trajectories.live.T
+
+
+def make_compass_optimizer(config: PPOConfig, num_updates: int) -> optax.GradientTransformation:
+    """Adam on the latent weights at `latent_learning_rate`, on the rest of the actor at
+    `trunk_lr_scale * learning_rate` (frozen at 0); the critic is not trained."""
+    steps = num_updates * config.num_epochs * config.num_minibatches
+    decay = steps if config.anneal_lr else None
+    latent = adam(config.latent_learning_rate, config.max_grad_norm, decay)
+    trunk = (adam(config.learning_rate * config.trunk_lr_scale, config.max_grad_norm, decay)
+             if config.trunk_lr_scale > 0 else optax.set_to_zero())
+
+    def labels(params: Params) -> Any:
+        def label(path: Any, _: Any) -> str:
+            names = [str(getattr(k, "key", "")) for k in path]
+            if names[0] != "actor":
+                return "frozen"
+            return "latent" if any(n.startswith("latent_") for n in names) else "trunk"
+
+        return jax.tree_util.tree_map_with_path(label, params)
+
+    return optax.multi_transform(
+        {"latent": latent, "trunk": trunk, "frozen": optax.set_to_zero()}, labels)
 
 
 def make_compass_update(
     task: Task, policy: Policy, config: PPOConfig, num_updates: int
 ) -> Callable[[CompassRunner], tuple[CompassRunner, CompassMetrics]]:
-    optimizer = make_optimizer(config, num_updates)
+    optimizer = make_compass_optimizer(config, num_updates)
     num_envs, num_latents = config.num_envs, config.num_latents
+    coefficients = _NoCritic(config.clip_eps)
 
     def update(runner: CompassRunner) -> tuple[CompassRunner, CompassMetrics]:
         key, instance_key, latent_key, record_key, epoch_key = jax.random.split(runner.key, 5)
@@ -136,28 +195,32 @@ def make_compass_update(
         latents = sample_prior(latent_key, (num_envs, num_latents, policy.config.latent_dim))
         chosen, returns, episodes, batch, live = select_and_record(
             task, policy, runner.params, instance_keys, latents, record_key)
-        # Every episode has ended by the horizon, so no bootstrap value is needed.
-        advantages, targets = gae(batch, jnp.zeros_like(batch.value[0]), config.gamma,
-                                  config.gae_lambda)
+        # The same advantage at every step of the winner's episode, in units of the spread of
+        # returns (Adam makes the overall scale moot; this keeps tasks comparable).
+        advantage = (contrastive_advantage(returns, config.compass_advantage)
+                     / (returns.std() + 1e-8))
+        advantages = jnp.broadcast_to(advantage[None, :, None], batch.value.shape)
 
         def loss(params: Params, indices: jax.Array) -> tuple[jax.Array, tuple[jax.Array, ...]]:
             take = lambda x: x[:, indices]  # noqa: E731  (environments; time kept whole)
-            return ppo_loss(policy, config, params, jax.tree_util.tree_map(take, batch),
-                            take(advantages), take(targets), live=take(live),
-                            latent=chosen[indices])
+            return ppo_loss(policy, coefficients, params, jax.tree_util.tree_map(take, batch),
+                            take(advantages), take(batch.value), live=take(live),
+                            latent=chosen[indices], normalise_advantages=False)
 
         params, opt_state, aux = ppo_epochs(
             loss, optimizer, runner.params, runner.opt_state, epoch_key, num_envs,
             config.num_epochs, config.num_minibatches)
-        policy_loss, value_loss, entropy, approx_kl = (x.mean() for x in aux)
+        policy_loss, _, _, approx_kl = (x.mean() for x in aux)
+        best = returns.max(axis=1)
         metrics = CompassMetrics(
             train_return=episodes.total_return.mean(),
-            best_latent_return=returns.max(axis=1).mean(),
+            best_latent_return=best.mean(),
             mean_latent_return=returns.mean(),
             latent_spread=returns.std(axis=1).mean(),
-            latent_range=(returns.max(axis=1) - returns.min(axis=1)).mean(),
-            policy_loss=policy_loss, value_loss=value_loss, entropy=entropy,
-            approx_kl=approx_kl,
+            latent_range=(best - returns.min(axis=1)).mean(),
+            tie_share=(contrastive_advantage(returns) == 0).mean(),
+            replay_match=(jnp.abs(episodes.total_return - best) < 1e-4).mean(),
+            policy_loss=policy_loss, approx_kl=approx_kl,
         )
         return CompassRunner(params, opt_state, key), metrics
 
@@ -177,31 +240,61 @@ def compass_policy(
                 f"asks for latent_dim {config.latent_dim}; set latent_dim={network.latent_dim} "
                 "or start from an unconditioned IPPO/MAPPO checkpoint")
         return base.policy, base.params
-    return condition(base.policy, base.params, config.latent_dim, key, config.latent_rank)
+    return condition(base.policy, base.params, config.latent_dim, key, config.latent_rank,
+                     config.latent_scale, config.latent_init)
 
 
 def make_evaluate(
-    task: Task, policy: Policy, test_keys: jax.Array, latents: jax.Array
+    task: Task,
+    policy: Policy,
+    test_keys: jax.Array,
+    latents: jax.Array,
+    base: tuple[Policy, Params] | None = None,
 ) -> Callable[[Params], dict[str, Any]]:
-    """Greedy test returns: the best of the fixed evaluation latents per instance (what a
-    search over those latents would return), the mean over latents, and the prior's centre."""
+    """Test-set diagnostics with the fixed evaluation latents [L, d]: the best latent per
+    instance with arg-max actions (the summary's return: what a search over those latents
+    finds) and with sampled ones, the mean latent, z = 0, the share of instances whose best two
+    latents tie, the spread of the winning latents (their mean per-dimension std over
+    instances, in units of the prior's), and the bar to clear: the `base` policy's own best of
+    L sampled rollouts per instance (computed once)."""
+    count = test_keys.shape[0]
+    per_instance = jnp.broadcast_to(latents, (count, *latents.shape))
+    keys = jax.random.split(jax.random.PRNGKey(EVAL_KEY), count * latents.shape[0]).reshape(
+        count, latents.shape[0], 2)
 
     @jax.jit
-    def returns(params: Params) -> tuple[jax.Array, jax.Array, jax.Array]:
-        per_instance = jnp.broadcast_to(latents, (test_keys.shape[0], *latents.shape))
-        totals, wins = greedy_latent_returns(task, policy, params, test_keys, per_instance)
-        zero = jnp.zeros((test_keys.shape[0], 1, latents.shape[-1]))
-        zero_totals, _ = greedy_latent_returns(task, policy, params, test_keys, zero)
-        return totals, wins, zero_totals[:, 0]
+    def returns(params: Params) -> tuple[jax.Array, ...]:
+        totals, wins = latent_returns(task, policy, params, test_keys, per_instance)
+        sampled, _ = latent_returns(task, policy, params, test_keys, per_instance, keys)
+        zero = jnp.zeros((count, 1, latents.shape[-1]))
+        zero_totals, _ = latent_returns(task, policy, params, test_keys, zero)
+        return totals, wins, sampled, zero_totals[:, 0]
+
+    base_best = None
+    if base is not None:
+        base_policy, base_params = base
+        episodes = jax.jit(jax.vmap(jax.vmap(
+            lambda ik, k: run_episode(task, base_policy, base_params, ik, k, greedy=False),
+            (None, 0))))(test_keys, keys)
+        base_best = float(np.asarray(episodes.total_return).max(axis=1).mean())
+    prior_std = 1.0 / np.sqrt(3.0)  # of the uniform [-1, 1]
 
     def evaluate(params: Params) -> dict[str, Any]:
-        totals, wins, zero_totals = (np.asarray(x) for x in returns(params))
+        totals, wins, sampled, zero_totals = (np.asarray(x) for x in returns(params))
         best = totals.argmax(axis=1)
         rows = np.arange(totals.shape[0])
         summary = summarise(totals[rows, best],
                             wins[rows, best] if task.spec.has_win else None)
-        summary["zero_latent_return"] = float(zero_totals.mean())
-        summary["mean_latent_return"] = float(totals.mean())
+        ordered = np.sort(totals, axis=1)
+        summary.update(
+            zero_latent_return=float(zero_totals.mean()),
+            mean_latent_return=float(totals.mean()),
+            sampled_best_return=float(sampled.max(axis=1).mean()),
+            tie_share=float((ordered[:, -1] == ordered[:, -2]).mean()),
+            winner_spread=float(np.asarray(latents)[best].std(axis=0).mean() / prior_std),
+        )
+        if base_best is not None:
+            summary["base_sampled_best_return"] = base_best
         return summary
 
     return evaluate
@@ -217,9 +310,8 @@ def plot_compass_curve(records: list[dict[str, Any]], title: str, path: Path) ->
     train = [r for r in records if "best_latent_return" in r]
     if train:
         steps = [r["step"] for r in train]
-        for field, label in (("best_latent_return", "best latent per instance (greedy)"),
-                             ("mean_latent_return", "mean over latents (greedy)"),
-                             ("train_return", "winners, sampled actions")):
+        for field, label in (("best_latent_return", "best latent per instance (sampled)"),
+                             ("mean_latent_return", "mean over latents (sampled)")):
             ax.plot(steps, [r[field] for r in train], label=label, alpha=0.8)
         spread_ax.plot(steps, [r["latent_spread"] for r in train], label="std over latents")
         spread_ax.plot(steps, [r["latent_range"] for r in train], label="best - worst latent")
@@ -229,11 +321,22 @@ def plot_compass_curve(records: list[dict[str, Any]], title: str, path: Path) ->
                 markersize=3, label="test: best of eval latents")
         ax.plot([r["step"] for r in evals], [r["eval_zero_latent_return"] for r in evals],
                 "s--", markersize=3, label="test: z = 0")
+        if "eval_sampled_best_return" in evals[-1]:
+            ax.plot([r["step"] for r in evals], [r["eval_sampled_best_return"] for r in evals],
+                    "^-", markersize=3, label="test: best of eval latents, sampled")
+        if "eval_base_sampled_best_return" in evals[-1]:
+            ax.axhline(evals[-1]["eval_base_sampled_best_return"], color="grey", ls=":",
+                       label="test: base policy, best of as many samples")
+        if "eval_tie_share" in evals[-1]:
+            spread_ax.plot([r["step"] for r in evals], [r["eval_tie_share"] for r in evals],
+                           "o-", markersize=3, label="test: share of tied instances")
+            spread_ax.plot([r["step"] for r in evals], [r["eval_winner_spread"] for r in evals],
+                           "s-", markersize=3, label="test: spread of winning latents / prior")
     ax.set_title(title, fontsize=9)
     ax.set_xlabel("simulated environment steps")
     ax.set_ylabel("team return (lines: training instances; markers: test)")
-    spread_ax.set_title("latent specialisation: spread of greedy returns per instance",
-                        fontsize=9)
+    spread_ax.set_title("latent specialisation (lines: spread of returns over latents, "
+                        "training instances)", fontsize=9)
     spread_ax.set_xlabel("simulated environment steps")
     for axis in (ax, spread_ax):
         axis.grid(alpha=0.3)
@@ -270,13 +373,14 @@ def train_compass(
 
     num_updates = num_compass_updates(config, task)
     per_update = steps_per_update(config, task)
-    optimizer = make_optimizer(config, num_updates)
+    optimizer = make_compass_optimizer(config, num_updates)
     runner = CompassRunner(params, optimizer.init(params), key)
     update = jax.jit(make_compass_update(task, policy, config, num_updates))
     test_keys = instances(task_name, "test", config.eval_instances)
     eval_latents = sample_prior(jax.random.PRNGKey(EVAL_KEY),
                                 (config.num_latents, policy.config.latent_dim))
-    evaluate = make_evaluate(task, policy, test_keys, eval_latents)
+    base_pair = None if base.policy.config.conditioned else (base.policy, base.params)
+    evaluate = make_evaluate(task, policy, test_keys, eval_latents, base_pair)
 
     start = time.perf_counter()
     compiled = update.lower(runner).compile()

@@ -21,6 +21,7 @@ from ceiling.policies.networks import ACTIVATIONS, ALGORITHMS, architectures
 # What `ceiling train --algo` accepts: the two base trainers, and COMPASS, which starts from a
 # base checkpoint (`--from`) and keeps that checkpoint's network and critic.
 TRAIN_ALGORITHMS = (*ALGORITHMS, "compass")
+COMPASS_ADVANTAGES = ("second", "mean")  # the baseline the winning latent is compared with
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,7 +51,12 @@ class PPOConfig:
     # training instances and trains the best one per instance (winner takes all).
     num_latents: int = 64
     latent_dim: int = 16
-    latent_rank: int = 4
+    latent_rank: int = 0  # 0: a full-rank latent input (rank 4 was the first design)
+    latent_scale: float = 10.0  # the latent's input scale (full rank)
+    latent_init: float = 0.01  # std of the full-rank latent weights at the start
+    latent_learning_rate: float = 1e-3  # Adam rate of the latent weights
+    trunk_lr_scale: float = 0.0  # the rest of the actor learns at this x learning_rate
+    compass_advantage: str = "second"  # winner's return minus the second best's, or the "mean"
 
     @property
     def steps_per_update(self) -> int:
@@ -71,8 +77,12 @@ class PPOConfig:
             )
         for name in ("total_steps", "num_envs", "rollout_length", "num_epochs",
                      "num_minibatches", "learning_rate", "max_grad_norm", "eval_every",
-                     "eval_instances", "num_latents", "latent_dim", "latent_rank"):
+                     "eval_instances", "num_latents", "latent_dim", "latent_scale",
+                     "latent_learning_rate"):
             positive(name)
+        for name in ("latent_rank", "latent_init", "trunk_lr_scale"):
+            if getattr(self, name) < 0:
+                raise CeilingError(f"{name} must be non-negative, got {getattr(self, name)!r}")
         for name in ("gamma", "gae_lambda"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise CeilingError(f"{name} must be in [0, 1], got {getattr(self, name)!r}")
@@ -84,6 +94,9 @@ class PPOConfig:
                 f"num_envs ({self.num_envs}) must be divisible by num_minibatches "
                 f"({self.num_minibatches})"
             )
+        if self.compass_advantage not in COMPASS_ADVANTAGES:
+            raise CeilingError(f"compass_advantage must be one of "
+                               f"{', '.join(COMPASS_ADVANTAGES)}, got {self.compass_advantage!r}")
         if self.architecture not in architectures():
             raise CeilingError(f"architecture must be one of {', '.join(architectures())}, "
                                f"got {self.architecture!r}")

@@ -12,7 +12,7 @@ from ceiling.policies.networks import NetworkConfig, Policy, condition
 from ceiling.search import make_strategy
 from ceiling.search.compass import CMA_ES, cma_generation, prior_centres
 from ceiling.tasks import instances, make
-from ceiling.training.compass import select_and_record, winners_take_all
+from ceiling.training.compass import winners_take_all
 
 KEYS = instances("connector:con-5x5x3a", "test", 2)
 
@@ -61,27 +61,6 @@ def test_winner_takes_all_on_a_toy_batch() -> None:
     winner, chosen = winners_take_all(returns, latents)
     np.testing.assert_array_equal(winner, [1, 0, 0])  # ties: the first latent
     np.testing.assert_array_equal(chosen, latents[jnp.arange(3), jnp.array([1, 0, 0])])
-
-
-@pytest.mark.slow
-def test_only_the_winning_latent_is_recorded_for_training(connector_task, conditioned) -> None:
-    policy, params = conditioned
-    keys = instances("connector:con-5x5x3a", "train", 3, key=jax.random.PRNGKey(5))
-    latents = jax.random.uniform(jax.random.PRNGKey(6), (3, 6, 8), minval=-1, maxval=1)
-    chosen, returns, _, batch, live = select_and_record(
-        connector_task, policy, params, keys, latents, jax.random.PRNGKey(7))
-    best = np.argmax(np.asarray(returns), axis=1)
-    np.testing.assert_array_equal(chosen, np.asarray(latents)[np.arange(3), best])
-    # The recorded log-probabilities are those of the winner's latent, not another one's.
-    logits = policy.act(params, batch.observation, batch.action_mask, chosen)
-    log_prob = jnp.take_along_axis(jax.nn.log_softmax(jnp.where(
-        jnp.isfinite(logits), logits, -1e9)), batch.action[..., None], -1)[..., 0]
-    weight = np.asarray(live)[..., None]
-    np.testing.assert_allclose(np.asarray(log_prob) * weight,
-                               np.asarray(batch.log_prob) * weight, atol=1e-5)
-    loser = np.asarray(latents)[np.arange(3), (best + 1) % 6]
-    other = policy.act(params, batch.observation, batch.action_mask, jnp.asarray(loser))
-    assert not np.allclose(np.asarray(other), np.asarray(logits))
 
 
 @pytest.mark.slow

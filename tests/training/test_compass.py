@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -12,7 +13,8 @@ from ceiling.cli import main
 from ceiling.errors import CeilingError
 from ceiling.policies.checkpoint import load_checkpoint, save_checkpoint
 from ceiling.policies.networks import condition
-from ceiling.training.compass import compass_policy
+from ceiling.tasks import instances
+from ceiling.training.compass import compass_policy, contrastive_advantage, select_and_record
 from ceiling.training.config import resolve_config
 
 TASK = "connector:con-5x5x3a"
@@ -42,18 +44,29 @@ def test_compass_training_writes_a_conditioned_checkpoint(tmp_path, base_checkpo
     for record in trained:
         assert record["best_latent_return"] >= record["mean_latent_return"] - 1e-6
         assert record["latent_range"] >= 0 and record["latent_spread"] >= 0
-    assert "eval_zero_latent_return" in records[0]
+    for field in ("eval_zero_latent_return", "eval_sampled_best_return", "eval_tie_share",
+                  "eval_winner_spread", "eval_base_sampled_best_return"):
+        assert field in records[0]
+    # The winner is trained on the very rollout that won.
+    assert all(record["replay_match"] == 1.0 for record in trained)
 
     checkpoint = load_checkpoint(out / "last", task=TASK)
     assert checkpoint.manifest["algorithm"] == "compass"
     assert checkpoint.manifest["network"]["latent_dim"] == 4
     assert checkpoint.manifest["network"]["latent_prior"] == "uniform[-1, 1]"
     base = load_checkpoint(base_checkpoint)
-    # Training moved the latent weights away from zero and kept the base network's shapes.
-    latent_out = np.asarray(checkpoint.params["actor"]["params"]["latent_out"]["kernel"])
-    assert np.abs(latent_out).max() > 0
-    assert checkpoint.params["actor"]["params"]["Dense_0"]["kernel"].shape == \
-        base.params["actor"]["params"]["Dense_0"]["kernel"].shape
+    # Only the latent pathway learned: a full-rank map, non-zero; the trunk and the critic are
+    # the base's, so z = 0 acts exactly like the base policy.
+    actor = checkpoint.params["actor"]["params"]
+    assert np.abs(np.asarray(actor["latent_full"]["kernel"])).max() > 0
+    for layer, weights in base.params["actor"]["params"].items():
+        for name, value in weights.items():
+            np.testing.assert_array_equal(np.asarray(actor[layer][name]), np.asarray(value))
+    observation = jax.random.normal(jax.random.PRNGKey(0), (3, *base.policy.spec.observation_shape))
+    mask = np.ones((3, base.policy.spec.num_actions), bool)
+    np.testing.assert_array_equal(
+        np.asarray(checkpoint.policy.act(checkpoint.params, observation, mask)),
+        np.asarray(base.policy.act(base.params, observation, mask)))
 
     # The result searches with compass from the command line, verified.
     result_path = tmp_path / "result.json"
@@ -94,3 +107,35 @@ def test_latent_size_mismatch_is_an_error(small_policy) -> None:
     same = resolve_config(TASK, "compass", overrides={"latent_dim": 8})
     kept_policy, kept_params = compass_policy(checkpoint, same, jax.random.PRNGKey(0))
     assert kept_policy == conditioned and kept_params is conditioned_params
+
+
+def test_contrastive_advantage_skips_ties_or_compares_with_the_mean() -> None:
+    returns = jnp.array([[1.0, 3.0, 2.0], [2.0, 2.0, 0.0], [5.0, 1.0, 0.0]])
+    np.testing.assert_allclose(contrastive_advantage(returns), [1.0, 0.0, 4.0])
+    np.testing.assert_allclose(contrastive_advantage(returns, "mean"),
+                               [1.0, 2.0 - 4.0 / 3.0, 3.0], rtol=1e-6)
+
+
+@pytest.mark.slow
+def test_the_winner_is_trained_on_the_rollout_that_won(connector_task, small_policy) -> None:
+    base_policy, base_params = small_policy
+    policy, params = condition(base_policy, base_params, 8, jax.random.PRNGKey(1), 0, 10.0, 0.05)
+    keys = instances(TASK, "train", 3, key=jax.random.PRNGKey(5))
+    latents = jax.random.uniform(jax.random.PRNGKey(6), (3, 6, 8), minval=-1, maxval=1)
+    chosen, returns, episodes, batch, live = select_and_record(
+        connector_task, policy, params, keys, latents, jax.random.PRNGKey(7))
+    best = np.argmax(np.asarray(returns), axis=1)
+    np.testing.assert_array_equal(chosen, np.asarray(latents)[np.arange(3), best])
+    # The recorded episode is the winning sampled rollout itself, replayed from its key.
+    np.testing.assert_allclose(np.asarray(episodes.total_return),
+                               np.asarray(returns).max(axis=1), atol=1e-5)
+    # Its log-probabilities are those of the winner's latent, not another one's.
+    logits = policy.act(params, batch.observation, batch.action_mask, chosen)
+    log_prob = jnp.take_along_axis(jax.nn.log_softmax(jnp.where(
+        jnp.isfinite(logits), logits, -1e9)), batch.action[..., None], -1)[..., 0]
+    weight = np.asarray(live)[..., None]
+    np.testing.assert_allclose(np.asarray(log_prob) * weight,
+                               np.asarray(batch.log_prob) * weight, atol=1e-5)
+    loser = np.asarray(latents)[np.arange(3), (best + 1) % 6]
+    other = policy.act(params, batch.observation, batch.action_mask, jnp.asarray(loser))
+    assert not np.allclose(np.asarray(other), np.asarray(logits))
