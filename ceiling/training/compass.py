@@ -310,8 +310,8 @@ def plot_compass_curve(records: list[dict[str, Any]], title: str, path: Path) ->
     train = [r for r in records if "best_latent_return" in r]
     if train:
         steps = [r["step"] for r in train]
-        for field, label in (("best_latent_return", "best latent per instance (sampled)"),
-                             ("mean_latent_return", "mean over latents (sampled)")):
+        for field, label in (("best_latent_return", "training: best latent, sampled"),
+                             ("mean_latent_return", "training: mean over latents, sampled")):
             ax.plot(steps, [r[field] for r in train], label=label, alpha=0.8)
         spread_ax.plot(steps, [r["latent_spread"] for r in train], label="std over latents")
         spread_ax.plot(steps, [r["latent_range"] for r in train], label="best - worst latent")
@@ -334,13 +334,12 @@ def plot_compass_curve(records: list[dict[str, Any]], title: str, path: Path) ->
                            "s-", markersize=3, label="test: spread of winning latents / prior")
     ax.set_title(title, fontsize=9)
     ax.set_xlabel("simulated environment steps")
-    ax.set_ylabel("team return (lines: training instances; markers: test)")
-    spread_ax.set_title("latent specialisation (lines: spread of returns over latents, "
-                        "training instances)", fontsize=9)
+    ax.set_ylabel("team return")
+    spread_ax.set_title("latent specialisation (lines: training instances)", fontsize=9)
     spread_ax.set_xlabel("simulated environment steps")
     for axis in (ax, spread_ax):
         axis.grid(alpha=0.3)
-        axis.legend(fontsize=7)
+        axis.legend(fontsize=7, loc="best", framealpha=0.8)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
