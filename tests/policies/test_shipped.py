@@ -92,7 +92,7 @@ def test_shipped_checkpoint_acts_exactly_like_its_mlp(task: str, algorithm: str)
     conditioned = "latent_dim" in network
     if conditioned:
         actor = ConditionedMLP(hidden, spec.num_actions, network["activation"], 0.01,
-                               network["latent_rank"])
+                               network["latent_rank"], network.get("latent_scale", 1.0))
     else:
         actor = MLP(hidden, spec.num_actions, network["activation"], 0.01)
     for z in ([None, 0.0, 0.5] if conditioned else [None]):
