@@ -7,9 +7,9 @@ those rollouts, on every parameter or, with `scope="head"`, on the last layer of
 and critic only. With `imitation_coef > 0` the loss also pulls the policy towards the
 incumbent's actions along the incumbent's trajectory, as efficient active search does. A
 guard inside the jitted step keeps the previous parameters whenever an update would make the
-parameters or logits non-finite and clears `state.finite`; `FineTune.check`, which the driver
-calls after every batch, turns that into a `CeilingError`, and the driver stops with the best
-solution found so far.
+parameters or logits non-finite and clears `state.inner.finite`; `FineTune.check`, which the
+driver calls after every batch, turns that into a `CeilingError`, and the driver stops with the
+best solution found so far.
 """
 
 from __future__ import annotations
