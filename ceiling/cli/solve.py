@@ -14,8 +14,6 @@ from ceiling import __version__
 from ceiling.cli.common import console, parse_assignments, refuse_existing, write_json
 from ceiling.errors import CeilingError
 
-SEED_LIMIT = 2**32  # search keys fold the seed in as a uint32
-
 # Shorthands for `--option NAME=VALUE`: `--NAME` sets option NAME, and `--STRATEGY-NAME` sets
 # option NAME of STRATEGY only. Values are typed and checked where `--option` values are.
 SHORTHANDS = {
@@ -87,6 +85,8 @@ def cmd_solve(args: argparse.Namespace) -> int:
     search.strategy_class(args.strategy)
     if args.out:
         refuse_existing(args.out, args.force)
+    from ceiling.search.identity import SEED_LIMIT
+
     if not 0 <= args.seed < SEED_LIMIT:
         raise CeilingError(f"--seed must be an integer in [0, 2**32), got {args.seed}")
     instance = search.instance_key(args.task, args.instance)

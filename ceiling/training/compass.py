@@ -104,13 +104,6 @@ def latent_returns(
     return jax.vmap(per_instance)(instance_keys, latents, keys)
 
 
-def greedy_latent_returns(
-    task: Task, policy: Policy, params: Params, instance_keys: jax.Array, latents: jax.Array
-) -> tuple[jax.Array, jax.Array]:
-    """Arg-max returns and win flags [N, L] of latents [N, L, d] on instances [N, 2]."""
-    return latent_returns(task, policy, params, instance_keys, latents)
-
-
 def winners_take_all(returns: jax.Array, latents: jax.Array) -> tuple[jax.Array, jax.Array]:
     """The best latent per instance: indices [N] (first wins ties) and latents [N, d]."""
     winner = jnp.argmax(returns, axis=1)

@@ -46,7 +46,7 @@ def test_shipped_compass_checkpoints_have_specialised_latents(task: str) -> None
 
     from ceiling.search.compass import sample_prior
     from ceiling.tasks import instances, make
-    from ceiling.training.compass import greedy_latent_returns
+    from ceiling.training.compass import latent_returns
 
     checkpoint = load_checkpoint(shipped_checkpoint(task, "compass"), task=task)
     config = checkpoint.policy.config
@@ -57,7 +57,7 @@ def test_shipped_compass_checkpoints_have_specialised_latents(task: str) -> None
     # Different latents are different policies: their greedy returns differ on test instances.
     keys = instances(task, "test", 8)
     latents = sample_prior(jax.random.PRNGKey(1), (8, 16, 16))
-    returns, _ = greedy_latent_returns(make(task), checkpoint.policy, checkpoint.params, keys,
+    returns, _ = latent_returns(make(task), checkpoint.policy, checkpoint.params, keys,
                                        latents)
     assert float(np.asarray(returns).std(axis=1).max()) > 0.0
 
