@@ -13,9 +13,10 @@ from ceiling.errors import CeilingError
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("train", help="train an IPPO, MAPPO or COMPASS policy on a task")
-    p.add_argument("--task", required=True, help="task name, e.g. rware:tiny-2ag-hard")
-    p.add_argument("--algo", required=True,
-                   help="ippo, mappo, or compass (latent-conditioned, needs --from)")
+    p.add_argument("--task", help="task name, e.g. rware:tiny-2ag-hard (required unless "
+                   "--resume)")
+    p.add_argument("--algo", help="ippo, mappo, or compass (latent-conditioned, needs --from); "
+                   "required unless --resume")
     p.add_argument("--from", dest="from_checkpoint", metavar="CHECKPOINT",
                    help="COMPASS: the converged IPPO/MAPPO checkpoint to condition and train")
     p.add_argument("--steps", help="environment steps, e.g. 20M (default: the config's)")
@@ -25,6 +26,9 @@ def add_parser(sub: Any) -> None:
                    help="override one PPO field, e.g. --set num_envs=128 (repeatable)")
     p.add_argument("--seed", type=int)
     p.add_argument("--force", action="store_true", help="replace an existing run directory")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the interrupted run in --out with its own config.yaml "
+                   "(training saves resume state at every evaluation and every minute)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)
 
@@ -34,6 +38,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     from ceiling.training.config import parse_scalar, resolve_config
     from ceiling.training.run import train
 
+    if args.resume:
+        resume_arguments(args)
+    elif args.task is None or args.algo is None:
+        raise CeilingError("ceiling train needs --task and --algo (or --resume --out RUN_DIR "
+                           "to continue an interrupted run)")
     make(args.task)  # unknown task: fail before anything else
     if args.algo == "compass" and args.from_checkpoint is None:
         raise CeilingError("--algo compass trains latents on top of a converged policy: pass "
@@ -50,16 +59,20 @@ def cmd_train(args: argparse.Namespace) -> int:
         overrides["total_steps"] = parse_scalar(args.steps)
     if args.seed is not None:
         overrides["seed"] = args.seed
-    config = resolve_config(args.task, args.algo, args.config, overrides)
+    if args.resume:
+        config = resolve_config(args.task, args.algo, None, args.stored_config)
+    else:
+        config = resolve_config(args.task, args.algo, args.config, overrides)
     out = Path(args.out)
-    if out.exists() and not args.force:
-        raise CeilingError(f"run directory {out} already exists; pass --force to replace it")
+    if out.exists() and not (args.force or args.resume):
+        raise CeilingError(f"run directory {out} already exists; pass --force to replace it, "
+                           "or --resume to continue it")
 
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     err = console(stderr=True)
-    err.print(f"training {config.algorithm} on {args.task} for {config.total_steps:,} steps "
-              f"({config.num_envs} envs) -> {out}")
+    err.print(f"{'resuming' if args.resume else 'training'} {config.algorithm} on {args.task} "
+              f"for {config.total_steps:,} steps ({config.num_envs} envs) -> {out}")
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
                   TimeRemainingColumn(), console=err, transient=False,
                   disable=args.quiet) as progress:
@@ -77,13 +90,21 @@ def cmd_train(args: argparse.Namespace) -> int:
             progress.update(bar, completed=record["step"], total=record["total_steps"],
                             description="training", info=info)
 
-        if base is not None:
-            from ceiling.training.compass import train_compass
+        try:
+            if base is not None:
+                from ceiling.training.compass import train_compass
 
-            report = train_compass(args.task, config, base, out, force=args.force,
-                                   on_progress=on_progress)
-        else:
-            report = train(args.task, config, out, force=args.force, on_progress=on_progress)
+                report = train_compass(args.task, config, base, out, force=args.force,
+                                       on_progress=on_progress, resume=args.resume)
+            else:
+                report = train(args.task, config, out, force=args.force,
+                               on_progress=on_progress, resume=args.resume)
+        except KeyboardInterrupt:
+            from ceiling.training.loop import RESUME_DIR
+
+            if (out / RESUME_DIR).exists():
+                err.print(f"stopped; continue with: ceiling train --resume --out {out}")
+            raise
     final = report["final_eval"]
     converged = report.get("converged")
     err.print(
@@ -100,3 +121,30 @@ def cmd_train(args: argparse.Namespace) -> int:
         )
     err.print(f"checkpoints: {out / 'best'}  {out / 'last'}")
     return 0
+
+
+def resume_arguments(args: argparse.Namespace) -> None:
+    """Fill task, algorithm, base checkpoint and config from the run directory's config.yaml;
+    flags that would change the run are refused."""
+    import yaml
+
+    changing = [flag for flag, value in (("--config", args.config), ("--set", args.set),
+                                         ("--steps", args.steps), ("--seed", args.seed),
+                                         ("--force", args.force or None)) if value]
+    if changing:
+        raise CeilingError(f"--resume continues a run with its own config.yaml; drop "
+                           f"{', '.join(changing)}")
+    path = Path(args.out) / "config.yaml"
+    if not path.exists():
+        raise CeilingError(f"cannot resume {args.out}: no run was started there "
+                           f"({path} is missing)")
+    stored = yaml.safe_load(path.read_text())
+    for flag, field, value in (("--task", "task", args.task), ("--algo", "algorithm", args.algo),
+                               ("--from", "from", args.from_checkpoint)):
+        if value is not None and value != stored.get(field):
+            raise CeilingError(f"{flag} {value} does not match the run in {args.out} "
+                               f"({field}: {stored.get(field)})")
+    args.task, args.algo = stored.pop("task"), stored["algorithm"]
+    args.from_checkpoint = stored.pop("from", None)
+    stored.pop("base_algorithm", None)
+    args.stored_config = stored

@@ -37,7 +37,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-import yaml
 
 from ceiling.errors import CeilingError
 from ceiling.policies.checkpoint import Checkpoint
@@ -48,7 +47,7 @@ from ceiling.policies.rollout import Transition, record_episode, run_episode, su
 from ceiling.tasks import Task, instances, make
 from ceiling.tasks.instances import train_keys
 from ceiling.training.config import PPOConfig
-from ceiling.training.loop import Loop, prepare_run_dir, run_loop
+from ceiling.training.loop import Loop, run_loop, start_run_dir
 
 EVAL_KEY = 0  # the evaluation latents are the same at every evaluation and in every run
 
@@ -345,8 +344,11 @@ def train_compass(
     out: str | Path,
     force: bool = False,
     on_progress: Callable[[dict[str, Any]], None] | None = None,
+    resume: bool = False,
 ) -> dict[str, Any]:
-    """COMPASS training from checkpoint `base` into run directory `out`; returns a summary."""
+    """COMPASS training from checkpoint `base` into run directory `out`; returns a summary.
+
+    With `resume`, continue the interrupted run in `out` (same config and base checkpoint)."""
     config.validate()
     if config.algorithm != "compass":
         raise CeilingError(f"train_compass needs algorithm 'compass', got {config.algorithm!r}")
@@ -358,10 +360,9 @@ def train_compass(
     key = jax.random.PRNGKey(config.seed)
     key, condition_key = jax.random.split(key)
     policy, params = compass_policy(base, config, condition_key)
-    prepare_run_dir(out, force)
-    (out / "config.yaml").write_text(yaml.safe_dump(
-        {"task": task_name, "from": str(base.path), "base_algorithm": policy.config.algorithm,
-         **config.to_dict()}, sort_keys=False))
+    start_run_dir(out, {"task": task_name, "from": str(base.path),
+                        "base_algorithm": policy.config.algorithm, **config.to_dict()},
+                  force, resume)
 
     num_updates = num_compass_updates(config, task)
     per_update = steps_per_update(config, task)
@@ -378,12 +379,9 @@ def train_compass(
     compiled = update.lower(runner).compile()
     compile_seconds = time.perf_counter() - start
 
-    updates_done = [0]
-
-    def advance(runner: CompassRunner) -> tuple[CompassRunner, dict[str, Any]]:
+    def advance(runner: CompassRunner, call: int) -> tuple[CompassRunner, dict[str, Any]]:
         runner, metrics = compiled(runner)
-        updates_done[0] += 1
-        return runner, {"update": updates_done[0],
+        return runner, {"update": call,
                         **{k: float(v) for k, v in metrics._asdict().items()}}
 
     loop = Loop(
@@ -396,6 +394,6 @@ def train_compass(
         meta={"config": config.to_dict(), "from": str(base.path),
               "base_sha256": base.manifest.get("sha256")},
     )
-    _, report = run_loop(loop, runner, out, compile_seconds, on_progress)
+    _, report = run_loop(loop, runner, out, compile_seconds, on_progress, resume)
     report["updates"] = num_updates
     return report

@@ -15,7 +15,6 @@ from typing import Any
 
 import jax
 import numpy as np
-import yaml
 
 from ceiling.errors import CeilingError
 from ceiling.policies.networks import NetworkConfig, make_policy
@@ -23,7 +22,7 @@ from ceiling.policies.rollout import evaluate_batch, summarise
 from ceiling.tasks import instances, make
 from ceiling.training.config import PPOConfig
 from ceiling.training.convergence import convergence_report as convergence_report
-from ceiling.training.loop import Loop, prepare_run_dir, run_loop
+from ceiling.training.loop import Loop, run_loop, start_run_dir
 from ceiling.training.ppo import Metrics, init_runner, make_train_chunk
 
 UPDATES_PER_CALL_TARGET_STEPS = 100_000  # env steps per jitted call, for a lively progress bar
@@ -63,8 +62,11 @@ def train(
     out: str | Path,
     force: bool = False,
     on_progress: Callable[[dict[str, Any]], None] | None = None,
+    resume: bool = False,
 ) -> dict[str, Any]:
-    """Train `config.algorithm` on `task_name`, writing everything into `out`; returns a summary."""
+    """Train `config.algorithm` on `task_name`, writing everything into `out`; returns a summary.
+
+    With `resume`, continue the interrupted run in `out` (started with this same config)."""
     config.validate()
     if config.algorithm == "compass":
         raise CeilingError("COMPASS training starts from a base checkpoint: use "
@@ -72,10 +74,7 @@ def train(
                            "compass --from CHECKPOINT)")
     task = make(task_name)
     out = Path(out)
-    prepare_run_dir(out, force)
-    (out / "config.yaml").write_text(
-        yaml.safe_dump({"task": task_name, **config.to_dict()}, sort_keys=False)
-    )
+    start_run_dir(out, {"task": task_name, **config.to_dict()}, force, resume)
 
     network = NetworkConfig(config.algorithm, config.hidden_sizes, config.activation,
                             architecture=config.architecture)
@@ -101,7 +100,7 @@ def train(
     compile_seconds = time.perf_counter() - start
     steps_per_call = per_call * config.steps_per_update
 
-    def advance(runner: Any) -> tuple[Any, dict[str, Any]]:
+    def advance(runner: Any, call: int) -> tuple[Any, dict[str, Any]]:
         runner, metrics = chunk_compiled(runner)
         return runner, chunk_record(metrics)
 
@@ -113,7 +112,7 @@ def train(
             records, f"{config.algorithm.upper()} on {task_name}", path),
         meta={"config": config.to_dict()},
     )
-    _, report = run_loop(loop, runner, out, compile_seconds, on_progress)
+    _, report = run_loop(loop, runner, out, compile_seconds, on_progress, resume)
     return report
 
 
