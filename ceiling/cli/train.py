@@ -32,6 +32,13 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)
 
+    c = sub.add_parser("converged", help="run the convergence check on training runs' metrics")
+    c.add_argument("runs", nargs="+", metavar="RUN_DIR",
+                   help="run directories or checkpoints holding a metrics.jsonl")
+    c.add_argument("--write", action="store_true",
+                   help="update each convergence.json with this check (other fields kept)")
+    c.set_defaults(func=cmd_converged)
+
 
 def cmd_train(args: argparse.Namespace) -> int:
     from ceiling.tasks import make
@@ -114,11 +121,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         + (f", win rate {final['win_rate']:.2f}" if final["win_rate"] is not None else "")
     )
     if converged is not None:
-        err.print(
-            f"convergence: {'converged' if converged else 'NOT converged'} "
-            f"({100 * report['relative_improvement']:+.1f} % over the last quarter; "
-            f"tolerance {100 * report['tolerance']:.0f} %)"
-        )
+        err.print(f"convergence: {'converged' if converged else 'NOT converged'} "
+                  f"({report['reason']}; see {out / 'convergence.json'})")
     err.print(f"checkpoints: {out / 'best'}  {out / 'last'}")
     return 0
 
@@ -148,3 +152,40 @@ def resume_arguments(args: argparse.Namespace) -> None:
     args.from_checkpoint = stored.pop("from", None)
     stored.pop("base_algorithm", None)
     args.stored_config = stored
+
+
+def cmd_converged(args: argparse.Namespace) -> int:
+    """Print the verdict of the current convergence check for each run; exit 1 if any fails."""
+    import json
+
+    from ceiling.training.convergence import report_from_metrics
+
+    out = console()
+    failed = 0
+    for run in map(Path, args.runs):
+        metrics = run / "metrics.jsonl"
+        if not metrics.is_file():
+            raise CeilingError(f"{run} holds no metrics.jsonl (not a run directory or a shipped "
+                               "checkpoint)")
+        try:
+            lines = [json.loads(line) for line in metrics.read_text().splitlines() if line]
+        except json.JSONDecodeError as err:
+            raise CeilingError(f"{metrics} is not valid JSON lines: {err}") from None
+        report = report_from_metrics(lines)
+        failed += report["converged"] is not True
+        evals, train = report.get("eval_return", {}), report.get("train_return", {})
+        figures = "  ".join(
+            f"{name} {100 * trend['relative_gain']:+.1f} % [{100 * trend['ci95'][0]:+.1f}, "
+            f"{100 * trend['ci95'][1]:+.1f}] over {trend['points']} points"
+            for name, trend in (("greedy", evals), ("training", train))
+            if trend.get("relative_gain") is not None)
+        verdict = "converged" if report["converged"] else "NOT converged"
+        out.print(f"{run}: {verdict} ({report['reason']})" + (f"\n  {figures}" if figures else ""),
+                  highlight=False)
+        if args.write:
+            path = run / "convergence.json"
+            kept = json.loads(path.read_text()) if path.is_file() else {}
+            stale = ("start_of_last_quarter", "end")  # fields of the check this one replaced
+            kept = {k: v for k, v in kept.items() if k not in stale}
+            path.write_text(json.dumps({**kept, **report}, indent=2) + "\n")
+    return 1 if failed else 0

@@ -106,22 +106,42 @@ def test_train_writes_run_directory_and_refuses_to_overwrite(tmp_path) -> None:
     assert (out / "metrics.jsonl").exists()
 
 
-def test_convergence_report() -> None:
-    flat = [(0, 1.0), (50, 9.0), (65, 9.8), (75, 10.2), (90, 10.2), (100, 10.4)]
-    report = convergence_report(flat, 100)
-    assert report["converged"] is True
-    # Window means: (9.8 + 10.2) / 2 = 10.0 before 3/4; (10.2 + 10.4) / 2 = 10.3 at the end.
-    assert report["relative_improvement"] == pytest.approx(0.03)
-    assert report["eval_return"]["end"]["steps"] == [90, 100]
-    rising = [(0, 1.0), (75, 5.0), (100, 8.0)]
-    assert convergence_report(rising, 100)["converged"] is False
-    # One lucky final evaluation does not decide it alone.
-    noisy = [(0, 0.0), (70, 10.0), (75, 10.0), (90, 8.0), (95, 9.0), (100, 13.0)]
-    assert convergence_report(noisy, 100)["converged"] is True
-    assert convergence_report([(0, 1.0)], 100)["converged"] is None
-    train = [(s, 2.0) for s in range(65, 76)] + [(s, 3.0) for s in range(90, 101)]
-    trend = convergence_report(flat, 100, train)["train_return"]
-    assert trend["relative_improvement"] == pytest.approx(0.5)
+def plateau(total: int, every: int, level: float, noise: float, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    return [(s, level + noise * rng.standard_normal()) for s in range(every, total + 1, every)]
+
+
+def test_convergence_report_passes_a_plateau_and_fails_a_rising_or_short_run() -> None:
+    total = 10_000_000
+    evals = plateau(total, 400_000, 1.78, 0.04)
+    train = plateau(total, 100_000, 1.75, 0.005, seed=1)
+    report = convergence_report(evals, total, train)
+    assert report["converged"] is True, report["reason"]
+    assert report["eval_return"]["points"] == 9 and report["train_return"]["points"] == 34
+    low, high = report["train_return"]["ci95"]
+    assert low <= report["train_return"]["relative_gain"] <= high
+
+    # Still rising by 10 % over the last third on the training curve: refused, with the figure.
+    rising = [(s, 1.5 + 0.3 * s / total) for s, _ in train]
+    report = convergence_report(evals, total, rising)
+    assert report["converged"] is False
+    assert "training return may still be rising" in report["reason"]
+    assert report["train_return"]["relative_gain"] == pytest.approx(0.1 / 1.7, rel=0.05)
+
+    # A greedy curve that climbs clearly is refused even if the training curve is flat.
+    climbing = [(s, 1.2 + 0.6 * s / total) for s, _ in evals]
+    report = convergence_report(climbing, total, train)
+    assert report["converged"] is False and "greedy test return still rising" in report["reason"]
+
+    # The new-user run: 1.5 M steps, an evaluation every 400 k steps, a chunk every 100 k.
+    short = 1_500_000
+    report = convergence_report(plateau(short, 400_000, 1.64, 0.01),
+                                short, plateau(short, 100_000, 1.6, 0.005))
+    assert report["converged"] is False
+    assert "greedy evaluations in the last third" in report["reason"]
+    assert "training-return points" in report["reason"]
+    # Same data, same verdict and interval: the bootstrap is seeded.
+    assert convergence_report(evals, total, train) == convergence_report(evals, total, train)
 
 
 @pytest.mark.slow
