@@ -3,6 +3,9 @@
 # ceiling/configs/train.yaml, then copies each run's final checkpoint and its config, metrics,
 # convergence report and learning curve into ceiling/checkpoints/. Usage:
 #   scripts/train_shipped.sh [TASK:ALGO ...]     (default: all nine)
+# Resumable: a run interrupted midway (its run directory holds resume/) is continued with
+# `ceiling train --resume`, a finished one (convergence.json) is only copied again, and a run
+# directory without either is started afresh.
 # ALGO compass trains from the shipped checkpoint of $COMPASS_BASE (default mappo, the best
 # zero-shot policy on each shipped task), so it must come after that one.
 set -euo pipefail
@@ -23,7 +26,12 @@ for pair in "${pairs[@]}"; do
   if [ "$algo" = compass ]; then
     from=(--from "ceiling/checkpoints/$name/${COMPASS_BASE:-mappo}")
   fi
-  ceiling train --task "$task" --algo "$algo" "${from[@]}" --out "$out" --force --quiet
+  if [ -d "$out/resume" ]; then
+    ceiling train --resume --out "$out" --quiet
+  elif [ ! -f "$out/convergence.json" ]; then
+    ceiling train --task "$task" --algo "$algo" "${from[@]}" --out "$out" --force --quiet
+  fi
+  [ "$algo" = compass ] || ceiling converged "$out"  # a base run that has not converged stops here
   dest="ceiling/checkpoints/$name/$algo"
   rm -rf "$dest" && mkdir -p "$dest"
   cp "$out"/last/* "$out"/config.yaml "$out"/metrics.jsonl "$out"/convergence.json \
