@@ -2,7 +2,7 @@
 # Retrains the shipped checkpoints with `ceiling train` and the per-task settings in
 # ceiling/configs/train.yaml, then copies each run's final checkpoint and its config, metrics,
 # convergence report and learning curve into ceiling/checkpoints/. Usage:
-#   scripts/train_shipped.sh [TASK:ALGO ...]     (default: all nine)
+#   scripts/train_shipped.sh [TASK:ALGO ...]     (default: all fifteen)
 # Resumable: a run interrupted midway (its run directory holds resume/) is continued with
 # `ceiling train --resume`, a finished one (convergence.json) is only copied again, and a run
 # directory without either is started afresh.
@@ -15,7 +15,10 @@ pairs=("$@")
 if [ ${#pairs[@]} -eq 0 ]; then
   pairs=(rware:tiny-2ag-hard:ippo connector:con-5x5x3a:ippo connector:con-5x5x3a:mappo
          smax:3m:ippo smax:3m:mappo rware:tiny-2ag-hard:mappo
-         rware:tiny-2ag-hard:compass connector:con-5x5x3a:compass smax:3m:compass)
+         rware:tiny-2ag-hard:compass connector:con-5x5x3a:compass smax:3m:compass
+         rware:tiny-4ag-hard:ippo rware:tiny-4ag-hard:mappo
+         connector:con-10x10x10a:ippo connector:con-10x10x10a:mappo
+         smax:smacv2_10_units:ippo smax:smacv2_10_units:mappo)
 fi
 for pair in "${pairs[@]}"; do
   algo=${pair##*:}
