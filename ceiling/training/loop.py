@@ -168,8 +168,8 @@ def run_loop(
     start = time.perf_counter() - elapsed
     last_save = time.perf_counter()
     with (out / "metrics.jsonl").open("w") as metrics_file:
-        for record in records:  # rewritten: lines past the resume point are dropped
-            metrics_file.write(json.dumps(record) + "\n")
+        for kept in records:  # rewritten: lines past the resume point are dropped
+            metrics_file.write(json.dumps(kept) + "\n")
         for call in range(first_call, loop.num_calls + 1):
             record: dict[str, Any] = {"step": 0, **loop.initial}
             if call > 0:
