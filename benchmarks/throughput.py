@@ -10,10 +10,19 @@ the two are timed alternately `--repeats` times so that drift in machine load hi
 alike; the table reports the median of each and the ratio training / raw, the figure to watch.
 The target is a ratio of at least 40 % on `rware:tiny-2ag` at 256 environments.
 
+A second table sets SABLE (`ceiling.training.sable`, the paper's network: 1 block, embedding
+64, 1 head) beside MAPPO (the shipped (128, 128) MLP) on the same tasks: training steps/s of one
+full update of each, and search rollouts/s of one `sampling` batch of `--search-width` attempts
+of each (random-init networks; a rollout is one whole episode). Their programs are timed
+alternately too. SABLE acts agent by agent, so its search rate is the figure to watch; the
+target is at least half MAPPO's on 4-agent tasks (`rware:tiny-4ag-hard`). `--no-sable` skips
+the table.
+
 Run from the repository root:
 
     python benchmarks/throughput.py
     python benchmarks/throughput.py --tasks rware:tiny-2ag --num-envs 16 --repeats 2
+    python benchmarks/throughput.py --tasks rware:tiny-4ag-hard --num-envs 64 --search-width 64
     python benchmarks/throughput.py --json throughput.json
 """
 
@@ -36,15 +45,19 @@ import jax.numpy as jnp
 
 import ceiling
 from ceiling.errors import CeilingError
-from ceiling.policies.networks import NetworkConfig, Policy, sample_action
+from ceiling.policies.networks import NetworkConfig, Policy, make_policy, sample_action
+from ceiling.search import instance_key, make_strategy, search_key
 from ceiling.tasks import Task, TaskState, TimeStep, make
 from ceiling.training.config import PPOConfig
 from ceiling.training.ppo import init_runner, make_train_chunk, step_with_reset
+from ceiling.training.sable import make_sable_update, sable_network
 
 DEFAULT_TASKS = ("rware:tiny-2ag", "connector:con-5x5x3a", "smax:3m")
 TARGET_TASK = "rware:tiny-2ag"
 TARGET_RATIO = 0.40  # training throughput as a fraction of random-action throughput
 TARGET_NUM_ENVS = 256  # the environment count the target is stated at
+SABLE_SEARCH_TARGET = 0.5  # SABLE search rollouts/s as a fraction of MAPPO's, 4-agent tasks
+SEARCH_STRATEGY = "sampling"
 
 
 class RandomCarry(NamedTuple):
@@ -153,6 +166,83 @@ def measure_task(
     }
 
 
+def measure_sable(
+    task_name: str, num_envs: int, rollout_length: int, repeats: int, search_width: int,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """MAPPO versus SABLE on one task: training steps/s (one full update each) and search
+    rollouts/s (one `sampling` batch of `search_width` episodes each), timed alternately."""
+    task = make(task_name)
+    programs: dict[str, tuple[Any, Any, int]] = {}  # name -> (compiled, argument, units/call)
+    compile_seconds: dict[str, float] = {}
+    for algorithm in ("mappo", "sable"):
+        config = PPOConfig(algorithm=algorithm, num_envs=num_envs, rollout_length=rollout_length,
+                           seed=seed, architecture="sable" if algorithm == "sable" else "mlp")
+        config.validate()
+        if algorithm == "sable":
+            network, make_update = sable_network(config), make_sable_update
+        else:
+            network = NetworkConfig("mappo", config.hidden_sizes, config.activation)
+            make_update = None
+        policy = make_policy(task.spec, network)
+        runner = init_runner(task, policy, config, jax.random.PRNGKey(seed))
+        chunk, compile_seconds[f"{algorithm}_train"] = _compile(
+            make_train_chunk(task, policy, config, num_updates=1, make=make_update), runner)
+        programs[f"{algorithm}_train"] = (chunk, runner, config.steps_per_update)
+        strategy = make_strategy(SEARCH_STRATEGY, task, policy, search_width)
+        state = strategy.init(search_key(seed, task_name, 0), runner.params,
+                              instance_key(task_name, 0))
+        step, compile_seconds[f"{algorithm}_search"] = _compile(jax.jit(strategy.step), state)
+        programs[f"{algorithm}_search"] = (step, state, strategy.rollouts_per_step)
+
+    seconds: dict[str, list[float]] = {name: [] for name in programs}
+    for round_ in range(repeats + 1):  # round 0 warms up: first-call allocations
+        for name, (compiled, argument, units) in programs.items():
+            result, elapsed = _timed(compiled, argument)
+            programs[name] = (compiled, result[0] if name.endswith("_train") else result, units)
+            if round_ > 0:
+                seconds[name].append(elapsed)
+    rates = {name: programs[name][2] / statistics.median(times)
+             for name, times in seconds.items()}
+    return {
+        "task": task_name, "num_agents": task.spec.num_agents, "num_envs": num_envs,
+        "rollout_length": rollout_length, "search_width": search_width, "repeats": repeats,
+        "mappo_train_steps_per_second": rates["mappo_train"],
+        "sable_train_steps_per_second": rates["sable_train"],
+        "train_ratio": rates["sable_train"] / rates["mappo_train"],
+        "mappo_search_rollouts_per_second": rates["mappo_search"],
+        "sable_search_rollouts_per_second": rates["sable_search"],
+        "search_ratio": rates["sable_search"] / rates["mappo_search"],
+        "compile_seconds": compile_seconds,
+    }
+
+
+def format_sable_report(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return ""
+    first = rows[0]
+    lines = ["", "", f"SABLE vs MAPPO: training steps/s (one update, {first['num_envs']} envs) "
+             f"and search rollouts/s ({SEARCH_STRATEGY}, width {first['search_width']}); median "
+             f"of {first['repeats']} alternating calls, compile excluded", ""]
+    header = (f"| {'task':<24} | {'agents':>6} | {'MAPPO train':>11} | {'SABLE train':>11} "
+              f"| {'ratio':>6} | {'MAPPO search':>12} | {'SABLE search':>12} | {'ratio':>6} |")
+    lines += [header, "|" + "|".join("-" * (len(cell)) for cell in header.split("|")[1:-1]) + "|"]
+    for row in rows:
+        lines.append(
+            f"| {row['task']:<24} | {row['num_agents']:>6} "
+            f"| {row['mappo_train_steps_per_second']:>11,.0f} "
+            f"| {row['sable_train_steps_per_second']:>11,.0f} | {row['train_ratio']:>6.2f} "
+            f"| {row['mappo_search_rollouts_per_second']:>12,.1f} "
+            f"| {row['sable_search_rollouts_per_second']:>12,.1f} "
+            f"| {row['search_ratio']:>6.2f} |")
+    for row in rows:
+        if row["num_agents"] >= 4:
+            verdict = "PASS" if row["search_ratio"] >= SABLE_SEARCH_TARGET else "FAIL"
+            lines.append(f"\nSABLE search on {row['task']}: {verdict}: {row['search_ratio']:.2f} "
+                         f"x MAPPO vs target >= {SABLE_SEARCH_TARGET}")
+    return "\n".join(lines)
+
+
 def environment() -> dict[str, Any]:
     """What the figures depend on, printed with them so they can be pasted with context."""
     device = jax.devices()[0]
@@ -216,11 +306,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "%(default)s)")
     parser.add_argument("--rollout-length", type=int, default=128,
                         help="steps per environment per call (default: %(default)s)")
+    parser.add_argument("--search-width", type=int, default=64,
+                        help="parallel attempts of the SABLE vs MAPPO search batch "
+                             "(default: %(default)s)")
+    parser.add_argument("--no-sable", action="store_true",
+                        help="skip the SABLE vs MAPPO table")
     parser.add_argument("--json", type=Path, default=None, metavar="PATH",
                         help="also write the environment and the rows to PATH as JSON")
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error(f"--repeats must be at least 1, got {args.repeats}")
+    if args.search_width < 1:
+        parser.error(f"--search-width must be at least 1, got {args.search_width}")
     try:
         PPOConfig(num_envs=args.num_envs, rollout_length=args.rollout_length).validate()
         for name in args.tasks:
@@ -233,13 +330,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     env = environment()
-    rows = []
+    rows, sable_rows = [], []
     for name in args.tasks:
         print(f"measuring {name} ...", file=sys.stderr, flush=True)
         rows.append(measure_task(name, args.num_envs, args.rollout_length, args.repeats))
-    print(format_report(env, rows))
+        if not args.no_sable:
+            sable_rows.append(measure_sable(name, args.num_envs, args.rollout_length,
+                                            args.repeats, args.search_width))
+    print(format_report(env, rows) + format_sable_report(sable_rows))
     if args.json is not None:
-        args.json.write_text(json.dumps({"environment": env, "rows": rows}, indent=2) + "\n")
+        args.json.write_text(json.dumps({"environment": env, "rows": rows,
+                                         "sable_rows": sable_rows}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -1,108 +1,176 @@
 """`ceiling bench SUITE.yaml --db results.sqlite` and `ceiling report results.sqlite --out DIR`.
 
-Thin: validate the suite (every problem at once), open the store, run the missing cells with
-the chosen executor under a progress bar, and print what was done. Handlers raise
-`CeilingError`; `ceiling.cli.main` prints it as one `ceiling: error: ...` and exits 2.
+Thin: validate the suite (every problem at once, option values, budgets and widths against
+memory included), read what the store already holds, bring Ray up if asked, and only then
+create or open the store for writing and run the missing cells under a progress display; print
+what was done. So a suite that cannot run, or a Ray cluster that cannot be joined, leaves no
+database file behind. Handlers raise `CeilingError`; `ceiling.cli.main` prints it as one
+`ceiling: error: ...` and exits 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shlex
+import sys
 from pathlib import Path
 from typing import Any
 
+from ceiling.errors import CeilingError
 
-def _progress(enabled: bool) -> Any:
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("done {task.fields[done]} · running {task.fields[running]} · "
-                               "failed {task.fields[failed]}"),
-                    TimeElapsedColumn(), TextColumn("{task.fields[cell]}"),
-                    console=Console(stderr=True), disable=not enabled, transient=False)
+class _SweepProgress:
+    """The sweep's progress on stderr: a live bar in a terminal; in a log, a line per cell
+    that failed and otherwise at most one line every `interval` seconds."""
+
+    def __init__(self, name: str, total: int, enabled: bool, interval: float = 15.0) -> None:
+        from ceiling.progress import Progress, stderr_is_terminal
+
+        self.live = stderr_is_terminal()
+        self.enabled, self.failed = enabled, 0
+        self._plain = None
+        self._rich: Any = None
+        if not enabled:
+            return
+        if self.live:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+            from rich.progress import Progress as RichProgress
+
+            self._rich = RichProgress(
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("done {task.fields[done]} · running {task.fields[running]} · "
+                           "failed {task.fields[failed]}"),
+                TimeElapsedColumn(), TextColumn("{task.fields[cell]}"),
+                console=Console(stderr=True), transient=False)
+            self._bar = self._rich.add_task(name, total=total, done=0, running=0, failed=0,
+                                            cell="")
+        else:
+            self._plain = Progress(f"suite {name}", total=total, interval=interval, live=False)
+
+    def __enter__(self) -> _SweepProgress:
+        for shown in (self._rich, self._plain):
+            if shown is not None:
+                shown.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for shown in (self._rich, self._plain):
+            if shown is not None:
+                shown.__exit__(*exc)
+
+    def update(self, stats: Any, cell: str) -> None:
+        if self._rich is not None:
+            self._rich.update(self._bar, completed=stats.done + stats.failed, done=stats.done,
+                              running=stats.running, failed=stats.failed, cell=cell)
+        elif self._plain is not None:
+            news = stats.failed > self.failed
+            self.failed = stats.failed
+            self._plain.update(f"done {stats.done}, running {stats.running}, failed "
+                               f"{stats.failed}" + (f"; now {cell}" if cell else ""),
+                               completed=stats.done + stats.failed, announce=news)
+
+
+def check_db_path(db: str) -> None:
+    """Refuse a --db that could never be written, before the suite is validated or run."""
+    from ceiling.outputs import check_writable
+
+    # An existing store is appended to; its folder must still take SQLite's journal files.
+    check_writable(db, force=True, flag="--db", example="results.sqlite")
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from ceiling.bench.run import (
         Prepared,
         SweepStats,
-        pending_cells,
-        preflight,
         run_local,
         store_random_baselines,
+        validate_suite,
     )
     from ceiling.bench.store import Store
-    from ceiling.bench.suite import load_suite
 
-    suite = load_suite(args.suite)
+    integrity = "full" if args.full_check else "quick"
+    if args.dry_run and Path(args.db).is_dir():
+        raise CeilingError(f"--db {args.db} is a directory; give a file path")
+    if not args.dry_run:
+        check_db_path(args.db)
+    db_exists = Path(args.db).is_file()
+    stored: set[str] = set()
+    if db_exists:  # read what is there (and check it) before anything else
+        with Store(args.db, create=False, integrity=integrity) as store:
+            stored = store.stored_keys()
+    if args.ray_address is not None:
+        args.ray = True
     if args.compile_cache:
         import jax
 
         # Persist compiled programs: a resumed sweep (or the next suite) skips the compiles.
         jax.config.update("jax_compilation_cache_dir", args.compile_cache)
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    if args.ray_address is not None:
-        args.ray = True
-    if args.dry_run and not Path(args.db).exists():  # a dry run creates nothing
-        cells = suite.cells()
-        print(f"suite {suite.name}: {len(cells)} cells, 0 already in {args.db}, "
-              f"{len(cells)} to run", flush=True)
-        preflight(suite, cells, Prepared())  # bad option values, inexact rollout budgets
+    prepared = Prepared()
+    # Workers on a cluster have their own memory: the check is for this machine's.
+    with _phase("validating the suite (building every strategy, checking budgets and memory)",
+                enabled=not args.quiet):
+        suite = validate_suite(args.suite, prepared, memory=args.ray_address is None)
+    all_cells = suite.cells()
+    cells = [cell for cell in all_cells if cell.key not in stored]
+    skipped = len(all_cells) - len(cells)
+    print(f"suite {suite.name}: {len(all_cells)} cells, {skipped} already in {args.db}, "
+          f"{len(cells)} to run", flush=True)
+    if args.dry_run or not cells:
         return 0
-    with Store(args.db) as store:
-        cells, skipped = pending_cells(suite, store)
-        print(f"suite {suite.name}: {len(cells) + skipped} cells, {skipped} already in "
-              f"{args.db}, {len(cells)} to run", flush=True)
-        prepared = Prepared()
-        preflight(suite, cells, prepared)  # before any cell runs, and in a dry run
-        if args.dry_run or not cells:
-            return 0
-        store_random_baselines(suite, store, prepared)
-        executor = "ray" if args.ray else "local"
-        command = ["ceiling", "bench", args.suite, "--db", args.db]
-        command += ["--ray-address", args.ray_address] if args.ray_address else (
-            ["--ray"] if args.ray else [])
+    executor = "ray" if args.ray else "local"
+    command = ["ceiling", "bench", args.suite, "--db", args.db]
+    command += ["--ray-address", args.ray_address] if args.ray_address else (
+        ["--ray"] if args.ray else [])
+    stats = SweepStats(total=len(cells), skipped=skipped)
+    session: Any = contextlib.nullcontext()
+    if args.ray:
+        from ceiling.bench.ray_executor import ray_session
 
-        def record_sweep() -> None:  # once cells can run: a refused Ray join records nothing
-            store.add_sweep(suite.name, suite.path, shlex.join(command), executor, len(cells))
-
-        stats = SweepStats(total=len(cells))
-        with _progress(not args.quiet) as progress:
-            bar = progress.add_task(f"{suite.name}", total=len(cells), done=0, running=0,
-                                    failed=0, cell="")
-
-            def on_update(current: SweepStats, cell: str) -> None:
-                progress.update(bar, completed=current.done + current.failed,
-                                done=current.done, running=current.running,
-                                failed=current.failed, cell=cell)
-
+        session = ray_session(args.ray_address)  # joined before the store is created
+    with session, Store(args.db, integrity=integrity) as store:
+        with _phase("the uniform random policy's returns (the normalisation's minimum)",
+                    enabled=not args.quiet):
+            store_random_baselines(suite, store, prepared)
+        store.add_sweep(suite.name, suite.path, shlex.join(command), executor, len(cells))
+        with _SweepProgress(suite.name, len(cells), enabled=not args.quiet) as progress:
             if args.ray:
                 from ceiling.bench.ray_executor import run_ray
 
-                run_ray(suite, store, cells, address=args.ray_address, on_update=on_update,
-                        stats=stats, max_retries=args.retries, on_start=record_sweep)
+                run_ray(suite, store, cells, address=args.ray_address,
+                        on_update=progress.update, stats=stats, max_retries=args.retries)
             else:
-                record_sweep()
-                run_local(suite, store, cells, prepared, on_update=on_update, stats=stats)
-        if args.ray:  # cells ran side by side: solve time adds up to more than the wall
-            timing = (f"{stats.solve_seconds:.1f} s inside solve on the workers, "
-                      f"{stats.solve_seconds / max(stats.wall_seconds, 1e-9):.2f} cells in "
-                      f"parallel on average")
-        else:
-            share = 1.0 - stats.solve_seconds / stats.wall_seconds if stats.wall_seconds else 0.0
-            timing = f"harness overhead {100 * share:.1f} %"
-        print(f"suite {suite.name}: {stats.done} cells stored, {stats.failed} failed, "
-              f"{skipped} skipped; {stats.wall_seconds:.1f} s wall, {timing} ({executor})",
-              flush=True)
+                run_local(suite, store, cells, prepared, on_update=progress.update,
+                          stats=stats)
+    if args.ray:  # cells ran side by side: solve time adds up to more than the wall
+        timing = (f"{stats.solve_seconds:.1f} s inside solve on the workers, "
+                  f"{stats.solve_seconds / max(stats.wall_seconds, 1e-9):.2f} cells in "
+                  f"parallel on average")
+    else:
+        share = 1.0 - stats.solve_seconds / stats.wall_seconds if stats.wall_seconds else 0.0
+        timing = f"harness overhead {100 * share:.1f} %"
+    print(f"suite {suite.name}: {stats.done} cells stored, {stats.failed} failed, "
+          f"{skipped} skipped; {stats.wall_seconds:.1f} s wall, {timing} ({executor})",
+          flush=True)
     return 1 if stats.failed else 0
+
+
+def _phase(description: str, enabled: bool = True) -> Any:
+    from ceiling.progress import Progress
+
+    return Progress(description, enabled=enabled)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     from ceiling.bench.report import write_report
 
-    written = write_report(args.db, args.out, force=args.force)
+    with _phase(f"writing the report of {args.db} to {args.out}"):
+        written, problems = write_report(args.db, args.out, force=args.force,
+                                         integrity="full" if args.full_check else "quick")
+    for problem in problems:
+        print(f"ceiling: warning: {problem}", file=sys.stderr)
     for path in written:
         print(path)
     return 0
@@ -117,16 +185,23 @@ def add_bench_parsers(sub: Any) -> None:
                    help="join an existing Ray cluster (implies --ray)")
     p.add_argument("--retries", type=int, default=3, help="Ray retries per cell")
     p.add_argument("--compile-cache", default=None, metavar="DIR",
-                   help="persistent JAX compilation cache, so a resumed sweep skips compiles "
-                        "(also JAX_COMPILATION_CACHE_DIR)")
+                   help="persistent JAX compilation cache that keeps every compiled program, "
+                        "so a resumed sweep skips its compiles (also JAX_COMPILATION_CACHE_DIR; "
+                        "by default ceiling keeps the slow ones in ~/.cache/ceiling/jax)")
     p.add_argument("--dry-run", action="store_true",
-                   help="validate (building every strategy, checking every budget) and count "
-                        "cells only")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+                   help="validate (building every strategy, checking every budget and width) "
+                        "and count cells only")
+    p.add_argument("--full-check", action="store_true",
+                   help="check the whole store (indexes too) when opening it, not only the "
+                        "quick structural check that always runs")
+    p.add_argument("--quiet", action="store_true", help="no progress display")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("report", help="tables and plots (HTML + Markdown) from a results store")
     p.add_argument("db", help="results database written by `ceiling bench`")
     p.add_argument("--out", default="report", help="output directory")
     p.add_argument("--force", action="store_true", help="overwrite an existing report")
+    p.add_argument("--full-check", action="store_true",
+                   help="check the whole store (indexes too) when opening it, not only the "
+                        "quick structural check that always runs")
     p.set_defaults(func=cmd_report)

@@ -11,8 +11,9 @@ failure. Workers need ceiling installed (same version) and the checkpoint paths 
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ceiling.bench.run import Prepared, SweepStats, compute_cell, record_outcome
@@ -67,22 +68,16 @@ def _auth_hint() -> str:
             "the head prints it).")
 
 
-def run_ray(
-    suite: Suite, store: Store, cells: list[Cell], address: str | None = None,
-    on_update: Callable[[SweepStats, str], None] | None = None,
-    stats: SweepStats | None = None, max_retries: int = 3,
-    on_start: Callable[[], None] | None = None,
-) -> SweepStats:
-    """Run `cells` on Ray (a local instance, or the cluster at `address`); `on_start` is
-    called once Ray is up, before the first cell is sent."""
-    import time
-
+@contextlib.contextmanager
+def ray_session(address: str | None = None) -> Iterator[None]:
+    """Ray, up for the duration: a local instance (`address` None) or the cluster at `address`
+    joined; shut down afterwards if it was started here. Joining fails fast with a
+    `CeilingError` (nothing listening, a refused join), so a caller that opens its results
+    store inside this block leaves no trace of a sweep that never started."""
     try:
         import ray
     except ImportError:
         raise CeilingError("the Ray executor needs Ray: pip install 'ceiling[ray]'") from None
-    stats = stats or SweepStats(total=len(cells))
-    start = time.perf_counter()
     started_here = not ray.is_initialized()
     if started_here:
         if address is None:
@@ -97,6 +92,28 @@ def run_ray(
                 raise CeilingError(f"cannot join the Ray cluster at {address!r}: {err}"
                                    + _auth_hint()) from None
     try:
+        yield
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def run_ray(
+    suite: Suite, store: Store, cells: list[Cell], address: str | None = None,
+    on_update: Callable[[SweepStats, str], None] | None = None,
+    stats: SweepStats | None = None, max_retries: int = 3,
+    on_start: Callable[[], None] | None = None,
+) -> SweepStats:
+    """Run `cells` on Ray (inside a `ray_session` the caller opened, or a new one on a local
+    instance or the cluster at `address`); `on_start` is called once Ray is up, before the
+    first cell is sent."""
+    import time
+
+    stats = stats or SweepStats(total=len(cells))
+    start = time.perf_counter()
+    with ray_session(address):
+        import ray
+
         if on_start is not None:
             on_start()
         remote: Any = ray.remote(num_cpus=1, max_retries=max_retries)(ray_cell)
@@ -121,8 +138,5 @@ def run_ray(
         stats.running = 0
         if on_update is not None:
             on_update(stats, "")
-    finally:
-        if started_here:
-            ray.shutdown()
     stats.wall_seconds += time.perf_counter() - start
     return stats

@@ -91,34 +91,73 @@ def cell_budget(cell: Cell) -> Budget:
     return Budget(seconds=cell.seconds, rollouts=cell.rollouts)
 
 
-def preflight(suite: Suite, cells: list[Cell], prepared: Prepared) -> None:
+def preflight_problems(suite: Suite, cells: list[Cell], prepared: Prepared,
+                       memory: bool = False) -> list[tuple[int, str]]:
     """Build every strategy the cells need and check each budget it will run under against
-    its batches (`Strategy.batch_limit`); raise one error listing every problem, each with its
-    suite line (the strategy's, or the budget's for an inexact rollout budget)."""
-    problems: list[str] = []
+    its batches (`Strategy.batch_limit`) and, with `memory`, its width against this machine's
+    memory (`ceiling.search.memory.check_memory`); every problem as (suite line, message),
+    the line of the strategy (or of the budget, for an inexact rollout budget).
+
+    The traces made for the memory check are the ones the sweep's compiles reuse (the built
+    strategies stay in `prepared`), so it costs little beyond what the sweep pays anyway."""
+    from ceiling.search import strategy_class
+    from ceiling.search.memory import check_memory
+
+    problems: list[tuple[int, str]] = []
     checked: set[tuple[Any, ...]] = set()
+    fits: dict[Any, bool] = {}
 
     def report(line: int, cell: Cell, err: CeilingError) -> None:
-        message = f"  {suite.path}:{line}: {cell.strategy} on {cell.task}: {err}"
-        if message not in problems:
-            problems.append(message)
+        problem = (line, f"{cell.strategy} on {cell.task}: {err}")
+        if problem not in problems:
+            problems.append(problem)
 
     for cell in cells:
         if (cell.group, cell.seconds, cell.rollouts) in checked:
             continue
         checked.add((cell.group, cell.seconds, cell.rollouts))
+        if cell.width < strategy_class(cell.strategy).min_width:
+            continue  # the suite's own validation reported it
+        line = next((s.line for s in suite.strategies if s.name == cell.strategy
+                     and s.options == cell.options), 0)
         try:
             strategy = prepared.strategy(cell)
         except CeilingError as err:
-            report(next((s.line for s in suite.strategies if s.name == cell.strategy
-                         and s.options == cell.options), 0), cell, err)
+            report(line, cell, err)
             continue
         try:
             strategy.batch_limit(cell_budget(cell))
         except CeilingError as err:
             report(suite.budget_line(cell.seconds, cell.rollouts), cell, err)
+        if memory and not strategy.budget_free and cell.group not in fits:
+            fits[cell.group] = False
+            try:
+                check_memory(strategy, prepared.checkpoint(cell.checkpoint.path).params)
+                fits[cell.group] = True
+            except CeilingError as err:
+                report(line, cell, err)
+    return problems
+
+
+def preflight(suite: Suite, cells: list[Cell], prepared: Prepared, memory: bool = False) -> None:
+    """`preflight_problems`, raised as one error listing them."""
+    problems = preflight_problems(suite, cells, prepared, memory)
     if problems:
-        raise CeilingError(f"suite {suite.path} cannot run:\n" + "\n".join(problems))
+        raise CeilingError(f"suite {suite.path} cannot run:\n" + "\n".join(
+            f"  {suite.path}:{line}: {message}" for line, message in sorted(problems)))
+
+
+def validate_suite(path: str, prepared: Prepared, memory: bool = False) -> Suite:
+    """The suite at `path`, after every check there is - its text (`inspect_suite`), then
+    every strategy built and every budget (and, with `memory`, width) checked on the valid
+    rest - raising one `CeilingError` that lists every problem found, each with its line."""
+    from ceiling.bench.suite import inspect_suite, read_suite_text
+
+    suite, problems = inspect_suite(read_suite_text(path), path)
+    for line, message in preflight_problems(suite, suite.cells(), prepared, memory):
+        problems.add_line(line, message)
+    problems.raise_if_any()
+    return suite
 
 
 def compute_cell(cell: Cell, suite_name: str, prepared: Prepared) -> tuple[Row, float]:

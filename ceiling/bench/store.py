@@ -18,15 +18,25 @@ store is read as it is. The versions:
 Tables: `results` (one row per cell), `baselines` (the uniform random policy's return per task
 and instance: the minimum of the per-task normalisation), `failures` (cells that raised; not
 results, so a rerun retries them) and `sweeps` (which suite and command wrote to the store).
+
+Damage is found, not read past. Opening runs SQLite's `quick_check` (every page's structure,
+linear in the file's size: milliseconds for a sweep's store) or, with `integrity="full"`, its
+`integrity_check` (indexes against their tables too); a damaged store is a `CeilingError` that
+says what to do, so `ceiling bench` never mistakes a damaged results table for an empty one
+("0 to run"). A row whose values do not decode (bad JSON in its trace, text in a number
+column) is left out of `rows()` and listed in `Store.problems` with its cell, for the report to
+show, instead of stopping the reader with a traceback.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import json
+import math
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +102,13 @@ OUTCOME_COLUMNS = ("config_hash", "task", "instance", "checkpoint", "strategy", 
 # Columns `rows()` leaves out unless asked: large, and read by no statistic or figure.
 _HEAVY_COLUMNS = ("actions",)
 
+# What a stored value must be, per column, for `rows()` to hand it out.
+_INTEGER_COLUMNS = ("instance", "width", "seed", "rollouts_done")
+_NUMBER_COLUMNS = ("total_return", "verified_return", "compile_seconds", "search_seconds")
+_OPTIONAL_NUMBER_COLUMNS = ("seconds", "rollouts")
+
+INTEGRITY_CHECKS = {"quick": "quick_check", "full": "integrity_check"}
+
 
 @dataclasses.dataclass(frozen=True)
 class Row:
@@ -126,20 +143,43 @@ def _now() -> str:
     return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
 
 
+def damaged(path: Path, detail: str) -> CeilingError:
+    """The error for a store SQLite cannot read reliably, with what to do about it."""
+    return CeilingError(
+        f"results database {path} is damaged ({detail}); its rows cannot be trusted. Move it "
+        f"aside and run the suite into a new file (`ceiling bench SUITE --db NEW.sqlite`), "
+        f"or try to save its readable rows with `sqlite3 {path} .recover | sqlite3 "
+        f"RECOVERED.sqlite`")
+
+
 class Store:
     """An open results database. Use as a context manager or call `close()`.
 
     `create=True` (the default) opens for writing: a missing store is created and an older one
     upgraded. `create=False` opens an existing store for reading, schema as it is.
+    `integrity` is the check run on opening: "quick" (SQLite's quick_check, the default) or
+    "full" (integrity_check, which also checks indexes against tables; slower).
     """
 
-    def __init__(self, path: str | Path, create: bool = True) -> None:
+    def __init__(self, path: str | Path, create: bool = True, integrity: str = "quick") -> None:
         self.path = Path(path)
+        self.problems: list[str] = []  # rows that did not decode, each with its cell
+        if integrity not in INTEGRITY_CHECKS:
+            raise CeilingError(f"unknown integrity check {integrity!r}; valid: "
+                               f"{', '.join(INTEGRITY_CHECKS)}")
+        if self.path.is_dir():
+            raise CeilingError(f"results database {self.path} is a directory; give a file path")
         if not create and not self.path.is_file():
             raise CeilingError(f"results database {self.path} does not exist")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        existed = self.path.exists()
         try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             self.connection = sqlite3.connect(self.path, timeout=30.0)
+        except (OSError, sqlite3.OperationalError) as err:
+            raise CeilingError(f"cannot {'open' if existed else 'create'} results database "
+                               f"{self.path}: {err}") from None
+        try:
+            self._check_integrity(INTEGRITY_CHECKS[integrity], existed)
             self.version = self._check_version(upgrade=create)
             self.columns = self._columns()
             # WAL with synchronous=NORMAL: a commit survives the process being killed (what a
@@ -147,8 +187,38 @@ class Store:
             # last commits, never corrupt the file.
             self.connection.execute("PRAGMA journal_mode=WAL")
             self.connection.execute("PRAGMA synchronous=NORMAL")
+        except sqlite3.OperationalError as err:
+            self.connection.close()
+            raise CeilingError(f"cannot {'open' if existed else 'create'} results database "
+                               f"{self.path}: {err}") from None
         except sqlite3.DatabaseError as err:
+            self.connection.close()
             raise CeilingError(f"{self.path} is not a ceiling results database: {err}") from None
+        except CeilingError:
+            self.connection.close()
+            raise
+
+    def _check_integrity(self, pragma: str, existed: bool) -> None:
+        if not existed:
+            return
+        try:
+            found = [str(row[0]) for row in self.connection.execute(f"PRAGMA {pragma}")]
+        except sqlite3.DatabaseError as err:
+            if "not a database" in str(err) or "encrypted" in str(err):
+                raise  # not SQLite at all: the caller says so
+            raise damaged(self.path, str(err)) from None
+        if found != ["ok"]:
+            shown = "; ".join(found[:3]) + (f"; and {len(found) - 3} more" if len(found) > 3
+                                            else "")
+            raise damaged(self.path, f"SQLite's {pragma} found: {shown}")
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[None]:
+        """Reads that hit a damaged page the opening check missed say so, not a traceback."""
+        try:
+            yield
+        except sqlite3.DatabaseError as err:
+            raise damaged(self.path, str(err)) from None
 
     def _stored_version(self) -> int:
         found = self.connection.execute(
@@ -252,13 +322,23 @@ class Store:
 
     # -- reads -------------------------------------------------------------------------------
     def stored_keys(self) -> set[str]:
-        return {key for (key,) in self.connection.execute("SELECT config_hash FROM results")}
+        with self._reading():
+            return {key for (key,) in self.connection.execute(
+                "SELECT config_hash FROM results")}
 
     def baselines(self, kind: str = "random") -> dict[str, dict[int, float]]:
+        """{task: {instance: return}} of baseline `kind`; values that are not numbers are left
+        out and listed in `problems`."""
         table: dict[str, dict[int, float]] = {}
-        for task, instance, value in self.connection.execute(
-                "SELECT task, instance, total_return FROM baselines WHERE kind=?", (kind,)):
-            table.setdefault(task, {})[int(instance)] = float(value)
+        with self._reading():
+            found = list(self.connection.execute(
+                "SELECT task, instance, total_return FROM baselines WHERE kind=?", (kind,)))
+        for task, instance, value in found:
+            if not (_is_integer(instance) and _is_number(value)):
+                self.problems.append(f"{kind} baseline of {task} instance {instance!r}: return "
+                                     f"{value!r} is not a number; left out")
+                continue
+            table.setdefault(str(task), {})[int(instance)] = float(value)
         return table
 
     def rows(self, actions: bool = False) -> list[dict[str, Any]]:
@@ -268,27 +348,99 @@ class Store:
         names = [name for name in self.columns if actions or name not in _HEAVY_COLUMNS]
         if actions and "actions" not in names:
             names.append("actions")
-        cursor = self.connection.execute(
-            f"SELECT {self._select(names)} FROM results ORDER BY config_hash")
+        with self._reading():
+            found = list(self.connection.execute(
+                f"SELECT {self._select(names)} FROM results ORDER BY config_hash"))
         rows = []
-        for values in cursor:
+        for values in found:
             row = dict(zip(names, values, strict=True))
-            row["trace"] = json.loads(row["trace"])
-            row["options"] = json.loads(row["options"])
-            if actions and row["actions"] is not None:
-                row["actions"] = json.loads(row["actions"])
+            problem = _decode(row, actions)
+            if problem is not None:
+                self.problems.append(f"{describe_row(row)}: {problem}; left out")
+                continue
             rows.append(row)
         return rows
 
     def outcome_table(self) -> list[tuple[Any, ...]]:
         """Identity and outcome of every row, sorted: equal for two equivalent sweeps."""
-        return list(self.connection.execute(
-            f"SELECT {self._select(OUTCOME_COLUMNS)} FROM results ORDER BY config_hash"))
+        with self._reading():
+            return list(self.connection.execute(
+                f"SELECT {self._select(OUTCOME_COLUMNS)} FROM results ORDER BY config_hash"))
 
     def sweeps(self) -> list[dict[str, Any]]:
-        cursor = self.connection.execute("SELECT * FROM sweeps ORDER BY created")
-        names = [d[0] for d in cursor.description]
-        return [dict(zip(names, values, strict=True)) for values in cursor]
+        with self._reading():
+            cursor = self.connection.execute("SELECT * FROM sweeps ORDER BY created")
+            names = [d[0] for d in cursor.description]
+            return [dict(zip(names, values, strict=True)) for values in cursor]
 
     def failure_count(self) -> int:
-        return int(self.connection.execute("SELECT COUNT(*) FROM failures").fetchone()[0])
+        with self._reading():
+            return int(self.connection.execute("SELECT COUNT(*) FROM failures").fetchone()[0])
+
+
+def describe_row(row: dict[str, Any]) -> str:
+    """The cell a stored row belongs to, in words, for messages about it."""
+    budget = " ".join(part for part in (
+        f"{row.get('seconds')} s" if row.get("seconds") is not None else "",
+        f"{row.get('rollouts')} rollouts" if row.get("rollouts") is not None else "") if part)
+    return (f"cell {row.get('config_hash')} ({row.get('task')} {row.get('algorithm')} "
+            f"{row.get('strategy')}{' ' + budget if budget else ''} width {row.get('width')} "
+            f"instance {row.get('instance')} seed {row.get('seed')})")
+
+
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return (isinstance(value, int | float) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
+def _decode(row: dict[str, Any], actions: bool) -> str | None:
+    """Decode `row`'s JSON columns in place; the first problem in words, or None."""
+    for name in _INTEGER_COLUMNS:
+        if name in row and not _is_integer(row[name]):
+            return f"{name} is {row[name]!r}, not an integer"
+    for name in _NUMBER_COLUMNS:
+        if name in row and not _is_number(row[name]):
+            return f"{name} is {row[name]!r}, not a number"
+    for name in _OPTIONAL_NUMBER_COLUMNS:
+        if row.get(name) is not None and not _is_number(row[name]):
+            return f"{name} is {row[name]!r}, not a number"
+    if row.get("won") not in (None, 0, 1):
+        return f"won is {row['won']!r}, not 0, 1 or empty"
+    decoders = {"trace": _trace, "options": _options}
+    if actions:
+        decoders["actions"] = _actions
+    for name, decode in decoders.items():
+        if row.get(name) is None and name == "actions":
+            continue
+        try:
+            row[name] = decode(row[name])
+        except (TypeError, ValueError) as err:  # JSONDecodeError is a ValueError
+            return f"{name} does not decode ({err})"
+    return None
+
+
+def _trace(text: Any) -> list[list[float]]:
+    points = json.loads(text)
+    if not isinstance(points, list) or not all(
+            isinstance(p, list) and len(p) == 3 and all(_is_number(v) for v in p)
+            for p in points):
+        raise ValueError("not a list of [seconds, rollouts, best return] points")
+    return points
+
+
+def _options(text: Any) -> dict[str, Any]:
+    options = json.loads(text)
+    if not isinstance(options, dict):
+        raise ValueError("not a JSON object")
+    return options
+
+
+def _actions(text: Any) -> list[list[int]]:
+    actions = json.loads(text)
+    if not isinstance(actions, list):
+        raise ValueError("not a list of joint actions")
+    return actions

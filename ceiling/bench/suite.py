@@ -150,8 +150,8 @@ class Suite:
         return cells
 
 
-class _Problems:
-    """Problems found so far, each with its 1-based line."""
+class Problems:
+    """Problems found in a suite so far, each with its 1-based line."""
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -165,7 +165,8 @@ class _Problems:
 
     def raise_if_any(self) -> None:
         if self.items:
-            lines = [f"  {self.path}:{line}: {message}" for line, message in sorted(self.items)]
+            lines = [f"  {self.path}:{line}: {message}"
+                     for line, message in sorted(self.items, key=lambda item: item[0])]
             raise CeilingError(f"suite {self.path} has {len(self.items)} problem(s):\n"
                                + "\n".join(lines))
 
@@ -174,7 +175,7 @@ def _value(node: yaml.Node) -> Any:
     return yaml.SafeLoader("").construct_object(node, deep=True)  # type: ignore[no-untyped-call]
 
 
-def _int(node: yaml.Node, problems: _Problems, what: str, minimum: int = 0) -> int | None:
+def _int(node: yaml.Node, problems: Problems, what: str, minimum: int = 0) -> int | None:
     value = _value(node)
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         problems.add(node, f"{what} must be an integer >= {minimum}, got {value!r}")
@@ -182,7 +183,7 @@ def _int(node: yaml.Node, problems: _Problems, what: str, minimum: int = 0) -> i
     return value
 
 
-def _int_list(node: yaml.Node, problems: _Problems, what: str, minimum: int) -> list[int]:
+def _int_list(node: yaml.Node, problems: Problems, what: str, minimum: int) -> list[int]:
     items = node.value if isinstance(node, yaml.SequenceNode) else [node]
     if not items:
         problems.add(node, f"{what} must not be empty")
@@ -197,7 +198,7 @@ def _int_list(node: yaml.Node, problems: _Problems, what: str, minimum: int) -> 
 
 
 def _resolve_checkpoint(
-    task: str, node: yaml.Node, suite_dir: Path, problems: _Problems,
+    task: str, node: yaml.Node, suite_dir: Path, problems: Problems,
     strategies: set[str] | None,
 ) -> CheckpointRef | None:
     from ceiling.policies.checkpoint import read_manifest
@@ -240,9 +241,14 @@ def _resolve_checkpoint(
         path = Path(spec).expanduser()
         if not path.is_absolute() and not path.exists():
             path = suite_dir / path
+        if path.is_file():
+            problems.add(node, f"checkpoint {spec} is a file, not a directory: a checkpoint is "
+                               "the directory holding manifest.json and params.msgpack")
+            return None
         if not path.is_dir():
             problems.add(node, f"checkpoint {spec} not found (looked in the working directory "
-                               f"and in {suite_dir}); train one with `ceiling train {task}`")
+                               f"and in {suite_dir}); train one with `ceiling train --task "
+                               f"{task} --algo ALGO --out DIR`")
             return None
     try:
         manifest = read_manifest(path)
@@ -262,7 +268,7 @@ def _resolve_checkpoint(
                          sha256=str(manifest["sha256"]), only=only)
 
 
-def _tasks(node: yaml.Node, suite_dir: Path, problems: _Problems,
+def _tasks(node: yaml.Node, suite_dir: Path, problems: Problems,
            strategies: set[str] | None) -> dict[str, tuple[CheckpointRef, ...]]:
     from ceiling.tasks import names
 
@@ -299,8 +305,9 @@ def _tasks(node: yaml.Node, suite_dir: Path, problems: _Problems,
     return tasks
 
 
-def _strategies(node: yaml.Node, problems: _Problems) -> list[StrategyEntry]:
+def _strategies(node: yaml.Node, problems: Problems) -> list[StrategyEntry]:
     from ceiling.search import STRATEGIES, strategy_options
+    from ceiling.search.options import build_options
 
     entries: list[StrategyEntry] = []
     if not isinstance(node, yaml.SequenceNode) or not node.value:
@@ -329,13 +336,21 @@ def _strategies(node: yaml.Node, problems: _Problems) -> list[StrategyEntry]:
                 problems.add(options_node, f"options of {name} must be a mapping")
                 continue
             valid = [spec.name for spec in strategy_options(name)]
+            bad_value = False
             for k, v in options_node.value:
                 option = _value(k)
                 if option not in valid:
                     problems.add(k, f"strategy {name!r} has no option {option!r}; valid "
                                     f"options: {', '.join(valid) or 'none'}")
-                else:
-                    options[option] = _value(v)
+                    continue
+                try:  # its type and rule; what depends on the width is checked in preflight
+                    build_options(name, STRATEGIES[name].Options, {option: _value(v)})
+                except CeilingError as err:
+                    problems.add(v, str(err))
+                    bad_value = True
+                options[option] = _value(v)
+            if bad_value:
+                continue
         entry = StrategyEntry(name, json.dumps(options, sort_keys=True),
                               name_node.start_mark.line + 1)
         if any((e.name, e.options) == (entry.name, entry.options) for e in entries):
@@ -346,7 +361,7 @@ def _strategies(node: yaml.Node, problems: _Problems) -> list[StrategyEntry]:
     return entries
 
 
-def _budgets(node: yaml.Node, problems: _Problems
+def _budgets(node: yaml.Node, problems: Problems
              ) -> tuple[list[tuple[float | None, int | None]], list[int]]:
     """The budgets as (seconds, rollouts) and their lines. Each is a valid `Budget`; whether a
     rollout budget fits a strategy's batches is checked once strategies are built."""
@@ -383,7 +398,7 @@ def _budgets(node: yaml.Node, problems: _Problems
 
 
 def _check_widths(strategies: list[StrategyEntry], widths: list[int],
-                  problems: _Problems) -> None:
+                  problems: Problems) -> None:
     """Every width must be at least each searching strategy's `min_width`."""
     from ceiling.search import strategy_class
 
@@ -398,7 +413,19 @@ def _check_widths(strategies: list[StrategyEntry], widths: list[int],
 
 def parse_suite(text: str, path: str = "<suite>") -> Suite:
     """Validate suite YAML `text`; raise one CeilingError listing every problem with its line."""
-    problems = _Problems(path)
+    suite, problems = inspect_suite(text, path)
+    problems.raise_if_any()
+    return suite
+
+
+def inspect_suite(text: str, path: str = "<suite>") -> tuple[Suite, Problems]:
+    """The suite in `text` made of its valid parts, and every problem found in it.
+
+    Only text that is not YAML, or not a mapping, raises at once; otherwise whatever is wrong
+    is collected (with its line) and left out of the suite returned, so that the checks that
+    need built strategies (`ceiling.bench.run.validate_suite`) can run on the rest and every
+    problem is reported in one round."""
+    problems = Problems(path)
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as err:
@@ -449,18 +476,22 @@ def parse_suite(text: str, path: str = "<suite>") -> Suite:
                 if users and refs and not any(r.latent == wanted for r in refs):
                     problems.add(task_lines[task], f"task {task} has no {kind} checkpoint for "
                                                    f"{', '.join(sorted(set(users)))}")
-    problems.raise_if_any()
-    assert instances is not None
     description = get("description")
-    return Suite(name=name, path=path,
-                 description=str(_value(description)) if description is not None else "",
-                 instances=instances, seeds=tuple(seeds), widths=tuple(widths),
-                 budgets=tuple(budgets), tasks=tasks, strategies=tuple(strategies),
-                 budget_lines=tuple(budget_lines))
+    suite = Suite(name=name, path=path,
+                  description=str(_value(description)) if description is not None else "",
+                  instances=instances or 1, seeds=tuple(seeds), widths=tuple(widths),
+                  budgets=tuple(budgets), tasks=tasks, strategies=tuple(strategies),
+                  budget_lines=tuple(budget_lines))
+    return suite, problems
+
+
+def read_suite_text(path: str | Path) -> str:
+    suite_path = Path(path)
+    if not suite_path.is_file():
+        raise CeilingError(f"suite file {suite_path} does not exist"
+                           + (" (it is a directory)" if suite_path.is_dir() else ""))
+    return suite_path.read_text()
 
 
 def load_suite(path: str | Path) -> Suite:
-    suite_path = Path(path)
-    if not suite_path.is_file():
-        raise CeilingError(f"suite file {suite_path} does not exist")
-    return parse_suite(suite_path.read_text(), str(suite_path))
+    return parse_suite(read_suite_text(path), str(path))

@@ -7,11 +7,13 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ceiling.cli.common import console
+from ceiling.cli.common import check_writable, console, phase
 from ceiling.errors import CeilingError
 
 DEMO_TASK = "rware:tiny-2ag-hard"
 DEMO_ALGORITHM = "mappo"  # the best zero-shot policy shipped for DEMO_TASK
+DEMO_WIDTH = 64
+ZERO_SHOT_MODES = ("greedy", "stochastic", "random policy")
 
 
 def add_parser(sub: Any) -> None:
@@ -21,7 +23,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--search-instances", type=int, default=4,
                    help=f"test instances of {DEMO_TASK} to search (0: skip the search)")
     p.add_argument("--seconds", type=float, default=1.5, help="search budget per instance")
-    p.add_argument("--width", type=int, default=64, help="parallel attempts per batch")
+    p.add_argument("--width", type=int, default=DEMO_WIDTH, help="parallel attempts per batch")
     p.add_argument("--plot", default="ceiling-demo/anytime.png", help="anytime plot PNG")
     p.add_argument("--force", action="store_true", help="overwrite --plot if it exists")
     p.set_defaults(func=cmd_demo)
@@ -41,20 +43,30 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.search_instances < 0:
         raise CeilingError(f"--search-instances must be 0 or more, got {args.search_instances}")
     plot = Path(args.plot)
-    if args.search_instances > 0 and plot.exists() and not args.force:
-        raise CeilingError(f"{plot} already exists; pass --force or --plot OTHER.png")
+    if args.search_instances > 0:
+        if plot.exists() and not args.force:
+            raise CeilingError(f"{plot} already exists; pass --force or --plot OTHER.png")
+        check_writable(plot, args.force, flag="--plot")
     table = Table(title=f"zero-shot on {args.instances} test instances (shipped IPPO/MAPPO "
                         "checkpoints; COMPASS ones are searched below)")
     for column in ("task", "algorithm", "greedy return", "95% CI", "stochastic return",
                    "random policy", "win rate (greedy)"):
         table.add_column(column, justify="left" if column in ("task", "algorithm") else "right")
     out = console()
-    for (task, algorithm), path in shipped.items():
-        if algorithm == "compass":  # z = 0 is not its zero-shot policy; its value is search
-            continue
-        greedy = evaluate_checkpoint(path, task, args.instances, False, 0)
-        sampled = evaluate_checkpoint(path, task, args.instances, True, 0)
-        random = evaluate_checkpoint(path, task, args.instances, True, 0, uniform_random=True)
+    # COMPASS checkpoints are left out: z = 0 is not their zero-shot policy; their value is
+    # search (below).
+    bases = {key: path for key, path in shipped.items() if key[1] != "compass"}
+    evaluations: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    with phase(f"zero-shot on {args.instances} test instances",
+               total=len(ZERO_SHOT_MODES) * len(bases)) as progress:
+        for (task, algorithm), path in bases.items():
+            for mode in ZERO_SHOT_MODES:
+                progress.update(f"{task} {algorithm} {mode}")
+                evaluations.setdefault((task, algorithm), []).append(evaluate_checkpoint(
+                    path, task, args.instances, mode != "greedy", 0,
+                    uniform_random=mode == "random policy"))
+                progress.update(advance=1)
+    for (task, algorithm), (greedy, sampled, random) in evaluations.items():
         lo, hi = greedy["ci95"]
         win = greedy["win_rate"]
         table.add_row(task, algorithm, f"{greedy['mean_return']:.3f}", f"[{lo:.3f}, {hi:.3f}]",
@@ -78,8 +90,10 @@ def demo_search(
     from rich.table import Table
 
     from ceiling.policies.checkpoint import load_checkpoint
-    from ceiling.search import STRATEGIES, Budget
+    from ceiling.search import STRATEGIES, Budget, make_strategy
     from ceiling.search.compare import compare, plot_anytime, summarise_comparison
+    from ceiling.search.memory import check_memory
+    from ceiling.tasks import make
 
     checkpoint = load_checkpoint(path, task=DEMO_TASK)
     strategies = [name for name, cls in STRATEGIES.items() if not cls.needs_latent]
@@ -88,12 +102,24 @@ def demo_search(
         compass = load_checkpoint(compass_path, task=DEMO_TASK)
         others = {name: compass for name, cls in STRATEGIES.items() if cls.needs_latent}
         strategies += list(others)
-    with out.status("searching") as status:
+    # Memory grows with the width, and the default's batches are known to fit (at most
+    # 0.4 GiB): only a wider search is checked.
+    if args.width > DEMO_WIDTH:
+        with phase(f"checking that width {args.width} fits in memory"):
+            for name in strategies:
+                used = others.get(name, checkpoint)
+                strategy = make_strategy(name, make(DEMO_TASK), used.policy, args.width)
+                if not strategy.budget_free:
+                    check_memory(strategy, used.params)
+    with phase(f"searching {args.search_instances} test instances of {DEMO_TASK} for "
+               f"{args.seconds:g} s each", total=len(strategies) * args.search_instances,
+               info="compiling the first strategy") as progress:
         results = compare(
             checkpoint, strategies, args.search_instances, Budget(seconds=args.seconds),
             width=args.width,
-            on_result=lambda name, index, result: status.update(
-                f"{name} on instance {index}: return {result.solution.verified:.2f}"),
+            on_result=lambda name, index, result: progress.update(
+                f"{name} on instance {index}: return {result.solution.verified:.2f}",
+                advance=1),
             other_checkpoints=others,
         )
     title = (f"{checkpoint.algorithm.upper()} on {DEMO_TASK}"
@@ -109,5 +135,9 @@ def demo_search(
         table.add_row(row["strategy"], f"{row['mean_return']:.2f}", f"[{lo:.2f}, {hi:.2f}]",
                       f"{row['mean_rollouts']:,.0f}", "-" if gain is None else f"{gain:+.1f} %")
     out.print(table)
-    plot_anytime(results, title, plot)
+    try:
+        plot_anytime(results, title, plot)
+    except OSError as err:
+        raise CeilingError(f"could not write the anytime plot to {plot} "
+                           f"({err.strerror or err}); the table above holds the results") from None
     out.print(f"anytime plot: {plot}")

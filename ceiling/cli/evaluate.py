@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from ceiling.cli.common import console, refuse_existing, write_json
+from ceiling.cli.common import check_writable, console, phase, write_json
 from ceiling.errors import CeilingError
 
 
@@ -26,24 +26,29 @@ def add_parser(sub: Any) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from ceiling.policies.checkpoint import load_checkpoint
     from ceiling.policies.evaluation import evaluate_checkpoint
 
     if args.instances < 1:
         raise CeilingError(f"--instances must be at least 1, got {args.instances}")
     if args.out:
-        refuse_existing(args.out, args.force)  # before the evaluation, not after it
-    summary = evaluate_checkpoint(args.checkpoint, args.task, args.instances, args.stochastic,
-                                  args.seed, uniform_random=args.random)
-    if args.out:
-        write_json(args.out, summary, args.force)
+        check_writable(args.out, args.force)  # before the evaluation, not after it
+    checkpoint = load_checkpoint(args.checkpoint, task=args.task)  # bad ones before progress
+    mode = "random policy" if args.random else "stochastic" if args.stochastic else "greedy"
+    with phase(f"evaluating {checkpoint.task_name} {checkpoint.algorithm} ({mode}) on "
+               f"{args.instances} test instances"):
+        summary = evaluate_checkpoint(args.checkpoint, args.task, args.instances,
+                                      args.stochastic, args.seed, uniform_random=args.random)
     if args.json:
         print(json.dumps(summary, indent=2))
-        return 0
-    lo, hi = summary["ci95"]
-    line = (f"{summary['task']} {summary['algorithm']} ({summary['mode']}, "
-            f"{summary['num_instances']} test instances): mean return "
-            f"{summary['mean_return']:.3f}  95% CI [{lo:.3f}, {hi:.3f}]")
-    if summary["win_rate"] is not None:
-        line += f"  win rate {summary['win_rate']:.3f}"
-    console().print(line)
+    else:
+        lo, hi = summary["ci95"]
+        line = (f"{summary['task']} {summary['algorithm']} ({summary['mode']}, "
+                f"{summary['num_instances']} test instances): mean return "
+                f"{summary['mean_return']:.3f}  95% CI [{lo:.3f}, {hi:.3f}]")
+        if summary["win_rate"] is not None:
+            line += f"  win rate {summary['win_rate']:.3f}"
+        console().print(line)
+    if args.out:  # after printing: a failed write still leaves the result on the screen
+        write_json(args.out, summary, force=True, what="the evaluation")
     return 0

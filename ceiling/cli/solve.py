@@ -11,7 +11,7 @@ import argparse
 from typing import Any
 
 from ceiling import __version__
-from ceiling.cli.common import console, parse_assignments, refuse_existing, write_json
+from ceiling.cli.common import check_writable, console, parse_assignments, phase, write_json
 from ceiling.errors import CeilingError
 
 # Shorthands for `--option NAME=VALUE`: `--NAME` sets option NAME, and `--STRATEGY-NAME` sets
@@ -29,7 +29,6 @@ def add_parser(sub: Any) -> None:
     from ceiling.cli.strategies import strategies_epilog
 
     p = sub.add_parser("solve", help="search one test instance with an inference strategy",
-                       formatter_class=argparse.RawDescriptionHelpFormatter,
                        epilog_from=strategies_epilog)
     p.add_argument("--checkpoint", required=True, help="checkpoint directory")
     p.add_argument("--task", required=True, help="the task the checkpoint was trained for")
@@ -78,35 +77,39 @@ def option_values(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_solve(args: argparse.Namespace) -> int:
     from ceiling import search
     from ceiling.policies.checkpoint import load_checkpoint
-    from ceiling.tasks import make
+    from ceiling.search.identity import SEED_LIMIT
+    from ceiling.search.memory import check_memory
+    from ceiling.tasks import make, task_spec
 
-    # Every input error before the checkpoint loads or anything compiles.
-    task = make(args.task)
+    # Every input error before anything compiles: names, the output path, the seed, the
+    # budget, the options, the checkpoint, then the width against memory.
+    task_spec(args.task)  # an unknown task, naming the valid ones
     search.strategy_class(args.strategy)
     if args.out:
-        refuse_existing(args.out, args.force)
-    from ceiling.search.identity import SEED_LIMIT
-
+        check_writable(args.out, args.force)
     if not 0 <= args.seed < SEED_LIMIT:
         raise CeilingError(f"--seed must be an integer in [0, 2**32), got {args.seed}")
-    instance = search.instance_key(args.task, args.instance)
     budget = search.Budget(seconds=args.seconds, rollouts=args.rollouts)
     options = option_values(args)
     checkpoint = load_checkpoint(args.checkpoint, task=args.task)
+    task = make(args.task)
+    instance = search.instance_key(args.task, args.instance)
     strategy = search.make_strategy(args.strategy, task, checkpoint.policy, args.width,
                                     **options)
+    strategy.batch_limit(budget)  # an inexact rollout budget
+    if not strategy.budget_free:  # one rollout whatever the width: nothing to check
+        check_memory(strategy, checkpoint.params)
     key = search.search_key(args.seed, args.task, args.instance)
 
-    err = console(stderr=True)
     limit = " / ".join(part for part in (
         f"{args.seconds:g} s" if args.seconds is not None else "",
         f"{args.rollouts:,} rollouts" if args.rollouts is not None else "") if part)
     aborted: str | None = None
-    with err.status(f"compiling {args.strategy} for {args.task}") as status:
+    with phase(f"{args.strategy} on {args.task}", info="compiling", interval=10.0) as progress:
 
         def on_batch(point: search.TracePoint) -> None:
-            status.update(f"{args.strategy}  {point.seconds:6.1f} s  {point.rollouts:,} rollouts"
-                          f"  best return {point.best_return:.3f}   (budget {limit})")
+            progress.update(f"{point.seconds:6.1f} s  {point.rollouts:,} rollouts  best return "
+                            f"{point.best_return:.3f}   (budget {limit})")
 
         try:
             result = search.solve(strategy, checkpoint.params, instance, budget, key,
@@ -118,15 +121,17 @@ def cmd_solve(args: argparse.Namespace) -> int:
         "checkpoint": str(args.checkpoint), "seed": args.seed, "aborted": aborted,
         "ceiling_version": __version__,
     }
-    if args.out:
-        write_json(args.out, payload, force=True)
     solution = result.solution
     won = "" if solution.won is None else f", won {solution.won}"
-    err.print(f"{args.strategy} on {args.task} test instance {args.instance}: return "
-              f"{solution.total_return:.3f} (verified {solution.verified:.3f}{won}) after "
-              f"{result.rollouts:,} rollouts in {result.seconds:.1f} s "
-              f"(+{result.compile_seconds:.1f} s compile)"
-              + (f"; written to {args.out}" if args.out else ""))
+    console(stderr=True).print(
+        f"{args.strategy} on {args.task} test instance {args.instance}: return "
+        f"{solution.total_return:.3f} (verified {solution.verified:.3f}{won}) after "
+        f"{result.rollouts:,} rollouts in {result.seconds:.1f} s "
+        f"(+{result.compile_seconds:.1f} s compile)")
+    if args.out:
+        # The search is done: a failed write keeps its result (saved elsewhere, path said).
+        write_json(args.out, payload, force=True, what="the search result")
+        console(stderr=True).print(f"written to {args.out}")
     if aborted is not None:
         raise CeilingError(aborted)
     return 0

@@ -7,16 +7,16 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ceiling.cli.common import console, parse_assignments
+from ceiling.cli.common import check_writable, console, parse_assignments, phase
 from ceiling.errors import CeilingError
 
 
 def add_parser(sub: Any) -> None:
-    p = sub.add_parser("train", help="train an IPPO, MAPPO or COMPASS policy on a task")
+    p = sub.add_parser("train", help="train an IPPO, MAPPO, SABLE or COMPASS policy on a task")
     p.add_argument("--task", help="task name, e.g. rware:tiny-2ag-hard (required unless "
                    "--resume)")
-    p.add_argument("--algo", help="ippo, mappo, or compass (latent-conditioned, needs --from); "
-                   "required unless --resume")
+    p.add_argument("--algo", help="ippo, mappo, sable, or compass (latent-conditioned, needs "
+                   "--from); required unless --resume")
     p.add_argument("--from", dest="from_checkpoint", metavar="CHECKPOINT",
                    help="COMPASS: the converged IPPO/MAPPO checkpoint to condition and train")
     p.add_argument("--steps", help="environment steps, e.g. 20M (default: the config's)")
@@ -75,15 +75,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise CeilingError(f"run directory {out} already exists; pass --force to replace it, "
                            "or --resume to continue it")
 
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
+    check_writable(out, force=args.force or args.resume, directory=True)
     err = console(stderr=True)
     err.print(f"{'resuming' if args.resume else 'training'} {config.algorithm} on {args.task} "
               f"for {config.total_steps:,} steps ({config.num_envs} envs) -> {out}")
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
-                  TimeRemainingColumn(), console=err, transient=False,
-                  disable=args.quiet) as progress:
-        bar = progress.add_task("compiling", total=config.total_steps, info="")
+    # In a terminal a live bar; in a log a line every 30 s (and at each evaluation).
+    with phase("compiling", total=config.total_steps, interval=30.0,
+               enabled=not args.quiet) as progress:
         last_eval: list[float] = []
 
         def on_progress(record: dict[str, Any]) -> None:
@@ -94,8 +92,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                 last_eval[:] = [record["eval_return"]]
             if last_eval:
                 info += f"  greedy eval {last_eval[0]:.3f}"
-            progress.update(bar, completed=record["step"], total=record["total_steps"],
-                            description="training", info=info)
+            progress.update(info, completed=record["step"], total=record["total_steps"],
+                            description="training", announce="eval_return" in record)
 
         try:
             if base is not None:

@@ -6,6 +6,10 @@ the hash and, when a task is given, that the checkpoint was made for it. Nothing
 pickled. Writes go to a temporary sibling directory that is renamed into place, so a reader
 never sees half a checkpoint and an existing one is only replaced with `force=True`.
 
+Loading builds neither the task nor fresh parameters: the task's spec comes from the spec table
+(`ceiling.tasks.task_spec`) and the parameter template from abstract shape inference
+(`parameter_template`), so a checkpoint loads in a fraction of a second without compiling.
+
 Manifests carry `format_version`. Version 2 records `network.architecture`; version 1 (the
 checkpoints shipped before architectures were pluggable) has none and is read as "mlp", as it
 is on disk: loading never rewrites a checkpoint. A manifest without a version, or with one newer
@@ -31,7 +35,7 @@ from flax import serialization
 from ceiling import __version__
 from ceiling.errors import CeilingError
 from ceiling.policies.networks import NetworkConfig, Params, Policy, make_policy
-from ceiling.tasks import make as make_task
+from ceiling.tasks import task_spec
 
 FORMAT_VERSION = 2  # what `save_checkpoint` writes; 1 .. FORMAT_VERSION are read
 PARAMS_FILE = "params.msgpack"
@@ -168,6 +172,13 @@ def network_config(manifest: dict[str, Any]) -> NetworkConfig:
         raise CeilingError(message) from None
 
 
+def parameter_template(policy: Policy) -> Params:
+    """The shapes and dtypes of `policy`'s parameters (`jax.ShapeDtypeStruct` leaves), found
+    by tracing `init` abstractly: running it would compile and run every initialiser op by op
+    (over a hundred small compiles, seconds), only to be overwritten by the stored values."""
+    return jax.eval_shape(policy.init, jax.ShapeDtypeStruct((2,), np.uint32))
+
+
 def load_checkpoint(path: str | os.PathLike[str], task: str | None = None) -> Checkpoint:
     """Load and verify a checkpoint; with `task`, also check it was trained for that task."""
     directory = Path(path)
@@ -186,9 +197,9 @@ def load_checkpoint(path: str | os.PathLike[str], task: str | None = None) -> Ch
             f"{params_path} does not match its manifest (sha256 {digest[:12]}… != "
             f"{str(manifest['sha256'])[:12]}…): the file was modified or corrupted"
         )
-    spec = make_task(str(manifest["task"])).spec
+    spec = task_spec(str(manifest["task"]))
     policy = make_policy(spec, network_config(manifest))
-    template = policy.init(jax.random.PRNGKey(0))
+    template = parameter_template(policy)
     try:
         state = serialization.msgpack_restore(data)
         params = serialization.from_state_dict(template, state)
@@ -199,5 +210,6 @@ def load_checkpoint(path: str | os.PathLike[str], task: str | None = None) -> Ch
             f"checkpoint {directory} has parameter shapes that do not fit {spec.name} "
             "(was the task's observation size changed?)"
         )
-    params = jax.tree_util.tree_map(lambda x: jax.numpy.asarray(x), params)
+    params = jax.tree_util.tree_map(
+        lambda leaf, like: jax.numpy.asarray(leaf, dtype=like.dtype), params, template)
     return Checkpoint(policy=policy, params=params, manifest=manifest, path=directory)

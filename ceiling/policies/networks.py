@@ -2,9 +2,14 @@
 
 A `Policy` is a set of pure functions over an explicit params pytree: `init(key)`,
 `act(params, observation, action_mask, latent=None)` -> masked logits for all agents at once,
-and `value(params, observation, global_state)`. Which network computes them is named by
-`NetworkConfig.architecture` and looked up in a registry (`register_architecture`,
-`make_policy`), so trainers, search strategies and checkpoints never name a network class.
+and `value(params, observation, global_state)`. Joint actions are chosen, scored and expanded
+through the policy too (`decide`, `sample`, `greedy`, `conditional_logits`, `log_prob`,
+`expand`): the defaults treat `act`'s logits as independent per-agent distributions, and an
+autoregressive policy (SABLE, `ceiling.policies.sable`), whose agents act one after another
+each conditioned on the actions before it, overrides them; no consumer assumes either kind.
+Which network computes them is named by `NetworkConfig.architecture` and looked up in a
+registry (`register_architecture`, `make_policy`), so trainers, search strategies and
+checkpoints never name a network class.
 `Policy(spec, config)` is the same as `make_policy(spec, config)`: called on the base class, it
 builds the registered class. The base class assumes nothing about the network's inputs beyond
 the task spec; a sequence model over agents or an attention encoder over the named observation
@@ -37,9 +42,17 @@ import jax.numpy as jnp
 import numpy as np
 
 from ceiling.errors import CeilingError
+from ceiling.policies.joint import (
+    action_log_prob,
+    greedy_action,
+    sample_action,
+    top_k_joint_actions,
+)
 from ceiling.tasks.base import TaskSpec
 
-ALGORITHMS = ("ippo", "mappo")
+# The trained policies: the critic of an MLP (own observation: ippo; global state: mappo), or
+# the SABLE sequence model with its own per-agent value head (architecture "sable").
+ALGORITHMS = ("ippo", "mappo", "sable")
 ACTIVATIONS = {"relu": nn.relu, "tanh": nn.tanh, "gelu": nn.gelu}
 
 Params = Any  # a pytree {"actor": ..., "critic": ...}
@@ -114,6 +127,10 @@ class NetworkConfig:
     latent_rank: int = 4  # rank of the latent's input map (when latent_dim > 0); 0: full rank
     architecture: str = "mlp"  # a name in the architecture registry (`architectures()`)
     latent_scale: float = 1.0  # the latent's input scale (full-rank map)
+    # SABLE only (hidden_sizes and activation are the MLP's):
+    embed_dim: int = 64  # width of every token (observation and action embeddings)
+    num_blocks: int = 1  # retention blocks in the encoder, and again in the decoder
+    num_heads: int = 1  # retention heads, each with its own decay across agents
 
     @property
     def conditioned(self) -> bool:
@@ -132,6 +149,15 @@ class NetworkConfig:
             raise CeilingError(
                 f"unknown algorithm {self.algorithm!r}; valid: {', '.join(ALGORITHMS)}"
             )
+        if (self.algorithm == "sable") != (self.architecture == "sable"):
+            raise CeilingError(f"algorithm {self.algorithm!r} does not fit architecture "
+                               f"{self.architecture!r}: the sable algorithm is the sable "
+                               "architecture, and ippo/mappo name an MLP critic")
+        if min(self.embed_dim, self.num_blocks, self.num_heads) < 1 or (
+                self.embed_dim % self.num_heads):
+            raise CeilingError(f"embed_dim, num_blocks and num_heads must be positive and "
+                               f"num_heads must divide embed_dim, got {self.embed_dim}, "
+                               f"{self.num_blocks} and {self.num_heads}")
         if self.activation not in ACTIVATIONS:
             raise CeilingError(
                 f"unknown activation {self.activation!r}; valid: {', '.join(ACTIVATIONS)}"
@@ -150,6 +176,9 @@ class NetworkConfig:
             "hidden_sizes": list(self.hidden_sizes),
             "activation": self.activation,
         }
+        if self.architecture == "sable":
+            data.update(embed_dim=self.embed_dim, num_blocks=self.num_blocks,
+                        num_heads=self.num_heads)
         if self.conditioned:
             data.update(latent_dim=self.latent_dim, latent_rank=self.latent_rank,
                         latent_prior=LATENT_PRIOR)
@@ -168,6 +197,9 @@ class NetworkConfig:
             latent_rank=int(data.get("latent_rank", 4)),
             architecture=str(data.get("architecture", "mlp")),
             latent_scale=float(data.get("latent_scale", 1.0)),
+            embed_dim=int(data.get("embed_dim", 64)),
+            num_blocks=int(data.get("num_blocks", 1)),
+            num_heads=int(data.get("num_heads", 1)),
         )
 
 
@@ -176,7 +208,7 @@ class NetworkConfig:
 ARCHITECTURES: dict[str, type[Policy]] = {}
 # Architectures defined in other modules, imported on first use so that `make_policy` finds
 # them without its caller importing them: {name: module that registers it}.
-ARCHITECTURE_MODULES: dict[str, str] = {}
+ARCHITECTURE_MODULES: dict[str, str] = {"sable": "ceiling.policies.sable"}
 
 
 def register_architecture(name: str) -> Callable[[type[Policy]], type[Policy]]:
@@ -219,9 +251,15 @@ class Policy:
     Subclasses register with `register_architecture(name)` and implement `init`, `act` and
     `value`; this class owns construction, validation and value equality. `Policy(spec,
     config)` builds the class registered for `config.architecture` (as `make_policy` does).
+
+    The joint-action methods (`decide` and the rest) default to a factorised policy: `act`'s
+    logits are independent per-agent distributions. An autoregressive policy overrides them
+    and sets `autoregressive`; `conditionable` says whether `condition` can add a latent input.
     """
 
     architecture: ClassVar[str] = ""  # set by `register_architecture`
+    autoregressive: ClassVar[bool] = False  # agents act in turn, each seeing earlier actions
+    conditionable: ClassVar[bool] = False  # `condition` can add a COMPASS latent input
 
     def __new__(cls, spec: TaskSpec | None = None, config: NetworkConfig | None = None) -> Self:
         # Both default to None so that copy and pickle, which call `cls.__new__(cls)`, work.
@@ -275,10 +313,115 @@ class Policy:
     def num_parameters(self, params: Params) -> int:
         return int(sum(np.prod(leaf.shape) for leaf in jax.tree_util.tree_leaves(params)))
 
+    def head_layers(self) -> tuple[str, ...]:
+        """Names of the output layers (policy logits, value), what fine-tuning's `head` scope
+        trains: any parameter whose path contains one of them."""
+        raise NotImplementedError
+
+    # -- joint actions -------------------------------------------------------------------------
+    def decide(
+        self,
+        params: Params,
+        observation: jax.Array,
+        action_mask: jax.Array,
+        key: jax.Array | None,
+        greedy: bool,
+        temperature: float = 1.0,
+        latent: jax.Array | None = None,
+    ) -> tuple[jax.Array, jax.Array]:
+        """A joint action [..., A] and the masked logits [..., A, n] each agent chose from.
+
+        Arg-max if `greedy` (`key` unused), else sampled from `key` at `temperature`. Row i of
+        the logits is agent i's untempered distribution given what it conditions on (for an
+        autoregressive policy, the chosen actions of agents 0..i-1), so the joint action's
+        log-probability is `action_log_prob(logits, action).sum(-1)`.
+        """
+        logits = self.act(params, observation, action_mask, latent)
+        if greedy:
+            return greedy_action(logits), logits
+        assert key is not None, "sampling needs a key"
+        return sample_action(key, logits, temperature), logits
+
+    def sample(
+        self,
+        params: Params,
+        observation: jax.Array,
+        action_mask: jax.Array,
+        key: jax.Array,
+        temperature: float = 1.0,
+        latent: jax.Array | None = None,
+    ) -> jax.Array:
+        """A sampled joint action [..., A]."""
+        return self.decide(params, observation, action_mask, key, False, temperature, latent)[0]
+
+    def greedy(
+        self,
+        params: Params,
+        observation: jax.Array,
+        action_mask: jax.Array,
+        latent: jax.Array | None = None,
+    ) -> jax.Array:
+        """The arg-max joint action [..., A] (for an autoregressive policy: each agent's
+        arg-max given the earlier agents' arg-max actions)."""
+        return self.decide(params, observation, action_mask, None, True, latent=latent)[0]
+
+    def conditional_logits(
+        self,
+        params: Params,
+        observation: jax.Array,
+        action_mask: jax.Array,
+        action: jax.Array,
+        latent: jax.Array | None = None,
+    ) -> jax.Array:
+        """Masked logits [..., A, n] of every agent given the joint action [..., A] of the
+        agents before it (teacher forcing); a factorised policy ignores `action`."""
+        del action
+        return self.act(params, observation, action_mask, latent)
+
+    def log_prob(
+        self,
+        params: Params,
+        observation: jax.Array,
+        action_mask: jax.Array,
+        action: jax.Array,
+        latent: jax.Array | None = None,
+    ) -> jax.Array:
+        """Per-agent conditional log-probabilities [..., A] of the joint action [..., A]; their
+        sum over agents is the joint action's exact log-probability."""
+        logits = self.conditional_logits(params, observation, action_mask, action, latent)
+        return action_log_prob(logits, action)
+
+    def expand(
+        self,
+        params: Params,
+        observation: jax.Array,
+        action_mask: jax.Array,
+        key: jax.Array,
+        k: int,
+        latent: jax.Array | None = None,
+    ) -> tuple[jax.Array, jax.Array]:
+        """`k` distinct joint actions [..., k, A] of each node and their log-probabilities
+        [..., k] (SGBS's children). Entry 0 is the greedy joint action; an entry with
+        log-probability -inf is no child (too few legal joint actions, or a duplicate).
+
+        Factorised policy: the exact K best (`top_k_joint_actions`); `key` is unused.
+        """
+        del key
+        logits = self.act(params, observation, action_mask, latent)
+        flat = logits.reshape(-1, *logits.shape[-2:])
+        actions, log_probs = jax.vmap(top_k_joint_actions, (0, None))(flat, k)
+        # Child 0 must be exactly the greedy rollout's action even if float rounding
+        # reordered a near-tie in the K-best merge.
+        actions = actions.at[:, 0].set(greedy_action(flat))
+        batch = logits.shape[:-2]
+        return actions.reshape(*batch, *actions.shape[1:]), log_probs.reshape(*batch, k)
+
 
 @register_architecture("mlp")
 class MLPPolicy(Policy):
     """Parameter-shared MLP actor (optionally latent-conditioned) and MLP critic."""
+
+    conditionable = True
 
     def __init__(self, spec: TaskSpec, config: NetworkConfig) -> None:
         super().__init__(spec, config)
@@ -346,6 +489,9 @@ class MLPPolicy(Policy):
         features = self.critic_input(observation, global_state)
         return cast(jax.Array, self.critic.apply(params["critic"], features))[..., 0]
 
+    def head_layers(self) -> tuple[str, ...]:
+        return (f"Dense_{len(self.config.hidden_sizes)}",)  # the actor's and critic's last
+
 
 def condition(
     policy: Policy,
@@ -356,17 +502,20 @@ def condition(
     latent_scale: float = 1.0,
     latent_init: float = 0.0,
 ) -> tuple[Policy, Params]:
-    """A latent-conditioned copy of an unconditioned MLP policy that acts exactly like it at
-    z = 0 (and, with `latent_init` = 0, for every z).
+    """A latent-conditioned copy of an unconditioned policy (MLP or SABLE) that acts exactly
+    like it at z = 0 (and, with `latent_init` = 0, for every z).
 
-    The base actor's and critic's parameters are kept as they are. With `latent_rank` > 0 the
-    new `latent_in` is random and `latent_out` zero; with `latent_rank` = 0 the full-rank
-    `latent_full` map starts at zero, or at normal weights of std `latent_init` so that
-    different latents act a little differently from the first update on.
+    The base actor's and critic's parameters are kept as they are; the latent map is a
+    top-level layer of the actor. With `latent_rank` > 0 the new `latent_in` is random and
+    `latent_out` zero; with `latent_rank` = 0 the full-rank `latent_full` map starts at zero,
+    or at normal weights of std `latent_init` so that different latents act a little
+    differently from the first update on.
     """
-    if not isinstance(policy, MLPPolicy):
-        raise CeilingError("latent conditioning is implemented for the 'mlp' architecture, "
-                           f"not {policy.config.architecture!r}")
+    if not policy.conditionable:
+        conditionable = [name for name in architectures() if policy_class(name).conditionable]
+        raise CeilingError(f"latent conditioning is implemented for the "
+                           f"{', '.join(map(repr, conditionable))} architectures, not "
+                           f"{policy.config.architecture!r}")
     if policy.config.conditioned:
         raise CeilingError("this policy is already latent-conditioned "
                            f"(latent_dim {policy.config.latent_dim})")
@@ -385,13 +534,3 @@ def condition(
         actor["latent_full"] = {"kernel": latent_init * jax.random.normal(
             jax.random.fold_in(key, 1), kernel.shape, kernel.dtype)}
     return conditioned, {"actor": {"params": actor}, "critic": params["critic"]}
-
-
-def greedy_action(logits: jax.Array) -> jax.Array:
-    """Arg-max joint action [..., A] from masked logits."""
-    return jnp.argmax(logits, axis=-1).astype(jnp.int32)
-
-
-def sample_action(key: jax.Array, logits: jax.Array, temperature: float = 1.0) -> jax.Array:
-    """A joint action [..., A] sampled from the masked categorical at `temperature`."""
-    return jax.random.categorical(key, logits / temperature, axis=-1).astype(jnp.int32)

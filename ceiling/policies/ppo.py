@@ -16,8 +16,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from ceiling.policies.joint import masked_log_softmax
 from ceiling.policies.networks import Params, Policy
-from ceiling.policies.rollout import Transition, masked_log_softmax
+from ceiling.policies.rollout import Transition
 
 
 class LossCoefficients(Protocol):
@@ -76,10 +77,14 @@ def ppo_loss(
     `latent` [E, d] conditions a COMPASS policy, one latent per environment. Advantages are
     standardised over the counted samples unless `normalise_advantages` is False (COMPASS's
     contrastive advantages are zero where nothing should be learned, and must stay zero).
+    Each agent's ratio is of its conditional probability given what it conditions on
+    (`Policy.conditional_logits`: its own observation for a factorised policy, also the earlier
+    agents' actions for an autoregressive one), and the entropy is that conditional's.
     Returns the total and (policy loss, value loss, entropy, approximate KL).
     """
     log_probs = masked_log_softmax(
-        policy.act(params, batch.observation, batch.action_mask, latent)
+        policy.conditional_logits(params, batch.observation, batch.action_mask, batch.action,
+                                  latent)
     )
     log_prob = jnp.take_along_axis(log_probs, batch.action[..., None], axis=-1)[..., 0]
     weight = (jnp.ones_like(log_prob) if live is None

@@ -17,10 +17,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ceiling.policies.networks import Params, Policy, greedy_action, sample_action
+from ceiling.policies.joint import MASKED_LOGIT as MASKED_LOGIT
+from ceiling.policies.joint import action_log_prob
+from ceiling.policies.joint import masked_log_softmax as masked_log_softmax
+from ceiling.policies.networks import Params, Policy
 from ceiling.tasks.base import Task, TaskState, TimeStep
-
-MASKED_LOGIT = -1e9  # finite stand-in for -inf inside losses, so gradients stay finite
 
 
 class Episode(NamedTuple):
@@ -51,10 +52,6 @@ class Trajectory(NamedTuple):
     finite: jax.Array  # [] bool: every legal logit along the way was finite
 
 
-def masked_log_softmax(logits: jax.Array) -> jax.Array:
-    return jax.nn.log_softmax(jnp.where(jnp.isfinite(logits), logits, MASKED_LOGIT), axis=-1)
-
-
 def legal_logits_finite(logits: jax.Array, action_mask: jax.Array) -> jax.Array:
     """Whether every legal action's logit is finite (masked ones are -inf by design)."""
     return jnp.where(action_mask, jnp.isfinite(logits), True).all()
@@ -75,24 +72,21 @@ def play(
 ) -> tuple[Episode, Trajectory | None]:
     """Play `length` steps from (`state`, `timestep`): the one episode scan.
 
-    Arg-max actions if `greedy`, else sampled at `temperature`, each step with its own key
-    split from `key`. `latent` [d] conditions a COMPASS policy for the whole rollout. With
-    `record`, also returns the `Trajectory` a loss needs (log-probabilities under the
-    untempered policy, so a PPO ratio starts at 1 whatever the sampling temperature).
+    The policy's joint action each step (`Policy.decide`): arg-max if `greedy`, else sampled
+    at `temperature`, each step with its own key split from `key`. `latent` [d] conditions a
+    COMPASS policy for the whole rollout. With `record`, also returns the `Trajectory` a loss
+    needs (per-agent conditional log-probabilities under the untempered policy, so a PPO ratio
+    starts at 1 whatever the sampling temperature).
     """
 
     def body(carry: Any, step_key: jax.Array) -> tuple[Any, Any]:
         state, timestep = carry
-        logits = policy.act(params, timestep.observation, timestep.action_mask, latent)
-        if greedy:
-            action = greedy_action(logits)
-        else:
-            action = sample_action(step_key, logits, temperature)
+        action, logits = policy.decide(params, timestep.observation, timestep.action_mask,
+                                       step_key, greedy, temperature, latent)
         next_state, next_timestep = task.step(state, action)
         out: tuple[Any, ...] = (action, next_timestep.reward)
         if record:
-            log_prob = jnp.take_along_axis(masked_log_softmax(logits), action[..., None],
-                                           -1)[..., 0]
+            log_prob = action_log_prob(logits, action)
             transition = Transition(
                 observation=timestep.observation, action_mask=timestep.action_mask,
                 global_state=timestep.global_state, action=action, log_prob=log_prob,

@@ -105,7 +105,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     console = _console()
     result = run_bench(library, rollouts=args.rollouts,
                        on_progress=None if args.quiet else console.print)
-    command = (f"ceiling reuse bench --library {shlex.quote(args.library)} --grid {args.grid} "
+    grid = int(library.manifest["grid"])  # the library records it: --grid only checks it
+    command = (f"ceiling reuse bench --library {shlex.quote(args.library)} --grid {grid} "
                f"--out {shlex.quote(args.out)} --rollouts {args.rollouts}"
                + (" --force" if args.force else ""))
     path = write_results(result, args.out, command, args.force)
@@ -155,7 +156,9 @@ def add_reuse_parser(sub: Any) -> None:
 
     p = actions.add_parser("bench", help="composition vs Q-learning from scratch")
     p.add_argument("--library", required=True, help="library directory")
-    p.add_argument("--grid", type=int, default=16, help="grid the library must be built on")
+    p.add_argument("--grid", type=int,
+                   help="fail unless the library was built on this grid (default: the grid "
+                        "its manifest records)")
     p.add_argument("--out", default="results/reuse", help="folder for bench.md/.json/.png")
     p.add_argument("--rollouts", type=int, default=16, help="evaluation episodes per policy")
     p.add_argument("--force", action="store_true", help="overwrite existing results")

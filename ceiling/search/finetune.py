@@ -24,7 +24,7 @@ import optax
 from ceiling.errors import CeilingError
 from ceiling.policies.networks import Params, Policy
 from ceiling.policies.ppo import adam, gae, ppo_epochs, ppo_loss
-from ceiling.policies.rollout import legal_logits_finite, masked_log_softmax, record_episode
+from ceiling.policies.rollout import legal_logits_finite, record_episode
 from ceiling.search.base import Batch, SearchState, Strategy, improved
 from ceiling.search.options import (
     NON_NEGATIVE,
@@ -80,8 +80,8 @@ def imitation_loss(
     policy: Policy, params: Params, demonstration: Demonstration, actions: jax.Array
 ) -> jax.Array:
     """Mean negative log-likelihood of the incumbent's actions [T, A] along its live steps."""
-    logits = policy.act(params, demonstration.observation, demonstration.action_mask)
-    log_prob = jnp.take_along_axis(masked_log_softmax(logits), actions[..., None], -1)[..., 0]
+    log_prob = policy.log_prob(params, demonstration.observation, demonstration.action_mask,
+                               actions)
     weight = jnp.broadcast_to(demonstration.live[:, None], log_prob.shape).astype(jnp.float32)
     return -(log_prob * weight).sum() / jnp.maximum(weight.sum(), 1.0)
 
@@ -100,11 +100,11 @@ class FineTune(Strategy):
         if options.scope == "all":
             self.optimizer = optimizer
             return
-        head = f"Dense_{len(self.policy.config.hidden_sizes)}"  # the MLP's output layer
+        heads = self.policy.head_layers()  # the policy's output layers
 
         def labels(params: Params) -> Any:
             return jax.tree_util.tree_map_with_path(
-                lambda path, _: "head" if any(getattr(k, "key", None) == head for k in path)
+                lambda path, _: "head" if any(getattr(k, "key", None) in heads for k in path)
                 else "body", params)
 
         # Frozen leaves get exact zero updates, and gradient clipping sees only the head.
@@ -161,7 +161,8 @@ class FineTune(Strategy):
 
         params, opt_state, _ = ppo_epochs(loss, self.optimizer, state.params, inner.opt_state,
                                           update_key, self.width, options.num_updates, 1)
-        new_logits = self.policy.act(params, batch.observation, batch.action_mask)
+        new_logits = self.policy.conditional_logits(params, batch.observation,
+                                                    batch.action_mask, batch.action)
         finite = (trajectories.finite.all() & all_finite(params)
                   & legal_logits_finite(new_logits, batch.action_mask))
         # Refuse a non-finite update rather than search on with corrupted parameters.

@@ -1,8 +1,10 @@
 """SGBS: simulation-guided beam search (Choo et al. 2022) over the policy's joint actions.
 
 The beam holds search nodes (task states) that all sit at the same depth. One `step` expands
-every node into its `expansion` most probable joint actions (the exact K-best of the factorised
-per-agent policy, not a sample), scores each child by a greedy rollout to the end of the
+every node into `expansion` joint actions (`Policy.expand`: for a factorised per-agent policy
+the exact K most probable, `top_k_joint_actions`; for an autoregressive one such as SABLE,
+whose K best cannot be merged agent by agent, the greedy joint action and K - 1 sampled ones
+with duplicates dropped), scores each child by a greedy rollout to the end of the
 episode, offers every rollout to the incumbent, and keeps the `beam_width` best unfinished
 children across all parents by (return so far + rollout return). A node's greedy child
 continues exactly the rollout that scored the node, so it inherits that score instead of being
@@ -23,7 +25,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from ceiling.errors import CeilingError
-from ceiling.policies.networks import Params, greedy_action
+from ceiling.policies.joint import top_k_joint_actions as top_k_joint_actions
+from ceiling.policies.networks import Params
 from ceiling.policies.rollout import Episode, play
 from ceiling.search.base import Batch, SearchState, Strategy
 from ceiling.search.options import StrategyOptions, option
@@ -50,35 +53,6 @@ class SGBSOptions(StrategyOptions):
         None, help="nodes kept per level, at most width // (expansion - 1) (the default)")
     expansion: int | None = option(
         None, help=f"children per node, at most width (default: min({DEFAULT_EXPANSION}, width))")
-
-
-def top_k_joint_actions(logits: jax.Array, k: int) -> tuple[jax.Array, jax.Array]:
-    """The `k` most probable joint actions [k, A] and their log-probabilities [k].
-
-    `logits` [A, n] are masked per-agent logits. Agents act independently, so a joint action's
-    log-probability is a sum over agents; merging one agent at a time and keeping the `k` best
-    partial sums is exact, because every prefix of a top-`k` joint action is itself among the
-    top-`k` prefixes. Ranking by raw logits is the same as ranking by log-probabilities (the
-    per-agent normalisers add one constant to every joint action), and ties go to lower
-    indices, so entry 0 is the arg-max joint action. With fewer than `k` legal joint actions
-    the surplus entries have log-probability -inf.
-    """
-    num_agents, num_actions = logits.shape
-
-    def merge(
-        carry: tuple[jax.Array, jax.Array], agent: jax.Array
-    ) -> tuple[tuple[jax.Array, jax.Array], None]:
-        values, actions = carry  # [k] partial sums of logits, [k, A] their prefixes
-        sums = (values[:, None] + logits[agent][None, :]).reshape(-1)  # [k * n]
-        values, flat = jax.lax.top_k(sums, k)  # lower index first on ties
-        actions = actions[flat // num_actions].at[:, agent].set(flat % num_actions)
-        return (values, actions), None
-
-    # One empty prefix; the -inf placeholders can only surface once legal actions run out.
-    start = (jnp.full((k,), -jnp.inf, logits.dtype).at[0].set(0.0),
-             jnp.zeros((k, num_agents), jnp.int32))
-    (values, actions), _ = jax.lax.scan(merge, start, jnp.arange(num_agents))
-    return actions, values - jax.nn.logsumexp(logits, axis=-1).sum()
 
 
 # `init` runs outside the driver's jit, and an eager reset dispatches op by op (seconds).
@@ -141,7 +115,7 @@ class SGBS(Strategy):
         return self.task.spec.horizon  # every node is finished by then
 
     def init_inner(self, key: jax.Array, params: Params, instance_key: jax.Array) -> Beam:
-        del key, params  # the search is deterministic given the instance
+        del key, params  # every search starts from the root alone
         spec = self.task.spec
         root = _reset(self.task, instance_key)
         size = self.beam_width
@@ -161,17 +135,15 @@ class SGBS(Strategy):
         return episode
 
     def batch(self, search: SearchState, key: jax.Array) -> Batch:
-        del key  # deterministic
         state: Beam = search.inner
         params = search.params
         size, k = self.beam_width, self.expansion
         horizon = self.task.spec.horizon
         observed = state.nodes.timestep
-        logits = self.policy.act(params, observed.observation, observed.action_mask)
-        actions, log_probs = jax.vmap(top_k_joint_actions, (0, None))(logits, k)  # [B, K, A]
-        # Child 0 inherits its parent's score, so it must be exactly the action the parent's
-        # rollout took even if float rounding reordered a near-tie in the K-best merge.
-        actions = actions.at[:, 0].set(greedy_action(logits))
+        # [B, K, A]; child 0 is the greedy action, so it inherits its parent's score. `key`
+        # only matters to a policy that samples its children (a factorised one does not).
+        actions, log_probs = self.policy.expand(params, observed.observation,
+                                                observed.action_mask, key, k)
         legal = (jnp.isfinite(log_probs) & state.alive[:, None]).reshape(-1)  # [B * K]
         flat_actions = actions.reshape(size * k, -1)
 

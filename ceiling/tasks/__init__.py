@@ -2,7 +2,7 @@
 
 from ceiling.tasks.base import Observed, Task, TaskSpec, TaskState, TimeStep, with_agent_ids
 from ceiling.tasks.instances import TEST_SEED_OFFSET, instances, seeds_of_test_set, train_keys
-from ceiling.tasks.registry import FAMILIES, make, names
+from ceiling.tasks.registry import FAMILIES, make, names, spec_table, task_spec
 
 __all__ = [
     "FAMILIES",
@@ -16,6 +16,8 @@ __all__ = [
     "make",
     "names",
     "seeds_of_test_set",
+    "spec_table",
+    "task_spec",
     "train_keys",
     "with_agent_ids",
 ]

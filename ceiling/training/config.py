@@ -18,15 +18,19 @@ import yaml
 from ceiling.errors import CeilingError
 from ceiling.policies.networks import ACTIVATIONS, ALGORITHMS, architectures
 
-# What `ceiling train --algo` accepts: the two base trainers, and COMPASS, which starts from a
-# base checkpoint (`--from`) and keeps that checkpoint's network and critic.
+# What `ceiling train --algo` accepts: the base trainers (IPPO, MAPPO, SABLE), and COMPASS,
+# which starts from a base checkpoint (`--from`) and keeps that checkpoint's network and critic.
 TRAIN_ALGORITHMS = (*ALGORITHMS, "compass")
 COMPASS_ADVANTAGES = ("second", "mean")  # the baseline the winning latent is compared with
+# Fields only SABLE reads: written to run headers and manifests of SABLE runs only, so that the
+# configs of IPPO/MAPPO/COMPASS runs (and resuming them) are what they were before SABLE.
+SABLE_FIELDS = ("embed_dim", "num_blocks", "num_heads", "shuffle_agents")
 
 
 @dataclasses.dataclass(frozen=True)
 class PPOConfig:
     algorithm: str = "ippo"  # ippo: critic on own observation; mappo: on the global state;
+    # sable: the SABLE sequence model (ceiling.training.sable; architecture "sable");
     # compass: latent-conditioned training from a base checkpoint (ceiling.training.compass)
     total_steps: int = 20_000_000  # environment steps (one joint action in one environment)
     num_envs: int = 64  # parallel environments (vmapped)
@@ -57,6 +61,11 @@ class PPOConfig:
     latent_learning_rate: float = 1e-3  # Adam rate of the latent weights
     trunk_lr_scale: float = 0.0  # the rest of the actor learns at this x learning_rate
     compass_advantage: str = "second"  # winner's return minus the second best's, or the "mean"
+    # SABLE only (the paper's defaults: 1 block, embedding 64, 1 head):
+    embed_dim: int = 64  # token width of the encoder and decoder
+    num_blocks: int = 1  # retention blocks in the encoder, and again in the decoder
+    num_heads: int = 1  # retention heads (must divide embed_dim)
+    shuffle_agents: bool = True  # a random agent order per environment step in training
 
     @property
     def steps_per_update(self) -> int:
@@ -78,7 +87,7 @@ class PPOConfig:
         for name in ("total_steps", "num_envs", "rollout_length", "num_epochs",
                      "num_minibatches", "learning_rate", "max_grad_norm", "eval_every",
                      "eval_instances", "num_latents", "latent_dim", "latent_scale",
-                     "latent_learning_rate"):
+                     "latent_learning_rate", "embed_dim", "num_blocks", "num_heads"):
             positive(name)
         for name in ("latent_rank", "latent_init", "trunk_lr_scale"):
             if getattr(self, name) < 0:
@@ -100,6 +109,14 @@ class PPOConfig:
         if self.architecture not in architectures():
             raise CeilingError(f"architecture must be one of {', '.join(architectures())}, "
                                f"got {self.architecture!r}")
+        if self.algorithm in ALGORITHMS and (
+                (self.algorithm == "sable") != (self.architecture == "sable")):
+            raise CeilingError(f"algorithm {self.algorithm!r} does not fit architecture "
+                               f"{self.architecture!r}: algorithm sable trains the sable "
+                               "architecture, and ippo/mappo an MLP")
+        if self.embed_dim % self.num_heads:
+            raise CeilingError(f"num_heads ({self.num_heads}) must divide embed_dim "
+                               f"({self.embed_dim})")
         if self.activation not in ACTIVATIONS:
             raise CeilingError(
                 f"activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}"
@@ -115,6 +132,9 @@ class PPOConfig:
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["hidden_sizes"] = list(self.hidden_sizes)
+        if self.algorithm != "sable":
+            for name in SABLE_FIELDS:
+                del data[name]
         return data
 
 
@@ -224,6 +244,8 @@ def resolve_config(
     if config_file is not None:
         values.update(load_config_file(config_file))
     values.update(overrides or {})
+    if algorithm == "sable":
+        values.setdefault("architecture", "sable")  # the one network SABLE trains
     config = PPOConfig(**{name: _coerce(name, value) for name, value in values.items()})
     config.validate()
     return config

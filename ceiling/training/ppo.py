@@ -18,9 +18,10 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from ceiling.policies.networks import Params, Policy, sample_action
+from ceiling.policies.joint import action_log_prob
+from ceiling.policies.networks import Params, Policy
 from ceiling.policies.ppo import adam, gae, ppo_epochs, ppo_loss
-from ceiling.policies.rollout import Transition, masked_log_softmax
+from ceiling.policies.rollout import Transition
 from ceiling.tasks.base import Task, TaskState, TimeStep
 from ceiling.tasks.instances import train_keys
 from ceiling.training.config import PPOConfig
@@ -103,19 +104,48 @@ def init_runner(task: Task, policy: Policy, config: PPOConfig, key: jax.Array) -
     )
 
 
+def optimise(
+    policy: Policy,
+    config: PPOConfig,
+    optimizer: optax.GradientTransformation,
+    runner: Runner,
+    transitions: Transition,
+    advantages: jax.Array,
+    targets: jax.Array,
+    finished_returns: jax.Array,
+) -> tuple[Runner, Metrics]:
+    """PPO's epochs over one rollout [T, E, ...] and the update's metrics."""
+
+    # Minibatches are sets of environments, time kept whole: [T, E/M, ...].
+    def loss(params: Params, indices: jax.Array) -> tuple[jax.Array, tuple[jax.Array, ...]]:
+        take = lambda x: x[:, indices]  # noqa: E731
+        return ppo_loss(policy, config, params, jax.tree_util.tree_map(take, transitions),
+                        take(advantages), take(targets))
+
+    key, epoch_key = jax.random.split(runner.key)
+    params, opt_state, aux = ppo_epochs(
+        loss, optimizer, runner.params, runner.opt_state, epoch_key, config.num_envs,
+        config.num_epochs, config.num_minibatches)
+    policy_loss, value_loss, entropy, approx_kl = (x.mean() for x in aux)
+    metrics = Metrics(
+        episode_return_sum=finished_returns.sum(), episodes=transitions.done.sum(),
+        policy_loss=policy_loss, value_loss=value_loss, entropy=entropy, approx_kl=approx_kl,
+    )
+    return runner._replace(params=params, opt_state=opt_state, key=key), metrics
+
+
 def make_update(
     task: Task, policy: Policy, config: PPOConfig
 ) -> Callable[[Runner], tuple[Runner, Metrics]]:
     optimizer = make_optimizer(config)
-    num_envs = config.num_envs
 
     def env_step(carry: Runner, _: None) -> tuple[Runner, tuple[Transition, jax.Array]]:
         runner = carry
         key, action_key, reset_key = jax.random.split(runner.key, 3)
         ts = runner.timestep
-        logits = policy.act(runner.params, ts.observation, ts.action_mask)
-        action = sample_action(action_key, logits)
-        log_prob = jnp.take_along_axis(masked_log_softmax(logits), action[..., None], -1)[..., 0]
+        action, logits = policy.decide(runner.params, ts.observation, ts.action_mask,
+                                       action_key, greedy=False)
+        log_prob = action_log_prob(logits, action)
         value = policy.value(runner.params, ts.observation, ts.global_state)
         env_state, next_ts, carried_ts = step_with_reset(
             task, runner.env_state, action, reset_key
@@ -141,39 +171,26 @@ def make_update(
             runner.params, runner.timestep.observation, runner.timestep.global_state
         )
         advantages, targets = gae(transitions, last_value, config.gamma, config.gae_lambda)
-
-        # Minibatches are sets of environments, time kept whole: [T, E/M, ...].
-        def loss(params: Params, indices: jax.Array) -> tuple[jax.Array, tuple[jax.Array, ...]]:
-            take = lambda x: x[:, indices]  # noqa: E731
-            return ppo_loss(policy, config, params, jax.tree_util.tree_map(take, transitions),
-                            take(advantages), take(targets))
-
-        key, epoch_key = jax.random.split(runner.key)
-        params, opt_state, aux = ppo_epochs(
-            loss, optimizer, runner.params, runner.opt_state, epoch_key, num_envs,
-            config.num_epochs, config.num_minibatches)
-        policy_loss, value_loss, entropy, approx_kl = (x.mean() for x in aux)
-        metrics = Metrics(
-            episode_return_sum=finished_returns.sum(),
-            episodes=transitions.done.sum(),
-            policy_loss=policy_loss,
-            value_loss=value_loss,
-            entropy=entropy,
-            approx_kl=approx_kl,
-        )
-        return runner._replace(params=params, opt_state=opt_state, key=key), metrics
+        return optimise(policy, config, optimizer, runner, transitions, advantages, targets,
+                        finished_returns)
 
     return update
 
 
 def make_train_chunk(
-    task: Task, policy: Policy, config: PPOConfig, num_updates: int
+    task: Task,
+    policy: Policy,
+    config: PPOConfig,
+    num_updates: int,
+    make: Callable[[Task, Policy, PPOConfig], Callable[[Runner], tuple[Runner, Metrics]]]
+    | None = None,
 ) -> Any:
     """A jitted function running `num_updates` PPO updates; metrics are stacked [num_updates].
 
-    Call it, or `.lower(runner).compile()` it to compile ahead of time.
+    `make` builds one update (default `make_update`, IPPO/MAPPO's; SABLE passes its own). Call
+    the result, or `.lower(runner).compile()` it to compile ahead of time.
     """
-    update = make_update(task, policy, config)
+    update = (make or make_update)(task, policy, config)
 
     def chunk(runner: Runner) -> tuple[Runner, Metrics]:
         return jax.lax.scan(lambda r, _: update(r), runner, None, num_updates)

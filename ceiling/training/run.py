@@ -1,9 +1,10 @@
 """The training driver: chunks of jitted PPO updates, progress, metrics, evaluation, checkpoints.
 
-`train()` builds the jitted core of `ppo.py` and hands it to the outer loop shared with COMPASS
-training (`loop.py`: `metrics.jsonl`, periodic greedy evaluation on the fixed test instances,
-`best/` and `last/` checkpoints, the convergence report); it owns the run directory (never
-overwritten without `force`), the resolved config and the learning-curve plot.
+`train()` builds the jitted core of `ppo.py` (SABLE: of `sable.py`) and hands it to the outer
+loop shared with COMPASS training (`loop.py`: `metrics.jsonl`, periodic greedy evaluation on
+the fixed test instances, `best/` and `last/` checkpoints, the convergence report); it owns
+the run directory (never overwritten without `force`), the resolved config and the
+learning-curve plot.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from ceiling.training.config import PPOConfig
 from ceiling.training.convergence import convergence_report as convergence_report
 from ceiling.training.loop import Loop, run_loop, start_run_dir
 from ceiling.training.ppo import Metrics, init_runner, make_train_chunk
+from ceiling.training.sable import make_sable_update, sable_network
 
 UPDATES_PER_CALL_TARGET_STEPS = 100_000  # env steps per jitted call, for a lively progress bar
 
@@ -76,8 +78,12 @@ def train(
     out = Path(out)
     start_run_dir(out, {"task": task_name, **config.to_dict()}, force, resume)
 
-    network = NetworkConfig(config.algorithm, config.hidden_sizes, config.activation,
-                            architecture=config.architecture)
+    make_update = None  # IPPO/MAPPO's update
+    if config.algorithm == "sable":  # the autoregressive trainer (agents shuffled)
+        network, make_update = sable_network(config), make_sable_update
+    else:
+        network = NetworkConfig(config.algorithm, config.hidden_sizes, config.activation,
+                                architecture=config.architecture)
     policy = make_policy(task.spec, network)
     key = jax.random.PRNGKey(config.seed)
     runner = init_runner(task, policy, config, key)
@@ -86,7 +92,7 @@ def train(
                           UPDATES_PER_CALL_TARGET_STEPS // config.steps_per_update,
                           config.eval_every // config.steps_per_update))
     num_calls = max(1, config.num_updates // per_call)
-    chunk = make_train_chunk(task, policy, config, per_call)
+    chunk = make_train_chunk(task, policy, config, per_call, make=make_update)
     test_keys = instances(task_name, "test", config.eval_instances)
     eval_key = jax.random.PRNGKey(0)
 

@@ -1,38 +1,90 @@
-"""Report figures that need a (time budget x width) grid, drawn from a synthetic table."""
+"""The report: it opens with the answer, its figures read at the page width (text at 9 pt or
+more, axes ending at the budget, reference lines labelled, no interpolated values), rows that
+do not decode are listed rather than fatal, and a failed write leaves the old report as it was.
+"""
 
 from __future__ import annotations
 
+import json
+import sqlite3
 from pathlib import Path
+from typing import Any
 
-from ceiling.bench.report import headline_gains, plot_budget, plot_contours
+import matplotlib.text
+import numpy as np
+import pytest
+
+from ceiling.bench import figures
+from ceiling.bench.figures import best_per_task, headline_gains, plot_budget, plot_grid
+from ceiling.bench.report import write_report
 from ceiling.bench.stats import Config
+from ceiling.bench.store import Row, Store
+from ceiling.errors import CeilingError
+
+TASK = "connector:con-5x5x3a"
+PAGE_PIXELS = 1040  # the report's column (index.html: max-width 1040px)
 
 
-def _table(widths: list[int]) -> list[dict]:
+def _table(widths: list[int], budgets: tuple[float, ...] = (3.0, 10.0, 30.0)) -> list[dict]:
     table = [{"config": Config("greedy", "{}", "mappo", None, 1, 1), "iqm": 0.4,
               "ci95": (0.3, 0.5)}]
     for strategy in ("sampling", "sgbs"):
         for width in widths:
-            for seconds in (3.0, 10.0, 30.0):
+            for seconds in budgets:
                 value = 0.5 + 0.01 * seconds + 0.001 * width
                 table.append({"config": Config(strategy, "{}", "mappo", seconds, None, width),
                               "iqm": value, "ci95": (value - 0.05, value + 0.05)})
     return table
 
 
-def test_contours_need_a_two_by_two_grid(tmp_path: Path) -> None:
-    assert plot_budget(_table([64]), tmp_path / "budget.png")
-    assert (tmp_path / "budget.png").stat().st_size > 1000
-    assert not plot_contours(_table([64]), tmp_path / "flat.png")
-    assert not (tmp_path / "flat.png").exists()
-    assert plot_contours(_table([16, 64]), tmp_path / "contours.png")
-    assert (tmp_path / "contours.png").stat().st_size > 1000
+@pytest.fixture()
+def drawn(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The figures the plotting functions draw, kept open instead of saved."""
+    kept: list[Any] = []
+    monkeypatch.setattr(figures, "save", lambda fig, path: kept.append(fig))
+    return kept
 
 
-def test_no_time_budgets_no_budget_plot(tmp_path: Path) -> None:
+def _check_readable(fig: Any) -> None:
+    """Every piece of text at 9 pt or more, and the figure, labels included, within the page."""
+    fig.canvas.draw()
+    texts = [t for t in fig.findobj(matplotlib.text.Text) if t.get_text().strip()
+             and t.get_visible()]
+    assert texts and min(t.get_fontsize() for t in texts) >= 9, sorted(
+        (t.get_fontsize(), t.get_text()) for t in texts)[:3]
+    box = fig.get_tightbbox(fig.canvas.get_renderer())
+    assert box.width * figures.DPI <= PAGE_PIXELS
+
+
+def test_the_grid_needs_two_budgets_and_two_widths_and_shows_only_measured_cells(
+        tmp_path: Path, drawn: list[Any]) -> None:
+    assert not plot_grid(_table([64]), tmp_path / "flat.png")
+    assert plot_grid(_table([16, 64]), tmp_path / "grid.png")
+    (fig,) = drawn
+    _check_readable(fig)
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    assert [ax.get_title() for ax in panels] == ["sampling (mappo)", "sgbs (mappo)"]
+    for ax in panels:
+        (image,) = ax.get_images()
+        assert image.get_array().shape == (2, 3)  # widths x budgets: the measured cells only
+        # One colour scale for every panel.
+        assert image.get_clim() == panels[0].get_images()[0].get_clim()
+        assert len(ax.texts) == 6  # each measured cell's value written in it
+
+
+def test_the_budget_figure_needs_two_time_budgets(tmp_path: Path, drawn: list[Any]) -> None:
+    assert not plot_budget(_table([64], budgets=(10.0,)), tmp_path / "one.png")
     table = [{"config": Config("sampling", "{}", "ippo", None, 64, 16), "iqm": 0.5,
               "ci95": (0.4, 0.6)}]
-    assert not plot_budget(table, tmp_path / "budget.png")
+    assert not plot_budget(table, tmp_path / "rollouts.png")
+    assert plot_budget(_table([16, 64]), tmp_path / "budget.png")
+    (fig,) = drawn
+    _check_readable(fig)
+    labels = " ".join(t.get_text() for ax in fig.axes for t in ax.texts)
+    assert "greedy zero-shot (mappo)" in labels  # the dashed reference line says what it is
+    for ax in fig.axes:
+        low, high = ax.get_ylim()
+        assert 0.3 <= low and high <= 1.0  # scaled to the data, not 0-1
 
 
 def test_gain_figure_keeps_each_strategy_at_its_largest_budget_and_width() -> None:
@@ -44,3 +96,158 @@ def test_gain_figure_keeps_each_strategy_at_its_largest_budget_and_width() -> No
     assert sorted((g["task"], g["config"].strategy) for g in kept) == [
         ("a", "sampling"), ("a", "sgbs"), ("b", "sampling"), ("b", "sgbs")]
     assert {(g["config"].seconds, g["config"].width) for g in kept} == {(10.0, 64)}
+
+
+def test_the_best_per_task_lists_ties() -> None:
+    def gain(task: str, strategy: str, value: float) -> dict[str, Any]:
+        return {"task": task, "config": Config(strategy, "{}", "mappo", 10.0, None, 64),
+                "gain_percent": value}
+
+    best = best_per_task([gain("a", "sampling", 5.0), gain("a", "sgbs", 5.0),
+                          gain("a", "finetune", 1.0), gain("b", "sgbs", 2.0)])
+    assert {task: sorted(g["config"].strategy for g in group)
+            for task, group in best.items()} == {"a": ["sampling", "sgbs"], "b": ["sgbs"]}
+
+
+# -- whole reports from a small store -----------------------------------------------------------
+def _row(key: str, strategy: str, instance: int, value: float, seconds: float | None,
+         width: int, trace: list[list[float]] | None = None) -> Row:
+    return Row(config_hash=key, suite="unit", task=TASK, instance=instance,
+               checkpoint="shipped:mappo", algorithm="mappo", checkpoint_sha256="x",
+               strategy=strategy, options="{}", seconds=seconds,
+               rollouts=None if seconds else 1, width=width, seed=0, total_return=value,
+               won=None, verified=True, verified_return=value, aborted=None,
+               trace=json.dumps(trace or [[0.0, 1, value]]), compile_seconds=0.1,
+               search_seconds=seconds or 0.0, rollouts_done=width)
+
+
+def _store(path: Path, budgets: tuple[float, ...], widths: tuple[int, ...]) -> Path:
+    """Greedy, and sampling at each budget and width, on 6 instances; sampling gains."""
+    rng = np.random.default_rng(0)
+    with Store(path) as opened:
+        opened.add_sweep("unit", "unit.yaml", "ceiling bench unit.yaml --db unit.sqlite",
+                         "local", 30)
+        opened.add_baselines(TASK, "random", [0.0] * 6)
+        for i in range(6):
+            opened.add(_row(f"g{i}", "greedy", i, 1.0 + 0.1 * i, None, 1))
+            for seconds in budgets:
+                for width in widths:
+                    value = 1.5 + 0.1 * i + 0.05 * seconds + float(rng.normal(0, 0.01))
+                    # The last batch overruns the budget a little, as the driver allows.
+                    trace = [[0.2 * seconds, width, value - 0.2], [1.1 * seconds, 2 * width,
+                                                                   value]]
+                    opened.add(_row(f"s{i}-{seconds}-{width}", "sampling", i, value, seconds,
+                                    width, trace))
+    return path
+
+
+@pytest.fixture()
+def store(tmp_path: Path) -> Path:
+    """1 s and 2 s x widths 8 and 16: every figure is drawn."""
+    return _store(tmp_path / "unit.sqlite", (1.0, 2.0), (8, 16))
+
+
+@pytest.fixture()
+def small_store(tmp_path: Path) -> Path:
+    """2 s x width 16 only: a quick report."""
+    return _store(tmp_path / "small.sqlite", (2.0,), (16,))
+
+
+def test_the_report_opens_with_the_answer(store: Path, tmp_path: Path) -> None:
+    written, problems = write_report(store, tmp_path / "report")
+    assert problems == []
+    names = {path.name for path in written}
+    assert {"index.html", "README.md", "gain_over_zero_shot.png", "iqm.png",
+            "performance_vs_budget.png", "budget_width.png",
+            "anytime_connector_con-5x5x3a.png"} <= names
+    readme = (tmp_path / "report" / "README.md").read_text()
+    sections = [line for line in readme.splitlines() if line.startswith("## ")]
+    assert sections[0] == "## The answer: the best strategy per task"
+    answer = readme.split("## The answer")[1].split("##")[0]
+    assert "| connector:con-5x5x3a | sampling (mappo) | 2 s × 16 | +" in answer
+    page = (tmp_path / "report" / "index.html").read_text()
+    assert page.index("The answer") < page.index("gain_over_zero_shot.png") < page.index(
+        "Aggregate across tasks")
+    assert "img{max-width:100%" in page
+
+
+def test_anytime_axes_end_at_the_budget_and_label_the_zero_shot_line(
+        store: Path, drawn: list[Any]) -> None:
+    from ceiling.bench.store import Store as Opened
+
+    with Opened(store, create=False) as opened:
+        rows = opened.rows()
+    assert figures.plot_anytime(rows, TASK, Path("unused.png"))
+    (fig,) = drawn
+    _check_readable(fig)
+    (panel,) = [ax for ax in fig.axes if ax.get_title()]
+    assert panel.get_xlim() == (0.0, 2.0)  # the budget, though traces overran it to 2.2 s
+    assert any("best zero-shot (mappo)" in t.get_text() for t in panel.texts)
+    assert len(panel.get_lines()) == 2  # the strategy's curve and the zero-shot line
+
+
+def test_the_answer_figure_is_readable(store: Path, drawn: list[Any]) -> None:
+    from ceiling.bench import stats
+
+    with Store(store, create=False) as opened:
+        rows = opened.rows()
+    assert figures.plot_answer(stats.gains_over_zero_shot(rows), Path("unused.png"))
+    (fig,) = drawn
+    _check_readable(fig)
+    texts = " ".join(t.get_text() for t in fig.axes[0].texts)
+    assert "best zero-shot policy" in texts and "best" in texts
+
+
+def test_rows_that_do_not_decode_are_listed_with_their_cell(small_store: Path,
+                                                             tmp_path: Path) -> None:
+    connection = sqlite3.connect(small_store)
+    with connection:
+        connection.execute("UPDATE results SET trace='[[0.1, 8' WHERE config_hash='s0-2.0-16'")
+        connection.execute("UPDATE results SET total_return='lots' WHERE config_hash='s1-2.0-16'")
+    connection.close()
+    written, problems = write_report(small_store, tmp_path / "report")
+    assert len(problems) == 2
+    assert any("cell s0-2.0-16" in p and "instance 0" in p and "trace does not decode" in p
+               for p in problems)
+    assert any("cell s1-2.0-16" in p and "total_return is 'lots', not a number" in p
+               for p in problems)
+    readme = (tmp_path / "report" / "README.md").read_text()
+    assert "## Rows left out" in readme and "cell s0-2.0-16" in readme
+    assert "2 rows could not be read" in readme
+
+
+def test_a_failed_write_leaves_the_report_as_it_was(small_store: Path, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "report"
+    write_report(small_store, out)
+    before = {path.name: path.read_bytes() for path in out.iterdir()}
+
+    def disk_full(*args: Any, **kwargs: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(figures, "plot_anytime", disk_full)
+    monkeypatch.setattr("ceiling.bench.report.plot_anytime", disk_full)
+    with pytest.raises(CeilingError, match="No space left on device.*is as it was"):
+        write_report(small_store, out, force=True)
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".report")] == []
+
+
+def test_a_rewritten_report_drops_figures_it_no_longer_draws(small_store: Path,
+                                                             tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    out.mkdir()
+    (out / "index.html").write_text("old")
+    (out / "budget_width_contours.png").write_bytes(b"old")  # an earlier version's figure
+    (out / "notes.txt").write_text("the user's")
+    write_report(small_store, out, force=True)
+    assert not (out / "budget_width_contours.png").exists()
+    assert (out / "notes.txt").read_text() == "the user's"
+    assert (out / "index.html").read_text() != "old"
+
+
+def test_an_unwritable_out_is_refused_before_the_store_is_read(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(CeilingError, match="is a file, not a directory"):
+        write_report(tmp_path / "no-store-needed.sqlite", blocker / "report")

@@ -149,12 +149,12 @@ def test_report_reads_an_upgraded_version_1_store(tmp_path: Path) -> None:
 
     path = tmp_path / "v1.sqlite"
     _v1_store(path)
-    written = {p.name for p in write_report(path, tmp_path / "old-report")}  # read as v1
+    written = {p.name for p in write_report(path, tmp_path / "old-report")[0]}  # read as v1
     assert {"index.html", "README.md"} <= written
     assert _schema(path)[0] == "1"
     with Store(path) as store:
         store.add(_row("new", 3.0, actions="[[0,1,2]]", instance=1))
-    assert "README.md" in {p.name for p in write_report(path, tmp_path / "report")}
+    assert "README.md" in {p.name for p in write_report(path, tmp_path / "report")[0]}
 
 
 def test_a_newer_schema_is_refused_and_left_untouched(tmp_path) -> None:
@@ -181,3 +181,80 @@ def test_a_foreign_database_is_refused(tmp_path) -> None:
     connection.close()
     with pytest.raises(CeilingError, match="not a ceiling results database"):
         Store(path)
+
+
+def corrupt_results_page(path: Path) -> None:
+    """Overwrite the results table's root page with garbage, leaving every other page (the
+    schema on page 1 included) intact: the store still opens as SQLite."""
+    connection = sqlite3.connect(path)
+    root = connection.execute(
+        "SELECT rootpage FROM sqlite_master WHERE name='results'").fetchone()[0]
+    page = connection.execute("PRAGMA page_size").fetchone()[0]
+    connection.close()
+    data = bytearray(path.read_bytes())
+    data[(root - 1) * page: root * page] = b"\x5a" * page
+    path.write_bytes(bytes(data))
+
+
+def _filled(path: Path, rows: int = 40) -> Path:
+    with Store(path) as store:
+        for i in range(rows):
+            store.add(_row(f"k{i}", float(i), actions="[[1, 2, 3]]", instance=i))
+    return path
+
+
+@pytest.mark.parametrize("integrity", ["quick", "full"])
+def test_a_damaged_page_is_found_on_opening_with_what_to_do(tmp_path: Path,
+                                                             integrity: str) -> None:
+    path = _filled(tmp_path / "r.sqlite")
+    corrupt_results_page(path)
+    for create in (False, True):
+        with pytest.raises(CeilingError) as caught:
+            Store(path, create=create, integrity=integrity)
+        message = str(caught.value)
+        assert f"results database {path} is damaged" in message
+        assert "Move it aside" in message and ".recover" in message
+
+
+def test_an_intact_store_passes_the_full_check(tmp_path: Path) -> None:
+    path = _filled(tmp_path / "r.sqlite", rows=3)
+    with Store(path, create=False, integrity="full") as store:
+        assert len(store.rows()) == 3
+    with pytest.raises(CeilingError, match="unknown integrity check 'deep'; valid: quick, full"):
+        Store(path, integrity="deep")
+
+
+def test_rows_that_do_not_decode_are_left_out_and_named(tmp_path: Path) -> None:
+    path = _filled(tmp_path / "r.sqlite", rows=4)
+    connection = sqlite3.connect(path)
+    with connection:
+        connection.execute("UPDATE results SET trace='not json' WHERE config_hash='k0'")
+        connection.execute("UPDATE results SET total_return='high' WHERE config_hash='k1'")
+        connection.execute("UPDATE results SET actions='[[1,' WHERE config_hash='k2'")
+        connection.execute("UPDATE baselines SET total_return='x'")
+        connection.execute("INSERT INTO baselines VALUES ('connector:con-5x5x3a', 0, 'random', "
+                           "'zero')")
+    connection.close()
+    with Store(path, create=False) as store:
+        assert [row["config_hash"] for row in store.rows()] == ["k2", "k3"]  # actions unread
+        assert [row["config_hash"] for row in store.rows(actions=True)] == ["k3"]
+        assert store.baselines() == {}
+        problems = store.problems
+    assert any(p.startswith("cell k0 (connector:con-5x5x3a ippo sampling 64 rollouts width 16 "
+                            "instance 0 seed 0): trace does not decode") for p in problems)
+    assert any("cell k1" in p and "total_return is 'high', not a number" in p for p in problems)
+    assert any("cell k2" in p and "actions does not decode" in p for p in problems)
+    assert any("random baseline of connector:con-5x5x3a instance 0" in p for p in problems)
+
+
+def test_a_store_path_that_cannot_be_created_says_so(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(CeilingError, match="cannot create results database .*file/r.sqlite"):
+        Store(blocker / "r.sqlite")
+    with pytest.raises(CeilingError, match="is a directory; give a file path"):
+        Store(tmp_path)
+    garbage = tmp_path / "garbage.sqlite"
+    garbage.write_bytes(b"this is not sqlite at all" * 200)
+    with pytest.raises(CeilingError, match="is not a ceiling results database"):
+        Store(garbage)

@@ -140,7 +140,7 @@ def test_report_from_a_sweep(tmp_path: Path, reference) -> None:
 
     db = reference[2]
     out = tmp_path / "report"
-    written = {p.name for p in write_report(db, out)}
+    written = {p.name for p in write_report(db, out)[0]}
     assert {"index.html", "README.md", "iqm.png", "gain_over_zero_shot.png",
             "anytime_connector_con-5x5x3a.png"} <= written
     readme = (out / "README.md").read_text()
@@ -213,7 +213,8 @@ def test_ray_address_joins_a_running_cluster(tmp_path: Path, reference, compile_
     assert sweep["command"].endswith(f"--ray-address 127.0.0.1:{port}")
 
 
-def test_ray_address_with_nothing_listening_fails_fast(tmp_path: Path, capsys) -> None:
+def test_ray_address_with_nothing_listening_fails_fast_and_leaves_no_file(
+        tmp_path: Path, capsys) -> None:
     pytest.importorskip("ray")
     port = _free_port()  # bound and released: nothing listens there now
     db = tmp_path / "r.sqlite"
@@ -221,21 +222,51 @@ def test_ray_address_with_nothing_listening_fails_fast(tmp_path: Path, capsys) -
                  "--quiet"]) == 2
     err = capsys.readouterr().err
     assert f"nothing answers at 127.0.0.1:{port}" in err and "ray start --head" in err
-    with Store(db) as store:
-        assert store.sweeps() == [] and store.stored_keys() == set()
+    assert list(tmp_path.iterdir()) == []  # the join is refused before the store is created
 
 
-def test_a_bad_option_value_fails_before_any_cell_runs(tmp_path: Path, capsys) -> None:
+def test_every_suite_problem_is_found_in_one_round_and_no_file_is_created(
+        tmp_path: Path, capsys) -> None:
+    """A bad option value (checked from the text), an option that does not hold at the suite's
+    width (checked once the strategy is built) and an unknown strategy: one error, all three
+    with their lines, and no database file."""
     bad = tmp_path / "bad.yaml"
-    bad.write_text(SMOKE.read_text().replace("- sampling",
-                                             "- {name: sampling, options: {temperature: -1}}"))
+    bad.write_text(SMOKE.read_text().replace(
+        "- sampling", "- {name: sampling, options: {temperature: -1}}\n"
+                      "  - {name: sgbs, options: {beam_width: 99}}\n  - samplng"))
     db = tmp_path / "r.sqlite"
     assert main(["bench", str(bad), "--db", str(db), "--quiet"]) == 2
     err = capsys.readouterr().err
-    assert "bad.yaml:15: sampling on connector:con-5x5x3a: sampling option temperature" in err
-    assert "> 0, got -1" in err
-    with Store(db) as store:
-        assert store.stored_keys() == set()  # not even the greedy cells ran
+    assert "has 3 problem(s)" in err
+    assert "bad.yaml:15: sampling option temperature must be a finite number > 0, got -1" in err
+    assert "bad.yaml:16: sgbs on connector:con-5x5x3a: sgbs option beam_width must be" in err
+    assert "bad.yaml:17: unknown strategy 'samplng'" in err
+    assert not db.exists()
+
+
+def test_a_damaged_store_is_an_error_not_zero_to_run(tmp_path: Path, capsys) -> None:
+    from .test_store import _filled, corrupt_results_page
+
+    db = _filled(tmp_path / "r.sqlite")
+    corrupt_results_page(db)
+    for argv in (["bench", str(SMOKE), "--db", str(db), "--quiet"],
+                 ["bench", str(SMOKE), "--db", str(db), "--dry-run"],
+                 ["report", str(db), "--out", str(tmp_path / "report")]):
+        assert main(argv) == 2
+        captured = capsys.readouterr()
+        assert f"ceiling: error: results database {db} is damaged" in captured.err
+        assert "to run" not in captured.out and "Traceback" not in captured.err
+    assert not (tmp_path / "report").exists()
+
+
+def test_an_unwritable_db_path_is_refused_before_validation(tmp_path: Path, capsys) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert main(["bench", str(SMOKE), "--db", str(blocker / "r.sqlite"), "--quiet"]) == 2
+    assert ("cannot write --db " + str(blocker / "r.sqlite") + f": {blocker} is a file, not a "
+            "directory") in capsys.readouterr().err
+    assert main(["bench", str(SMOKE), "--db", str(tmp_path), "--quiet"]) == 2
+    assert "is a directory; give a file path" in capsys.readouterr().err
 
 
 def test_an_inexact_rollout_budget_fails_a_dry_run(tmp_path: Path, capsys) -> None:

@@ -149,8 +149,8 @@ def test_unreadable_format_versions_are_refused(tmp_path, small_policy, version,
 def test_format_2_needs_a_known_architecture(tmp_path, small_policy):
     policy, params = small_policy
     path = save_checkpoint(tmp_path / "ckpt", policy, params)
-    _edit_manifest(path, lambda m: m["network"].update(architecture="sable"))
-    with pytest.raises(CeilingError, match="unknown architecture 'sable'; valid: mlp"):
+    _edit_manifest(path, lambda m: m["network"].update(architecture="transformer"))
+    with pytest.raises(CeilingError, match="unknown architecture 'transformer'; valid: mlp, sable"):
         load_checkpoint(path)
     _edit_manifest(path, lambda m: m["network"].pop("architecture"))
     with pytest.raises(CeilingError, match="must record network.architecture"):

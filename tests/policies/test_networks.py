@@ -127,7 +127,7 @@ def test_policy_is_make_policy_for_the_mlp(connector_task):
     built, called = make_policy(connector_task.spec, config), Policy(connector_task.spec, config)
     assert type(built) is type(called) is MLPPolicy
     assert built == called and hash(built) == hash(called)
-    assert architectures() == ("mlp",) and ARCHITECTURES["mlp"] is MLPPolicy
+    assert architectures() == ("mlp", "sable") and ARCHITECTURES["mlp"] is MLPPolicy
     # Copies (and pickles) stay equal, so they hit the same compiled code as static arguments.
     assert pickle.loads(pickle.dumps(built)) == built
     params = built.init(jax.random.PRNGKey(0))
@@ -135,12 +135,13 @@ def test_policy_is_make_policy_for_the_mlp(connector_task):
 
 
 def test_unknown_architecture_names_the_valid_ones(connector_task):
-    config = NetworkConfig("ippo", (8,), architecture="sable")
+    config = NetworkConfig("ippo", (8,), architecture="transformer")
+    message = "unknown architecture 'transformer'; valid: mlp, sable"
     for build in (make_policy, Policy):
-        with pytest.raises(CeilingError, match="unknown architecture 'sable'; valid: mlp"):
+        with pytest.raises(CeilingError, match=message):
             build(connector_task.spec, config)
-    with pytest.raises(CeilingError, match="unknown architecture 'sable'; valid: mlp"):
-        policy_class("sable")
+    with pytest.raises(CeilingError, match=message):
+        policy_class("transformer")
 
 
 def test_a_class_builds_only_its_own_architecture(connector_task, toy_registry):
@@ -152,7 +153,7 @@ def test_registered_architecture_round_trips(connector_task, toy_registry, tmp_p
     from ceiling.policies.checkpoint import load_checkpoint, save_checkpoint
 
     config = NetworkConfig("ippo", (8,), architecture="bias")
-    assert toy_registry.architectures() == ("bias", "mlp")
+    assert toy_registry.architectures() == ("bias", "mlp", "sable")
     policy = Policy(connector_task.spec, config)
     assert type(policy) is _BiasPolicy and policy == make_policy(connector_task.spec, config)
     assert policy != make_policy(connector_task.spec, NetworkConfig("ippo", (8,)))
@@ -165,7 +166,8 @@ def test_registered_architecture_round_trips(connector_task, toy_registry, tmp_p
     _, ts = connector_task.reset(jax.random.PRNGKey(0))
     logits = loaded.policy.act(loaded.params, ts.observation, ts.action_mask)
     assert logits.shape == ts.action_mask.shape
-    with pytest.raises(CeilingError, match="implemented for the 'mlp' architecture, not 'bias'"):
+    with pytest.raises(CeilingError, match="implemented for the 'mlp', 'sable' architectures, "
+                                           "not 'bias'"):
         condition(policy, params, 4, jax.random.PRNGKey(0))
 
 

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 from ceiling.errors import CeilingError
+from ceiling.policies.networks import make_policy
 from ceiling.policies.rollout import run_episode
+from ceiling.policies.sable import sable_config
 from ceiling.search import Budget, SearchAborted, SearchState, make_strategy, solve
 from ceiling.tasks import instances
 
@@ -92,6 +94,26 @@ def test_head_scope_updates_only_the_last_layer(connector_task, small_policy) ->
             for name in ("kernel", "bias"):
                 np.testing.assert_array_equal(before[layer][name], after[layer][name])
         assert not np.array_equal(before["Dense_2"]["kernel"], after["Dense_2"]["kernel"])
+
+
+@pytest.mark.slow
+def test_head_scope_on_sable_updates_only_its_output_layers(connector_task) -> None:
+    # SABLE's heads are the policy logits and the value; the encoder and decoder stay put.
+    # With imitation, the incumbent's joint actions are scored by teacher forcing.
+    policy = make_policy(connector_task.spec, sable_config(embed_dim=16))
+    params = jax.jit(policy.init)(jax.random.PRNGKey(0))
+    strategy = make_strategy("finetune", connector_task, policy, WIDTH, scope="head",
+                             learning_rate=1e-3, num_updates=1, imitation_coef=0.5)
+    step = jax.jit(strategy.step)
+    state = step(step(strategy.init(jax.random.PRNGKey(0), params, KEYS[0])))
+    assert bool(state.inner.finite)
+    flat = jax.tree_util.tree_flatten_with_path
+    for (path, before), (_, after) in zip(flat(params)[0], flat(state.params)[0], strict=True):
+        name = jax.tree_util.keystr(path)
+        if "policy_head" in name or "value_head" in name:
+            assert not np.array_equal(np.asarray(before), np.asarray(after)), name
+        else:
+            np.testing.assert_array_equal(np.asarray(before), np.asarray(after), err_msg=name)
 
 
 def test_nan_parameters_stop_the_search_keeping_the_best(

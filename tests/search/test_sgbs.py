@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 
 from ceiling.errors import CeilingError
+from ceiling.policies.networks import NetworkConfig, Policy, make_policy
 from ceiling.policies.rollout import evaluate_batch
+from ceiling.policies.sable import sable_config
 from ceiling.search import Budget, make_strategy, solve, solve_instances
 from ceiling.search.sgbs import top_k_joint_actions
 from ceiling.tasks import instances
@@ -55,8 +57,13 @@ class TreeTask(Task):
         return (tables, child), self._observe((tables, child)), tables[0][child], false, false
 
 
-class ObservedLogits:
-    """A policy whose logits are the observation itself: [..., A, n]."""
+class ObservedLogits(Policy):
+    """A factorised policy whose logits are the observation itself: [..., A, n]. It has no
+    network, so it skips the base class's config checks; `Policy`'s default joint-action
+    methods (greedy, top-K expansion) act on these logits."""
+
+    def __init__(self) -> None:
+        self.spec, self.config = TreeTask.spec, NetworkConfig()
 
     def act(self, params, observation, action_mask, latent=None):
         return jnp.where(action_mask, observation, -jnp.inf)
@@ -178,6 +185,33 @@ def test_sgbs_on_connector_is_verified_deterministic_and_beats_greedy(
     again = solve(strategy, params, keys[0], budget, jax.random.PRNGKey(5))
     np.testing.assert_array_equal(again.solution.actions, result.solution.actions)
     assert again.trace[-1].best_return == result.trace[-1].best_return
+
+
+@pytest.mark.slow
+def test_sgbs_on_sable_expands_sampled_children_and_is_verified(connector_task) -> None:
+    # SABLE's children are the greedy joint action and sampled ones (duplicates dropped), so
+    # the search depends on its key, deterministically; the greedy child keeps SGBS at least
+    # as good as the greedy rollout.
+    policy = make_policy(connector_task.spec, sable_config(embed_dim=16))
+    params = jax.jit(policy.init)(jax.random.PRNGKey(0))
+    key = instances("connector:con-5x5x3a", "test", 1)[0]
+    strategy = make_strategy("sgbs", connector_task, policy, 8)
+    budget = Budget(rollouts=8 * 6)
+    result = solve(strategy, params, key, budget, jax.random.PRNGKey(0))
+    assert result.batches == 6
+    assert result.solution.verified == pytest.approx(result.solution.total_return, abs=1e-4)
+    greedy = evaluate_batch(connector_task, policy, params, key[None], jax.random.PRNGKey(0))
+    assert result.solution.total_return >= float(greedy.total_return[0])
+    again = solve(strategy, params, key, budget, jax.random.PRNGKey(0))
+    np.testing.assert_array_equal(again.solution.actions, result.solution.actions)
+    # Every live beam node is a distinct path: duplicated children never enter the beam twice.
+    state = strategy.init(jax.random.PRNGKey(1), params, key)
+    for _ in range(2):
+        state = strategy.jitted_step(state)
+    beam = state.inner
+    paths = {np.asarray(p).tobytes() for p, alive in zip(beam.prefix_actions, beam.alive,
+                                                          strict=True) if alive}
+    assert len(paths) == int(np.asarray(beam.alive).sum()) >= 2
 
 
 def test_every_beam_score_is_its_greedy_rollout_return() -> None:

@@ -1,0 +1,500 @@
+"""SABLE: an encoder-decoder sequence model over agents that acts autoregressively.
+
+Our implementation, from the description in Mahjoub et al. 2025 ("Sable: a performant,
+efficient and scalable sequence model for MARL"), of its feed-forward variant: one timestep at
+a time, the agents are the sequence.
+
+- **Encoder.** Each agent's observation [F] (normalised, then embedded to `embed_dim` E with a
+  GELU) is a token; `num_blocks` retention blocks mix the tokens of all agents, with no mask
+  and no decay across agents (agents have no order here, and the encoder has no positional
+  input, so it is permutation-equivariant: agents are told apart by the agent-id one-hot in
+  their observations). A block is `x + MSR(RMSNorm(x))`, then `x + SwiGLU(RMSNorm(x))`.
+  A per-agent value head (the policy's critic) reads each encoded agent.
+- **Decoder.** Position i holds the embedding of agent i-1's action (a start token for agent
+  0). A block is causal multi-scale retention over those action tokens (decay γ_h^(i-j) for
+  j <= i, nothing from later positions), then retention with agent i's encoding as the query
+  over the decoder tokens j <= i (its residual stream restarts from the encoding, as in the
+  multi-agent transformer), then a SwiGLU feed-forward. RMSNorm and a linear head give agent
+  i's logits, conditioned on every observation and on the actions of agents 0..i-1 only.
+- **Acting** (`decide`): the decoder one position at a time, one agent after another, each
+  agent's action (arg-max or sampled from its masked logits) fed to the next, with the
+  earlier positions' keys and values cached; one position's work per agent. The probability
+  of a joint action is the product of these conditionals, so `log_prob` (one teacher-forced
+  decoder pass over all agents) is exact. `expand` (SGBS's children) is the greedy joint
+  action and K - 1 sampled ones, duplicates dropped: the K best of an autoregressive policy
+  cannot be merged agent by agent.
+
+Multi-scale retention (MSR) is RetNet's: per head h, `(Q K^T ⊙ D_h) V` with queries, keys and
+values from linear maps without bias, each row of the retention scores divided by
+max(|row sum|, 1), a per-head normalisation of the output, a swish gate and an output map.
+No rotation of queries and keys: agent positions carry no meaning. A latent z (COMPASS) enters
+the observation embedding's pre-activation exactly as it enters the MLP's first layer
+(`ConditionedMLP`), so z = 0 is the base policy. Defaults from the paper: 1 block, embedding
+64, 1 head; the SwiGLU's hidden width is twice the embedding (`FEED_FORWARD_FACTOR`).
+Not built: the recurrent variant (retention across timesteps with decayed hidden states).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple, cast
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ceiling.errors import CeilingError
+from ceiling.policies.joint import action_log_prob, first_occurrences
+from ceiling.policies.networks import NetworkConfig, Params, Policy, register_architecture
+from ceiling.tasks.base import TaskSpec
+
+FEED_FORWARD_FACTOR = 2  # SwiGLU hidden width, in units of embed_dim (BENCHMARKS.md)
+
+
+def decay_rates(num_heads: int) -> np.ndarray:
+    """[H] the decoder's per-head decay across agents, γ_h = 1 - 2^(-5-h) (RetNet's scales)."""
+    return (1.0 - 2.0 ** (-5.0 - np.arange(num_heads))).astype(np.float32)
+
+
+def retention_decay(num_agents: int, num_heads: int, causal: bool) -> np.ndarray:
+    """The retention mask [H, A, A]: all ones (encoder), or causal with decay γ_h^(i-j)
+    (decoder); each row divided by the square root of its sum."""
+    if not causal:
+        decay = np.ones((num_heads, num_agents, num_agents))
+    else:
+        distance = np.arange(num_agents)[:, None] - np.arange(num_agents)[None, :]
+        decay = np.where(distance >= 0,
+                         decay_rates(num_heads)[:, None, None] ** np.maximum(distance, 0), 0.0)
+    return (decay / np.sqrt(decay.sum(-1, keepdims=True))).astype(np.float32)
+
+
+class RetentionCache(NamedTuple):
+    """The keys and values of the positions a causal retention has seen (zeros after them)."""
+
+    keys: jax.Array  # [..., A, H, E/H]
+    values: jax.Array  # [..., A, H, E/H]
+
+
+class Retention(nn.Module):
+    """Multi-scale retention of queries from `x` [..., A, E] over keys and values from
+    `context` [..., A, E]; `causal`: position i sees positions j <= i only, with decay.
+
+    `__call__` is the parallel form (all positions at once); `step` computes one position of a
+    causal retention from a cache of the earlier positions' keys and values (the same row of
+    the same formula), so acting costs one position's work per agent. (RetNet's recurrent form
+    would carry a [E/H, E/H] state per head instead; with a handful of agents the cache is
+    smaller and its products are element-wise, which a CPU runs far faster than the state's
+    many small matrix-vector products.)"""
+
+    embed_dim: int
+    num_heads: int
+    causal: bool
+
+    def setup(self) -> None:
+        dense = lambda: nn.Dense(self.embed_dim, use_bias=False)  # noqa: E731
+        self.query, self.key, self.value, self.gate, self.output = (dense() for _ in range(5))
+        self.head_scale = self.param("head_scale", nn.initializers.ones, (self.embed_dim,))
+
+    def _heads(self, x: jax.Array) -> jax.Array:  # [..., E] -> [..., H, E/H]
+        return x.reshape(*x.shape[:-1], self.num_heads, self.embed_dim // self.num_heads)
+
+    def queries(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """What the query side contributes, [..., E] each: the queries and the swish gate."""
+        return self.query(x), nn.swish(self.gate(x))
+
+    def _finish(self, gate: jax.Array, retained: jax.Array) -> jax.Array:
+        """Per-head normalisation (RetNet's group norm, per position: heads decay differently,
+        so their outputs have different scales), the gate and the output map."""
+        centred = retained - retained.mean(-1, keepdims=True)
+        normed = centred * jax.lax.rsqrt(retained.var(-1, keepdims=True) + 1e-5)
+        normed = normed.reshape(*normed.shape[:-2], self.embed_dim) * self.head_scale
+        return cast(jax.Array, self.output(gate * normed))
+
+    def __call__(self, x: jax.Array, context: jax.Array) -> jax.Array:
+        width = self.embed_dim // self.num_heads
+        query, gate = self.queries(x)
+        scores = jnp.einsum("...ihd,...jhd->...hij", self._heads(query),
+                            self._heads(self.key(context))) * width ** -0.5
+        scores = scores * retention_decay(x.shape[-2], self.num_heads, self.causal)
+        scores = scores / jnp.maximum(jnp.abs(scores.sum(-1, keepdims=True)), 1.0)
+        retained = jnp.einsum("...hij,...jhd->...ihd", scores, self._heads(self.value(context)))
+        return self._finish(gate, retained)
+
+    def step(
+        self,
+        queries: tuple[jax.Array, jax.Array],
+        context: jax.Array,
+        cache: RetentionCache,
+        position: jax.Array,
+    ) -> tuple[jax.Array, RetentionCache]:
+        """Position `position` of a causal retention, from its `queries(x)` and its context
+        [..., E]; returns [..., E] and the cache with this position's key and value."""
+        width = self.embed_dim // self.num_heads
+        num_agents = cache.keys.shape[-3]
+        here = (jnp.arange(num_agents) == position)[:, None, None]  # [A, 1, 1]
+        cache = RetentionCache(
+            jnp.where(here, self._heads(self.key(context))[..., None, :, :], cache.keys),
+            jnp.where(here, self._heads(self.value(context))[..., None, :, :], cache.values))
+        decay = jnp.asarray(retention_decay(num_agents, self.num_heads, True))  # [H, A, A]
+        row = jax.lax.dynamic_index_in_dim(decay, position, axis=1, keepdims=False).T  # [A, H]
+        query, gate = queries
+        scores = (self._heads(query)[..., None, :, :] * cache.keys).sum(-1) * width ** -0.5 * row
+        scores = scores / jnp.maximum(jnp.abs(scores.sum(-2, keepdims=True)), 1.0)
+        retained = (scores[..., None] * cache.values).sum(-3)  # [..., H, E/H]
+        return self._finish(gate, retained), cache
+
+
+class SwiGLU(nn.Module):
+    """The feed-forward layer `(swish(x W) ⊙ x V) U` [..., E]."""
+
+    embed_dim: int
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        hidden = FEED_FORWARD_FACTOR * self.embed_dim
+        gate = nn.swish(nn.Dense(hidden, use_bias=False, name="gate")(x))
+        up = nn.Dense(hidden, use_bias=False, name="up")(x)
+        return cast(jax.Array, nn.Dense(self.embed_dim, use_bias=False, name="down")(gate * up))
+
+
+class EncoderBlock(nn.Module):
+    """Retention across all agents (no mask, no decay), then a feed-forward; pre-norm."""
+
+    embed_dim: int
+    num_heads: int
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        normed = nn.RMSNorm(name="retention_norm")(x)
+        x = x + Retention(self.embed_dim, self.num_heads, causal=False, name="retention")(
+            normed, normed)
+        return x + SwiGLU(self.embed_dim, name="feed_forward")(nn.RMSNorm(name="ffn_norm")(x))
+
+
+class DecoderBlock(nn.Module):
+    """Causal retention over action tokens, causal retention of each agent's encoding over
+    them, then a feed-forward; pre-norm. `step` is one position of the same, recurrently."""
+
+    embed_dim: int
+    num_heads: int
+
+    def setup(self) -> None:
+        self.self_norm, self.query_norm, self.cross_norm, self.ffn_norm = (
+            nn.RMSNorm() for _ in range(4))
+        self.self_retention = Retention(self.embed_dim, self.num_heads, causal=True)
+        self.cross_retention = Retention(self.embed_dim, self.num_heads, causal=True)
+        self.feed_forward = SwiGLU(self.embed_dim)
+
+    def __call__(self, y: jax.Array, encoded: jax.Array) -> jax.Array:
+        normed = self.self_norm(y)
+        y = y + self.self_retention(normed, normed)
+        y = encoded + self.cross_retention(self.query_norm(encoded), self.cross_norm(y))
+        return y + self.feed_forward(self.ffn_norm(y))
+
+    def cross_queries(self, encoded: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """The cross retention's query side for encodings [..., A, E]: it depends on the
+        observations only, so acting computes it for all agents at once, before the loop."""
+        return self.cross_retention.queries(self.query_norm(encoded))
+
+    def step(
+        self,
+        y: jax.Array,
+        encoded: jax.Array,
+        cross_queries: tuple[jax.Array, jax.Array],
+        caches: tuple[RetentionCache, RetentionCache],
+        position: jax.Array,
+    ) -> tuple[jax.Array, tuple[RetentionCache, RetentionCache]]:
+        """Position `position` from its token embedding y, encoding [..., E] and
+        `cross_queries` [..., E] (this position's), given the caches of earlier positions."""
+        normed = self.self_norm(y)
+        retained, self_cache = self.self_retention.step(
+            self.self_retention.queries(normed), normed, caches[0], position)
+        y = y + retained
+        retained, cross_cache = self.cross_retention.step(
+            cross_queries, self.cross_norm(y), caches[1], position)
+        y = encoded + retained
+        return y + self.feed_forward(self.ffn_norm(y)), (self_cache, cross_cache)
+
+
+class SableNetwork(nn.Module):
+    """The actor: `encode` observations [..., A, F] (and a latent [..., A, d]) into [..., A, E];
+    `decode` encodings and action tokens [..., A] into logits [..., A, n]."""
+
+    num_actions: int
+    embed_dim: int
+    num_blocks: int
+    num_heads: int
+    latent_dim: int = 0  # > 0: COMPASS latent-conditioned
+    latent_rank: int = 0  # 0: full-rank latent map (as `ConditionedMLP`)
+    latent_scale: float = 1.0
+
+    def setup(self) -> None:
+        self.observation_norm = nn.LayerNorm()
+        self.observation_embed = nn.Dense(self.embed_dim)
+        if self.latent_dim > 0 and self.latent_rank > 0:
+            self.latent_in = nn.Dense(self.latent_rank, use_bias=False,
+                                      kernel_init=nn.initializers.orthogonal(1.0))
+            self.latent_out = nn.Dense(self.embed_dim, use_bias=False,
+                                       kernel_init=nn.initializers.zeros)
+        elif self.latent_dim > 0:
+            self.latent_full = nn.Dense(self.embed_dim, use_bias=False,
+                                        kernel_init=nn.initializers.zeros)
+        self.encoder_blocks = [EncoderBlock(self.embed_dim, self.num_heads)
+                               for _ in range(self.num_blocks)]
+        self.encoder_norm = nn.RMSNorm()
+        # Tokens 0..n-1 are actions; token n starts the sequence (agent 0 sees no action).
+        self.action_embed = nn.Embed(self.num_actions + 1, self.embed_dim)
+        self.decoder_blocks = [DecoderBlock(self.embed_dim, self.num_heads)
+                               for _ in range(self.num_blocks)]
+        self.decoder_norm = nn.RMSNorm()
+        self.policy_head = nn.Dense(self.num_actions,
+                                    kernel_init=nn.initializers.orthogonal(0.01))
+
+    def encode(self, observation: jax.Array, z: jax.Array | None = None) -> jax.Array:
+        x = self.observation_embed(self.observation_norm(observation))
+        if self.latent_dim > 0 and z is not None:
+            if self.latent_rank > 0:
+                x = x + self.latent_out(self.latent_in(z))
+            else:
+                x = x + self.latent_full(self.latent_scale * z)
+        x = nn.gelu(x)
+        for block in self.encoder_blocks:
+            x = block(x)
+        return cast(jax.Array, self.encoder_norm(x))
+
+    def decode(self, encoded: jax.Array, tokens: jax.Array) -> jax.Array:
+        y = self.action_embed(tokens)
+        for block in self.decoder_blocks:
+            y = block(y, encoded)
+        return cast(jax.Array, self.policy_head(self.decoder_norm(y)))
+
+    def cross_queries(self, encoded: jax.Array) -> Any:
+        """Every decoder block's cross-retention queries and gates [..., A, E]."""
+        return tuple(block.cross_queries(encoded) for block in self.decoder_blocks)
+
+    def decode_step(
+        self, encoded: jax.Array, cross_queries: Any, token: jax.Array, caches: Any,
+        position: jax.Array,
+    ) -> tuple[jax.Array, Any]:
+        """Logits [..., n] of the agent at `position` from its encoding [..., E], its blocks'
+        cross queries, the previous agent's action token [...] and the blocks' retention
+        caches of earlier positions; returns the caches with this position added."""
+        y = self.action_embed(token)
+        new_caches = []
+        for block, queries, cache in zip(self.decoder_blocks, cross_queries, caches,
+                                         strict=True):
+            y, cache = block.step(y, encoded, queries, cache, position)
+            new_caches.append(cache)
+        return cast(jax.Array, self.policy_head(self.decoder_norm(y))), tuple(new_caches)
+
+    def __call__(
+        self, observation: jax.Array, tokens: jax.Array, z: jax.Array | None = None
+    ) -> jax.Array:
+        return self.decode(self.encode(observation, z), tokens)
+
+
+class ValueHead(nn.Module):
+    """The critic: a per-agent value [...] from an encoded agent [..., E]."""
+
+    embed_dim: int
+
+    @nn.compact
+    def __call__(self, encoded: jax.Array) -> jax.Array:
+        hidden = nn.gelu(nn.Dense(self.embed_dim, name="value_hidden")(encoded))
+        value = nn.Dense(1, kernel_init=nn.initializers.orthogonal(1.0), name="value_head")(hidden)
+        return value[..., 0]
+
+
+@register_architecture("sable")
+class SablePolicy(Policy):
+    """SABLE's encoder, per-agent value head and autoregressive decoder (see the module)."""
+
+    autoregressive = True
+    conditionable = True
+
+    def __init__(self, spec: TaskSpec, config: NetworkConfig) -> None:
+        super().__init__(spec, config)
+        if len(spec.observation_shape) != 1:
+            raise CeilingError(f"SABLE needs flat observations; {spec.name} has "
+                               f"{spec.observation_shape}")
+        self.network = SableNetwork(
+            spec.num_actions, config.embed_dim, config.num_blocks, config.num_heads,
+            config.latent_dim, config.latent_rank, config.latent_scale)
+        self.critic = ValueHead(config.embed_dim)
+
+    def init(self, key: jax.Array) -> Params:
+        actor_key, critic_key = jax.random.split(key)
+        num_agents = self.spec.num_agents
+        obs = jnp.zeros((num_agents, *self.spec.observation_shape), jnp.float32)
+        tokens = jnp.full((num_agents,), self.spec.num_actions, jnp.int32)
+        z = (jnp.zeros((num_agents, self.config.latent_dim), jnp.float32)
+             if self.config.conditioned else None)
+        return {
+            "actor": self.network.init(actor_key, obs, tokens, z),
+            "critic": self.critic.init(critic_key, jnp.zeros((num_agents,
+                                                              self.config.embed_dim))),
+        }
+
+    def head_layers(self) -> tuple[str, ...]:
+        return ("policy_head", "value_head")
+
+    # -- the two halves ------------------------------------------------------------------------
+    def encode(
+        self, params: Params, observation: jax.Array, latent: jax.Array | None = None
+    ) -> jax.Array:
+        """Encoded agents [..., A, E] of observations [..., A, F]; `latent` [..., d] (one per
+        attempt, leading dims broadcast against the observation's; None: z = 0)."""
+        z = None
+        if self.config.conditioned:
+            d = self.config.latent_dim
+            z = jnp.zeros((d,), jnp.float32) if latent is None else latent
+            z = jnp.broadcast_to(z[..., None, :], (*observation.shape[:-1], d))
+        elif latent is not None:
+            raise CeilingError("this policy is not latent-conditioned; pass latent=None")
+        return cast(jax.Array, self.network.apply(params["actor"], observation, z,
+                                                  method=SableNetwork.encode))
+
+    def decode(self, params: Params, encoded: jax.Array, tokens: jax.Array) -> jax.Array:
+        """Unmasked logits [..., A, n] for each agent from encodings [..., A, E] and action
+        tokens [..., A] (token i: agent i-1's action; token 0 is the start token)."""
+        return cast(jax.Array, self.network.apply(params["actor"], encoded, tokens,
+                                                  method=SableNetwork.decode))
+
+    def shifted_tokens(self, action: jax.Array) -> jax.Array:
+        """Decoder input [..., A] for joint action [..., A]: start token, then a_0..a_{A-2}."""
+        start = jnp.full((*action.shape[:-1], 1), self.spec.num_actions, action.dtype)
+        return jnp.concatenate([start, action[..., :-1]], axis=-1)
+
+    def initial_states(self, batch: tuple[int, ...]) -> Any:
+        """Empty retention caches of every decoder block, for a batch of shape `batch`."""
+        heads = self.config.num_heads
+        shape = (*batch, self.spec.num_agents, heads, self.config.embed_dim // heads)
+
+        def empty() -> RetentionCache:
+            return RetentionCache(jnp.zeros(shape, jnp.float32), jnp.zeros(shape, jnp.float32))
+
+        return tuple((empty(), empty()) for _ in range(self.config.num_blocks))
+
+    def autoregress(
+        self,
+        params: Params,
+        encoded: jax.Array,
+        action_mask: jax.Array,
+        noise: jax.Array | None = None,
+        temperature: float = 1.0,
+    ) -> tuple[jax.Array, jax.Array]:
+        """Act agent by agent: arg-max of each agent's masked logits, or, with Gumbel `noise`
+        [..., A, n], of `logits / temperature + noise` (a sample at `temperature`).
+
+        Step i feeds agent i-1's chosen action through the decoder, one position, with the
+        earlier positions' keys and values cached (the same causal retention that
+        `conditional_logits` runs in parallel), so each agent costs one position's work; the
+        noise for every agent is drawn before the loop, in one call, because per-step work,
+        not arithmetic, bounds this loop on a CPU. Returns the joint action [..., A] and each
+        agent's masked conditional logits [..., A, n].
+        """
+        batch = encoded.shape[:-2]
+        cross_queries = self.network.apply(params["actor"], encoded,
+                                           method=SableNetwork.cross_queries)
+        num_agents = encoded.shape[-2]
+        # Agent-major inputs [A, ...]: the scan hands step i agent i's slice.
+        per_agent = jax.tree_util.tree_map(lambda x: jnp.moveaxis(x, -2, 0),
+                                           (encoded, cross_queries, action_mask))
+        noise_rows = jnp.zeros(num_agents) if noise is None else jnp.moveaxis(noise, -2, 0)
+
+        def step(carry: tuple[jax.Array, Any], inputs: Any) -> tuple[Any, Any]:
+            token, caches = carry
+            agent, (encoding, queries, mask), agent_noise = inputs
+            row, caches = self.network.apply(params["actor"], encoding, queries, token, caches,
+                                             agent, method=SableNetwork.decode_step)
+            row = jnp.where(mask, row, -jnp.inf)
+            score = row if noise is None else row / temperature + agent_noise
+            chosen = jnp.argmax(score, axis=-1).astype(jnp.int32)
+            return (chosen, caches), (chosen, row)
+
+        start = (jnp.full(batch, self.spec.num_actions, jnp.int32), self.initial_states(batch))
+        _, (actions, logits) = jax.lax.scan(
+            step, start, (jnp.arange(num_agents), per_agent, noise_rows))
+        return jnp.moveaxis(actions, 0, -1), jnp.moveaxis(logits, 0, -2)
+
+    # -- the Policy contract -----------------------------------------------------------------
+    def act(
+        self,
+        params: Params,
+        observation: jax.Array,
+        action_mask: jax.Array,
+        latent: jax.Array | None = None,
+    ) -> jax.Array:
+        """Masked logits [..., A, n] along the greedy joint action: agent i's given the
+        arg-max actions of agents 0..i-1 (so their arg-max is `greedy`'s joint action)."""
+        return self.decide(params, observation, action_mask, None, True, latent=latent)[1]
+
+    def decide(
+        self,
+        params: Params,
+        observation: jax.Array,
+        action_mask: jax.Array,
+        key: jax.Array | None,
+        greedy: bool,
+        temperature: float = 1.0,
+        latent: jax.Array | None = None,
+    ) -> tuple[jax.Array, jax.Array]:
+        encoded = self.encode(params, observation, latent)
+        if greedy:
+            return self.autoregress(params, encoded, action_mask)
+        assert key is not None, "sampling needs a key"
+        # Gumbel-max: the arg-max of logits / T + Gumbel noise is a sample at temperature T.
+        noise = jax.random.gumbel(key, action_mask.shape, encoded.dtype)
+        return self.autoregress(params, encoded, action_mask, noise, temperature)
+
+    def conditional_logits(
+        self,
+        params: Params,
+        observation: jax.Array,
+        action_mask: jax.Array,
+        action: jax.Array,
+        latent: jax.Array | None = None,
+    ) -> jax.Array:
+        """Masked logits [..., A, n] of agent i given the actions [..., :i] (one pass)."""
+        encoded = self.encode(params, observation, latent)
+        logits = self.decode(params, encoded, self.shifted_tokens(action))
+        return jnp.where(action_mask, logits, -jnp.inf)
+
+    def expand(
+        self,
+        params: Params,
+        observation: jax.Array,
+        action_mask: jax.Array,
+        key: jax.Array,
+        k: int,
+        latent: jax.Array | None = None,
+    ) -> tuple[jax.Array, jax.Array]:
+        """The greedy joint action and `k - 1` sampled ones [..., k, A] with their exact
+        log-probabilities [..., k]; a repeat of an earlier entry gets -inf (no child)."""
+        encoded = self.encode(params, observation, latent)
+        wide = jnp.broadcast_to(encoded[..., None, :, :],
+                                (*encoded.shape[:-2], k, *encoded.shape[-2:]))
+        mask = jnp.broadcast_to(action_mask[..., None, :, :],
+                                (*action_mask.shape[:-2], k, *action_mask.shape[-2:]))
+        # Candidate 0 gets no noise: its arg-max is the greedy joint action.
+        noise = jax.random.gumbel(key, mask.shape, encoded.dtype)
+        noise = jnp.where((jnp.arange(k) == 0)[:, None, None], 0.0, noise)
+        actions, logits = self.autoregress(params, wide, mask, noise)
+        log_probs = action_log_prob(logits, actions).sum(-1)
+        return actions, jnp.where(first_occurrences(actions), log_probs, -jnp.inf)
+
+    def value(self, params: Params, observation: jax.Array, global_state: jax.Array) -> jax.Array:
+        """Per-agent values [..., A] from the encoded observations (z = 0 for a conditioned
+        policy); the global state is not used: the encoder already sees every agent."""
+        del global_state
+        encoded = self.encode(params, observation, None)
+        return cast(jax.Array, self.critic.apply(params["critic"], encoded))
+
+
+def sable_config(
+    embed_dim: int = 64, num_blocks: int = 1, num_heads: int = 1
+) -> NetworkConfig:
+    """The network config of a SABLE policy (paper defaults: 1 block, embedding 64, 1 head)."""
+    return NetworkConfig("sable", architecture="sable", embed_dim=embed_dim,
+                         num_blocks=num_blocks, num_heads=num_heads)
+
