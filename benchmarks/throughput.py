@@ -168,7 +168,7 @@ def measure_task(
 
 def measure_sable(
     task_name: str, num_envs: int, rollout_length: int, repeats: int, search_width: int,
-    seed: int = 0,
+    seed: int = 0, embed_dim: int = 64,
 ) -> dict[str, Any]:
     """MAPPO versus SABLE on one task: training steps/s (one full update each) and search
     rollouts/s (one `sampling` batch of `search_width` episodes each), timed alternately."""
@@ -177,7 +177,8 @@ def measure_sable(
     compile_seconds: dict[str, float] = {}
     for algorithm in ("mappo", "sable"):
         config = PPOConfig(algorithm=algorithm, num_envs=num_envs, rollout_length=rollout_length,
-                           seed=seed, architecture="sable" if algorithm == "sable" else "mlp")
+                           seed=seed, architecture="sable" if algorithm == "sable" else "mlp",
+                           embed_dim=embed_dim)
         config.validate()
         if algorithm == "sable":
             network, make_update = sable_network(config), make_sable_update
@@ -207,6 +208,7 @@ def measure_sable(
     return {
         "task": task_name, "num_agents": task.spec.num_agents, "num_envs": num_envs,
         "rollout_length": rollout_length, "search_width": search_width, "repeats": repeats,
+        "embed_dim": embed_dim,
         "mappo_train_steps_per_second": rates["mappo_train"],
         "sable_train_steps_per_second": rates["sable_train"],
         "train_ratio": rates["sable_train"] / rates["mappo_train"],
@@ -222,7 +224,8 @@ def format_sable_report(rows: list[dict[str, Any]]) -> str:
         return ""
     first = rows[0]
     lines = ["", "", f"SABLE vs MAPPO: training steps/s (one update, {first['num_envs']} envs) "
-             f"and search rollouts/s ({SEARCH_STRATEGY}, width {first['search_width']}); median "
+             f"and search rollouts/s ({SEARCH_STRATEGY}, width {first['search_width']}; SABLE "
+             f"embedding {first['embed_dim']}); median "
              f"of {first['repeats']} alternating calls, compile excluded", ""]
     header = (f"| {'task':<24} | {'agents':>6} | {'MAPPO train':>11} | {'SABLE train':>11} "
               f"| {'ratio':>6} | {'MAPPO search':>12} | {'SABLE search':>12} | {'ratio':>6} |")
@@ -309,6 +312,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--search-width", type=int, default=64,
                         help="parallel attempts of the SABLE vs MAPPO search batch "
                              "(default: %(default)s)")
+    parser.add_argument("--embed-dim", type=int, default=64,
+                        help="SABLE's embedding width (default: %(default)s, the paper's)")
     parser.add_argument("--no-sable", action="store_true",
                         help="skip the SABLE vs MAPPO table")
     parser.add_argument("--json", type=Path, default=None, metavar="PATH",
@@ -336,7 +341,8 @@ def main(argv: list[str] | None = None) -> None:
         rows.append(measure_task(name, args.num_envs, args.rollout_length, args.repeats))
         if not args.no_sable:
             sable_rows.append(measure_sable(name, args.num_envs, args.rollout_length,
-                                            args.repeats, args.search_width))
+                                            args.repeats, args.search_width,
+                                            embed_dim=args.embed_dim))
     print(format_report(env, rows) + format_sable_report(sable_rows))
     if args.json is not None:
         args.json.write_text(json.dumps({"environment": env, "rows": rows,
