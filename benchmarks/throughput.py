@@ -45,7 +45,8 @@ import jax.numpy as jnp
 
 import ceiling
 from ceiling.errors import CeilingError
-from ceiling.policies.networks import NetworkConfig, Policy, make_policy, sample_action
+from ceiling.policies.joint import sample_action
+from ceiling.policies.networks import NetworkConfig, Policy, make_policy
 from ceiling.search import instance_key, make_strategy, search_key
 from ceiling.tasks import Task, TaskState, TimeStep, make
 from ceiling.training.config import PPOConfig

@@ -17,9 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ceiling.policies.joint import MASKED_LOGIT as MASKED_LOGIT
 from ceiling.policies.joint import action_log_prob
-from ceiling.policies.joint import masked_log_softmax as masked_log_softmax
 from ceiling.policies.networks import Params, Policy
 from ceiling.tasks.base import Task, TaskState, TimeStep
 

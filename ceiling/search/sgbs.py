@@ -25,7 +25,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from ceiling.errors import CeilingError
-from ceiling.policies.joint import top_k_joint_actions as top_k_joint_actions
 from ceiling.policies.networks import Params
 from ceiling.policies.rollout import Episode, play
 from ceiling.search.base import Batch, SearchState, Strategy

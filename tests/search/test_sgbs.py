@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from ceiling.errors import CeilingError
+from ceiling.policies.joint import top_k_joint_actions
 from ceiling.policies.networks import NetworkConfig, Policy, make_policy
 from ceiling.policies.rollout import evaluate_batch
 from ceiling.policies.sable import sable_config
 from ceiling.search import Budget, make_strategy, solve, solve_instances
-from ceiling.search.sgbs import top_k_joint_actions
 from ceiling.tasks import instances
 from ceiling.tasks.base import Observed, Task, TaskSpec
 
