@@ -26,6 +26,7 @@ from ceiling.policies.networks import Params, Policy
 from ceiling.policies.rollout import Episode
 from ceiling.search.budget import Budget
 from ceiling.search.options import StrategyOptions, validate_options
+from ceiling.search.solution import RUN_ONCE_COMPILER_OPTIONS
 from ceiling.tasks.base import Task
 
 TRAIN_COMPASS_HINT = "ceiling train --algo compass --from CHECKPOINT --task TASK --out DIR"
@@ -160,7 +161,10 @@ class Strategy(abc.ABC):
     @functools.cached_property
     def jitted_step(self) -> Any:
         """`step` under `jax.jit`, kept with the strategy so that searching many instances
-        with one strategy object compiles once."""
+        with one strategy object compiles once. A budget-free strategy runs its step once per
+        instance, so it is compiled for a fast compile rather than a fast run."""
+        if self.budget_free:
+            return jax.jit(self.step, compiler_options=RUN_ONCE_COMPILER_OPTIONS)
         return jax.jit(self.step)
 
     def check(self, state: SearchState) -> None:

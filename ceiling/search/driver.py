@@ -20,7 +20,7 @@ from ceiling.errors import CeilingError
 from ceiling.policies.networks import Params
 from ceiling.search.base import Strategy
 from ceiling.search.budget import Budget
-from ceiling.search.solution import Solution, verified_solution
+from ceiling.search.solution import Solution, prepare_replay, verified_solution
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,6 +76,8 @@ def solve(
     limit = strategy.batch_limit(budget)  # an inexact rollout budget fails before compiling
     state = strategy.init(key, params, instance_key)
     step = strategy.jitted_step
+    prepare_replay(strategy.task, instance_key,
+                   jax.eval_shape(strategy.best, state).actions.shape)
     # Warm-up outside the clock: the first call compiles (later instances reuse the code); its
     # batch is thrown away, so the search itself starts from `state`.
     compile_start = time.perf_counter()

@@ -7,8 +7,10 @@ search that found it; a mismatch with the reported return is an error, never a w
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import functools
+import threading
 from typing import Any
 
 import jax
@@ -21,6 +23,15 @@ from ceiling.tasks.base import Task
 # Search rollouts run vmapped and fused differently from a lone replay, so float rewards
 # (SMAX's health fractions) may differ in the last bits; anything larger is a real mismatch.
 REPLAY_TOLERANCE = 1e-4
+
+# XLA options for a program that runs once or a few times per instance (a replay, a greedy
+# episode): its compile, not its run, is what the user waits for. Skipping LLVM's expensive
+# passes cuts the compile of an RWARE episode by about a third; the run is milliseconds either
+# way. Measured in BENCHMARKS.md, "Start-up and demo times".
+RUN_ONCE_COMPILER_OPTIONS = {
+    "xla_backend_optimization_level": 0,
+    "xla_llvm_disable_expensive_passes": True,
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,7 +52,7 @@ class Solution:
         }
 
 
-@functools.partial(jax.jit, static_argnums=0)
+@functools.partial(jax.jit, static_argnums=0, compiler_options=RUN_ONCE_COMPILER_OPTIONS)
 def replay(task: Task, instance_key: jax.Array, actions: jax.Array) -> tuple[jax.Array, jax.Array]:
     """(total return, won) of playing `actions` [T, A] from the instance `instance_key`."""
     state, _ = task.reset(instance_key)
@@ -54,12 +65,47 @@ def replay(task: Task, instance_key: jax.Array, actions: jax.Array) -> tuple[jax
     return rewards.sum(), state.timestep.won
 
 
+# Replays compiled ahead of time by `prepare_replay`, keyed by (task, key shape, actions shape).
+_prepared: dict[tuple[Any, ...], concurrent.futures.Future[Any]] = {}
+_prepared_lock = threading.Lock()
+_compiler = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="ceiling-replay")
+
+
+def prepare_replay(task: Task, instance_key: jax.Array, actions_shape: tuple[int, ...]) -> None:
+    """Start compiling the replay of `actions_shape` solutions in a background thread.
+
+    A search compiles its own program first; XLA releases the GIL while it compiles, so on a
+    machine with a second core the replay's compile overlaps the search's instead of
+    following it (`driver.solve` calls this before compiling its step). Idempotent.
+    """
+    signature = (task, tuple(instance_key.shape), str(instance_key.dtype), tuple(actions_shape))
+    with _prepared_lock:
+        if signature in _prepared:
+            return
+        key = jax.ShapeDtypeStruct(instance_key.shape, instance_key.dtype)
+        actions = jax.ShapeDtypeStruct(actions_shape, jnp.int32)
+        _prepared[signature] = _compiler.submit(
+            lambda: replay.lower(task, key, actions).compile())
+
+
+def _replay(task: Task, instance_key: jax.Array, actions: jax.Array) -> Any:
+    signature = (task, tuple(instance_key.shape), str(instance_key.dtype), tuple(actions.shape))
+    with _prepared_lock:
+        prepared = _prepared.get(signature)
+    if prepared is None:
+        return replay(task, instance_key, actions)
+    return prepared.result()(instance_key, actions)
+
+
 def verified_solution(
     task: Task, instance_key: jax.Array, actions: Any, total_return: float, won: bool
 ) -> Solution:
     """Replay `actions` and build the Solution; raise if the replay disagrees."""
     actions = np.asarray(actions, dtype=np.int32)
-    replayed, replayed_won = replay(task, jnp.asarray(instance_key), jnp.asarray(actions))
+    # device_put, not jnp.asarray: the latter compiles a small program per new shape
+    if not isinstance(instance_key, jax.Array):
+        instance_key = jax.device_put(np.asarray(instance_key))
+    replayed, replayed_won = _replay(task, instance_key, jax.device_put(actions))
     replayed = float(replayed)
     if not np.isclose(replayed, total_return, rtol=0.0, atol=REPLAY_TOLERANCE):
         raise CeilingError(

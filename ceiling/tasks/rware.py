@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jumanji.environments.routing.robot_warehouse import RobotWarehouse
 from jumanji.environments.routing.robot_warehouse.constants import _SHELVES
 from jumanji.environments.routing.robot_warehouse.generator import RandomGenerator
@@ -76,6 +77,36 @@ TASKS: dict[str, dict] = {
 }
 
 
+class _Generator(RandomGenerator):
+    """jumanji's `RandomGenerator` with its fixed floor layout computed in NumPy.
+
+    jumanji builds the layout (goals, highways, shelf positions) op by op in JAX when the
+    generator is made, about sixty tiny compiles, two CPU-seconds before anything runs. The
+    rule is the same here; `tests/tasks/test_rware.py` checks every layout against jumanji's.
+    (`jax.device_put`, not `jnp.asarray`, which compiles a small program per array.)
+    """
+
+    def _make_warehouse(self) -> None:
+        rows, columns = self._grid_size
+        self._goals = jax.device_put(np.array(
+            [(columns // 2 - 1, rows - 1), (columns // 2, rows - 1)], dtype=np.int32))
+        x, y = np.indices((rows, columns))
+        highways = (
+            (y % 3 == 0)  # vertical highways
+            | (x % (self.column_height + 1) == 0)  # horizontal highways
+            | (x == rows - 1)  # the delivery row
+            # no shelves in front of the goals, so that agents can queue there
+            | ((x > rows - (self.column_height + 3))
+               & ((y == columns // 2 - 1) | (y == columns // 2)))
+        )
+        self._highways = jax.device_put(highways)
+        shelves = np.argwhere(~highways).astype(np.int32)
+        self._shelf_positions = jax.device_put(shelves)
+        self._shelf_ids = jax.device_put(np.arange(len(shelves), dtype=np.int32))
+        self._not_in_queue_size = jax.device_put(
+            np.int32(len(shelves) - self.request_queue_size))
+
+
 def observation_fields(sensor_range: int, num_agents: int) -> ObservationFields:
     """The named parts of jumanji's `agents_view` (in its writing order) and the agent id."""
     cells = (2 * sensor_range + 1) ** 2
@@ -104,7 +135,7 @@ class RwareTask(Task):
         sensor_range: int = SENSOR_RANGE,
         horizon: int = HORIZON,
     ) -> None:
-        generator = RandomGenerator(
+        generator = _Generator(
             shelf_rows=shelf_rows,
             shelf_columns=shelf_columns,
             column_height=column_height,

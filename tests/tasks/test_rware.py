@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from jumanji.environments.routing.robot_warehouse.constants import _AGENTS, _SHELVES
+from jumanji.environments.routing.robot_warehouse.generator import RandomGenerator
 from jumanji.environments.routing.robot_warehouse.types import Position
 
 from ceiling.errors import CeilingError
@@ -210,3 +211,21 @@ def test_hard_halves_the_plain_queue() -> None:
             assert config["request_queue_size"] == max(1, plain["request_queue_size"] // 2)
         else:
             assert config["request_queue_size"] == config["num_agents"]
+
+
+@pytest.mark.parametrize("name", sorted({f"{s}-{n}ag" for s, n in [
+    ("tiny", 2), ("small", 4), ("medium", 4), ("large", 8), ("xlarge", 4)]}))
+def test_numpy_layout_matches_jumanjis(name: str) -> None:
+    """The layout computed in NumPy (no compiles at task build) is jumanji's, value and dtype."""
+    generator = _task(name).env._generator
+    reference = RandomGenerator(
+        shelf_rows=generator.shelf_rows, shelf_columns=generator.shelf_columns,
+        column_height=generator.column_height, num_agents=generator.num_agents,
+        sensor_range=generator.sensor_range, request_queue_size=generator.request_queue_size,
+    )
+    for attribute in ("goals", "highways", "shelf_ids", "not_in_queue_size"):
+        ours, theirs = getattr(generator, attribute), getattr(reference, attribute)
+        assert ours.dtype == theirs.dtype and ours.shape == theirs.shape, attribute
+        np.testing.assert_array_equal(ours, theirs, err_msg=attribute)
+    np.testing.assert_array_equal(generator._shelf_positions, reference._shelf_positions)
+    assert generator._shelf_positions.dtype == reference._shelf_positions.dtype
