@@ -47,8 +47,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if plot.exists() and not args.force:
             raise CeilingError(f"{plot} already exists; pass --force or --plot OTHER.png")
         check_writable(plot, args.force, flag="--plot")
-    table = Table(title=f"zero-shot on {args.instances} test instances (shipped IPPO/MAPPO "
-                        "checkpoints; COMPASS ones are searched below)")
+    table = Table(title=f"zero-shot on {args.instances} test instances (shipped IPPO, MAPPO "
+                        "and SABLE checkpoints; COMPASS ones are searched below)")
     for column in ("task", "algorithm", "greedy return", "95% CI", "stochastic return",
                    "random policy", "win rate (greedy)"):
         table.add_column(column, justify="left" if column in ("task", "algorithm") else "right")
