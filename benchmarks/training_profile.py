@@ -50,7 +50,7 @@ from ceiling.training.config import PPOConfig  # noqa: E402
 from ceiling.training.ppo import init_runner, make_optimizer, make_train_chunk  # noqa: E402
 
 DEFAULT_TASKS = ("connector:con-5x5x3a", "smax:3m", "rware:tiny-4ag-hard",
-                 "connector:con-10x10x10a", "smax:smacv2_10_units")
+                 "connector:con-10x10x10a", "smax:smacv2_5_units")
 EPOCHS = (1, 2, 4)
 
 

@@ -18,7 +18,7 @@ if [ ${#pairs[@]} -eq 0 ]; then
          rware:tiny-2ag-hard:compass connector:con-5x5x3a:compass smax:3m:compass
          rware:tiny-4ag-hard:ippo rware:tiny-4ag-hard:mappo
          connector:con-10x10x10a:ippo connector:con-10x10x10a:mappo
-         smax:smacv2_10_units:ippo smax:smacv2_10_units:mappo)
+         smax:smacv2_5_units:ippo smax:smacv2_5_units:mappo)
 fi
 for pair in "${pairs[@]}"; do
   algo=${pair##*:}
