@@ -140,12 +140,21 @@ def test_demo_searches_with_the_compass_checkpoint_where_a_strategy_needs_a_late
     monkeypatch.setattr(evaluation, "evaluate_checkpoint", lambda *a, **k: zero_shot)
     seen = {}
 
-    def fake_compare(checkpoint, strategies, num_instances, budget, **kwargs):
-        seen.update(checkpoint=checkpoint, strategies=strategies, num_instances=num_instances,
-                    budget=budget, **kwargs)
-        raise CeilingError("stopped before searching")
+    class FakeComparison:
+        def __init__(self, checkpoint, strategies, budget, other_checkpoints, *, width):
+            seen.update(checkpoint=checkpoint, strategies=strategies, budget=budget,
+                        other_checkpoints=other_checkpoints, width=width)
+            self.closed, self.built = False, dict.fromkeys(strategies)
+            seen["comparison"] = self
 
-    monkeypatch.setattr(compare_module, "compare", fake_compare)
+        def run(self, num_instances, **kwargs):
+            seen.update(num_instances=num_instances)
+            raise CeilingError("stopped before searching")
+
+        def close(self):
+            self.closed = True
+
+    monkeypatch.setattr(compare_module, "Comparison", FakeComparison)
     plot = tmp_path / "anytime.png"
     assert main(["demo", "--instances", "2", "--search-instances", "3", "--seconds", "0.5",
                  "--width", "8", "--plot", str(plot)]) == 2
@@ -159,6 +168,7 @@ def test_demo_searches_with_the_compass_checkpoint_where_a_strategy_needs_a_late
     assert seen["checkpoint"].algorithm == "mappo"
     assert seen["budget"] == Budget(seconds=0.5) and seen["width"] == 8
     assert seen["num_instances"] == 3
+    assert seen["comparison"].closed  # background compiles not yet started are dropped
     plot.write_bytes(b"")  # an existing plot is the user's: kept unless --force
     assert main(["demo", "--search-instances", "1", "--plot", str(plot)]) == 2
     assert "already exists; pass --force" in capsys.readouterr().err

@@ -8,6 +8,7 @@ return against wall-clock seconds.
 
 from __future__ import annotations
 
+import concurrent.futures
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,83 @@ from ceiling.search import (
 from ceiling.tasks import make
 
 
+class Comparison:
+    """Strategies built for one checkpoint and compiling in a background thread: start it
+    early, do other work, then `run` the searches. A context manager (closing drops compiles
+    not yet started).
+
+    Strategies named in `other_checkpoints` search with that checkpoint instead (COMPASS's
+    strategies need its latent-conditioned one, trained from `checkpoint`). Every option and
+    budget error is raised here, before anything compiles.
+
+    The compiles run in order, one at a time, each filling its strategy's jit cache with one
+    discarded batch; XLA releases the GIL while compiling, so on a second core they overlap
+    whatever the caller does meanwhile (`ceiling demo`: its zero-shot table) and the searches
+    of the strategies before them. Compiles are outside every budget anyway; the searches may
+    share the machine with a compile, which suits a demonstration, not a measurement (`ceiling
+    bench` compiles each strategy before its cells).
+    """
+
+    def __init__(
+        self,
+        checkpoint: Checkpoint,
+        strategies: Sequence[str],
+        budget: Budget,
+        other_checkpoints: Mapping[str, Checkpoint] | None = None,
+        *,
+        width: int,
+    ) -> None:
+        self.task_name = checkpoint.task_name
+        self.budget = budget
+        task = make(self.task_name)
+        self.used = {name: (other_checkpoints or {}).get(name, checkpoint) for name in strategies}
+        self.built = {name: make_strategy(name, task, self.used[name].policy, width)
+                      for name in strategies}
+        for strategy in self.built.values():
+            strategy.batch_limit(budget)  # an inexact rollout budget fails here too
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            1, thread_name_prefix="ceiling-compile")
+        self._compiled = {name: self._pool.submit(self._compile, name) for name in self.built}
+
+    def _compile(self, name: str) -> None:
+        strategy = self.built[name]
+        state = strategy.init(jax.random.PRNGKey(0), self.used[name].params,
+                              instance_key(self.task_name, 0))
+        jax.block_until_ready(strategy.jitted_step(state))
+
+    def run(
+        self,
+        num_instances: int,
+        seed: int = 0,
+        on_result: Callable[[str, int, SearchResult], None] | None = None,
+    ) -> dict[str, list[SearchResult]]:
+        """{strategy: [result per instance]} on the first `num_instances` test instances, each
+        search keyed by the search identity (seed, task, instance) as in `ceiling solve` and
+        `ceiling bench`."""
+        search = search_keys(seed, self.task_name, range(num_instances))
+        results: dict[str, list[SearchResult]] = {}
+        for name, strategy in self.built.items():
+            self._compiled[name].result()
+            results[name] = []
+            for index in range(num_instances):
+                result = solve(strategy, self.used[name].params,
+                               instance_key(self.task_name, index), self.budget,
+                               jax.numpy.asarray(search[index]))
+                results[name].append(result)
+                if on_result is not None:
+                    on_result(name, index, result)
+        return results
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> Comparison:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def compare(
     checkpoint: Checkpoint,
     strategies: Sequence[str],
@@ -40,31 +118,9 @@ def compare(
     *,
     width: int,
 ) -> dict[str, list[SearchResult]]:
-    """{strategy: [result per instance]} on the first `num_instances` test instances, `width`
-    attempts per batch, each search keyed by the search identity (seed, task, instance) as in
-    `ceiling solve` and `ceiling bench`.
-
-    Strategies named in `other_checkpoints` search with that checkpoint instead (COMPASS's
-    strategies need its latent-conditioned one, trained from `checkpoint`).
-    """
-    task_name = checkpoint.task_name
-    task = make(task_name)
-    used = {name: (other_checkpoints or {}).get(name, checkpoint) for name in strategies}
-    built = {name: make_strategy(name, task, used[name].policy, width)
-             for name in strategies}  # every option error before anything compiles
-    for strategy in built.values():
-        strategy.batch_limit(budget)  # an inexact rollout budget, too
-    search = search_keys(seed, task_name, range(num_instances))
-    results: dict[str, list[SearchResult]] = {}
-    for name, strategy in built.items():
-        results[name] = []
-        for index in range(num_instances):
-            result = solve(strategy, used[name].params, instance_key(task_name, index), budget,
-                           jax.numpy.asarray(search[index]))
-            results[name].append(result)
-            if on_result is not None:
-                on_result(name, index, result)
-    return results
+    """`Comparison(...).run(...)` in one call: {strategy: [result per instance]}."""
+    with Comparison(checkpoint, strategies, budget, other_checkpoints, width=width) as comparison:
+        return comparison.run(num_instances, seed, on_result)
 
 
 def summarise_comparison(results: dict[str, list[SearchResult]]) -> list[dict[str, Any]]:
