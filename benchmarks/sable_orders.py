@@ -115,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{checkpoint.task_name}, SABLE greedy, {args.instances} test instances; "
           f"training noise (std of the greedy test return over the last third of training, "
           f"{points} evaluations): {noise:.3f}")
-    print("| agent order | mean return [95 % CI] | minus task order [95 % CI] | instances that differ |")
+    print("| agent order | mean return [95 % CI] | minus task order [95 % CI] "
+          "| instances that differ |")
     print("|---|---|---|---|")
     for order, values in returns.items():
         summary = summarise(values, None)
