@@ -24,7 +24,7 @@ budgets:
   - {{seconds: -1}}
 tasks:
   connector:con-5x5x3a:
-    checkpoints: [shipped:ippo, shipped:sable]
+    checkpoints: [shipped:ippo, shipped:qmix]
   rware:no-such-map:
     checkpoints: [shipped:ippo]
   smax:3m:
@@ -45,7 +45,7 @@ def test_every_problem_is_reported_with_its_line() -> None:
     message = str(caught.value)
     expected = [
         (8, "seconds must be a positive number"),
-        (11, "no shipped 'sable' checkpoint for connector:con-5x5x3a"),
+        (11, "no shipped 'qmix' checkpoint for connector:con-5x5x3a"),
         (12, "unknown task 'rware:no-such-map'"),
         (15, "was trained for 'connector:con-5x5x3a', not 'smax:3m'"),
         (18, "unknown strategy 'warp-drive'"),
