@@ -9,6 +9,7 @@ return against wall-clock seconds.
 from __future__ import annotations
 
 import concurrent.futures
+import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -172,15 +173,22 @@ def plot_anytime(results: dict[str, list[SearchResult]], title: str, path: Path)
     horizon = max(r.trace[-1].seconds for rs in results.values() for r in rs)
     grid = np.linspace(0.0, horizon, 200)
     fig, ax = plt.subplots(figsize=(6, 3.6), dpi=110)
+    styles = ("-", "--", "-.", ":")  # curves that coincide stay distinguishable
+    searched = [name for name in results if not STRATEGIES[name].budget_free]
     for name, per_instance in results.items():
         if STRATEGIES[name].budget_free:
             level = float(np.mean([r.solution.verified for r in per_instance]))
-            ax.axhline(level, color="grey", linestyle="--", label=f"{name} (zero-shot)")
+            ax.axhline(level, color="grey", linestyle=(0, (4, 4)), linewidth=1,
+                       label=f"{name} (zero-shot)")
             continue
-        ax.plot(grid, anytime_curve(per_instance, grid), label=name)
+        curve = anytime_curve(per_instance, grid)
+        (line,) = ax.plot(grid, curve, linestyle=styles[searched.index(name) % len(styles)],
+                          label=name)
+        # the final value as a dot: a strategy whose first batch ends late is a short line
+        ax.plot(grid[-1], curve[-1], marker="o", markersize=4, color=line.get_color())
     ax.set_xlabel("seconds of search (compile time excluded)")
     ax.set_ylabel("best return found (mean over instances)")
-    ax.set_title(title, fontsize=9)
+    ax.set_title(textwrap.fill(title, 80), fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
