@@ -84,7 +84,7 @@ def zero_shot_table(args: argparse.Namespace, shipped: dict[tuple[str, str], Pat
     jobs: dict[tuple[str, str, str], Path] = {}
     for (task, algorithm), path in bases.items():
         for mode in ZERO_SHOT_MODES:
-            if mode != "random policy" or not any(t == task and m == mode for t, _, m in jobs):
+            if mode != "random policy" or (task, mode) not in {(t, m) for t, _, m in jobs}:
                 jobs[(task, algorithm, mode)] = path
     done: dict[tuple[str, str, str], dict[str, Any]] = {}
     with phase(f"zero-shot on {args.instances} test instances", total=len(jobs)) as progress:

@@ -71,6 +71,10 @@ _prepared_lock = threading.Lock()
 _compiler = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="ceiling-replay")
 
 
+def _signature(task: Task, instance_key: Any, actions_shape: tuple[int, ...]) -> tuple[Any, ...]:
+    return task, tuple(instance_key.shape), str(instance_key.dtype), tuple(actions_shape)
+
+
 def prepare_replay(task: Task, instance_key: jax.Array, actions_shape: tuple[int, ...]) -> None:
     """Start compiling the replay of `actions_shape` solutions in a background thread.
 
@@ -78,7 +82,7 @@ def prepare_replay(task: Task, instance_key: jax.Array, actions_shape: tuple[int
     machine with a second core the replay's compile overlaps the search's instead of
     following it (`driver.solve` calls this before compiling its step). Idempotent.
     """
-    signature = (task, tuple(instance_key.shape), str(instance_key.dtype), tuple(actions_shape))
+    signature = _signature(task, instance_key, actions_shape)
     with _prepared_lock:
         if signature in _prepared:
             return
@@ -89,9 +93,8 @@ def prepare_replay(task: Task, instance_key: jax.Array, actions_shape: tuple[int
 
 
 def _replay(task: Task, instance_key: jax.Array, actions: jax.Array) -> Any:
-    signature = (task, tuple(instance_key.shape), str(instance_key.dtype), tuple(actions.shape))
     with _prepared_lock:
-        prepared = _prepared.get(signature)
+        prepared = _prepared.get(_signature(task, instance_key, actions.shape))
     if prepared is None:
         return replay(task, instance_key, actions)
     return prepared.result()(instance_key, actions)
