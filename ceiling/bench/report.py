@@ -1,12 +1,14 @@
 """`ceiling report`: a results store as a Markdown and an HTML report with PNG figures.
 
-The report opens with the answer: per task, the best strategy at its largest budget and width
-and its gain over the best zero-shot policy with a 95 % CI, in a short table and one figure.
-Then the figures (`ceiling.bench.figures`): IQM of normalised score per configuration,
-performance against the time budget, the measured (time budget x width) grid, anytime curves
-per task; then the full tables. Every figure is captioned with the suites and commands that
-filled the store, so a figure can be reproduced from its caption alone. Rows the store could
-not decode are left out and listed.
+The report opens with the reference study's claims, each tested on the store with a figure, its
+95 % CI and a verdict (`ceiling.bench.claims`); then the answer: per task, the best strategy at
+its largest budget and width and its gain over the best zero-shot policy with a 95 % CI, in a
+short table and one figure. Then the figures (`ceiling.bench.figures`): IQM of normalised score
+per configuration, performance against the time budget, the measured (time budget x width)
+grid, anytime curves per task; then the full tables, the first of which gives the rollouts each
+cell spent next to its time budget, so that budgets compare across hardware. Every figure is
+captioned with the suites and commands that filled the store, so a figure can be reproduced
+from its caption alone. Rows the store could not decode are left out and listed.
 
 The report is written into a staging folder beside `out` and moved into place, so a write that
 fails half-way leaves `out` as it was; files of an earlier report that this one does not draw
@@ -23,9 +25,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ceiling.bench import stats
+from ceiling.bench.claims import ClaimResult, evaluate_claims
 from ceiling.bench.figures import (
     best_per_task,
+    family_label,
     headline_gains,
     plot_answer,
     plot_anytime,
@@ -70,6 +76,36 @@ def answer_rows(gains: list[dict[str, Any]]) -> list[list[str]]:
                      f"{first['zero_shot_return']:.3f} ({first['zero_shot_algorithm']}) → "
                      f"{first['mean_return']:.3f}", str(first["instances"])])
     return rows
+
+
+def claim_rows(results: list[ClaimResult]) -> list[list[str]]:
+    """One row per claim: number, claim, our figure with its CI, the study's, the test, the
+    verdict and the details."""
+    return [[c.number, c.text,
+             "–" if c.value is None or c.ci95 is None else _gain(c.value, c.ci95),
+             c.study, c.test, c.verdict, c.detail] for c in results]
+
+
+def rollout_rows(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows: per task, search strategy (base policy) and width, the rollouts a cell
+    spent (mean over its instances and seeds), one column per budget."""
+    budgets: dict[str, tuple[float, int]] = {}  # label: sort key
+    spent: dict[tuple[str, tuple[str, str, str], int], dict[str, list[int]]] = {}
+    for row in rows:
+        config = stats.config_of(row)
+        if stats.is_zero_shot(config.strategy):
+            continue
+        label = " ".join(p for p in (f"{config.seconds:g} s" if config.seconds else "",
+                                     f"{config.rollouts} rollouts" if config.rollouts else "")
+                         if p)
+        budgets[label] = (config.seconds or 0.0, config.rollouts or 0)
+        spent.setdefault((row["task"], config.family, config.width), {}).setdefault(
+            label, []).append(int(row["rollouts_done"]))
+    columns = sorted(budgets, key=lambda label: budgets[label])
+    body = [[task, family_label(family), str(width)]
+            + [f"{np.mean(by_budget[c]):,.0f}" if c in by_budget else "–" for c in columns]
+            for (task, family, width), by_budget in sorted(spent.items())]
+    return ["task", "strategy (base policy)", "width"] + columns, body
 
 
 def _stage(out_dir: Path) -> Path:
@@ -162,6 +198,21 @@ def _draw(rows: list[dict[str, Any]], baselines: dict[str, dict[int, float]],
             figures.append((name, f"Anytime curves on {task}"))
 
     answer = answer_rows(gains)
+    claims = evaluate_claims(rows)
+    claims_table = ("The reference study's claims, tested on this store",
+                    ["#", "claim (reference study)", "ours [95 % CI]", "study", "test",
+                     "verdict", "details"], claim_rows(claims))
+    claims_text = (
+        "Each figure is a difference in mean return between what the claim compares, measured "
+        "on the same instances, in % of the task's best zero-shot mean return (claim 1: of the "
+        "compared base policy's; claim 2: the gain of the table below), with a 95 % paired "
+        "bootstrap CI over instances, stratified over tasks where it is a mean over tasks. A "
+        "claim holds when the CI lies beyond the threshold on the claimed side, does not hold "
+        "when it lies on the other side or touches the threshold from there, and is undecided "
+        "when it straddles the threshold (at this sample size); not measurable when the store "
+        "lacks the cells it needs. Every verdict is computed from the store.")
+    definitions = [f"{c.number}. {c.definition}" for c in claims]
+    rollout_header, rollouts = rollout_rows(rows)
     iqm_rows = [[row["config"].label, ", ".join(row["tasks"]), str(row["runs"]),
                  f"{row['iqm']:.3f} [{row['ci95'][0]:.3f}, {row['ci95'][1]:.3f}]",
                  _fmt(row["probability_of_improvement"], 2)] for row in table]
@@ -179,6 +230,8 @@ def _draw(rows: list[dict[str, Any]], baselines: dict[str, dict[int, float]],
                      "gain over the best zero-shot [95 % CI]", "mean return: zero-shot → best",
                      "instances"], answer)
     tables = [
+        ("Rollouts spent per cell (mean over instances), next to its time budget",
+         rollout_header, rollouts),
         ("Gain over zero-shot across tasks (reference study: +45 % mean, +126 % max)",
          ["configuration", "tasks", "mean gain [95 % CI]", "max gain"], summary_rows),
         ("Aggregate across tasks", ["configuration", "tasks", "runs",
@@ -210,6 +263,8 @@ def _draw(rows: list[dict[str, Any]], baselines: dict[str, dict[int, float]],
                  "|" + "---|" * len(header)]
                 + ["| " + " | ".join(cells) + " |" for cells in body] + [""])
 
+    md += md_table(*claims_table) + [claims_text, "", "How each claim is measured:", ""]
+    md += [f"- {definition}" for definition in definitions] + [""]
     if answer:
         md += md_table(*answer_table) + [answer_text, ""]
     if answer_figure:
@@ -243,6 +298,9 @@ def _draw(rows: list[dict[str, Any]], baselines: dict[str, dict[int, float]],
             "figcaption{font-size:13px;color:#444}</style></head><body>",
             f"<h1>Benchmark report: {esc(', '.join(suites))}</h1>",
             f"<p><em>{esc(caption)}</em></p>"]
+    page += html_table(*claims_table) + [f"<p>{esc(claims_text)}</p>",
+                                         "<p>How each claim is measured:</p><ul>"]
+    page += [f"<li>{esc(definition)}</li>" for definition in definitions] + ["</ul>"]
     if answer:
         page += html_table(*answer_table) + [f"<p>{esc(answer_text)}</p>"]
     if answer_figure:

@@ -111,14 +111,14 @@ def test_the_best_per_task_lists_ties() -> None:
 
 # -- whole reports from a small store -----------------------------------------------------------
 def _row(key: str, strategy: str, instance: int, value: float, seconds: float | None,
-         width: int, trace: list[list[float]] | None = None) -> Row:
+         width: int, trace: list[list[float]] | None = None, rollouts_done: int = 1) -> Row:
     return Row(config_hash=key, suite="unit", task=TASK, instance=instance,
                checkpoint="shipped:mappo", algorithm="mappo", checkpoint_sha256="x",
                strategy=strategy, options="{}", seconds=seconds,
                rollouts=None if seconds else 1, width=width, seed=0, total_return=value,
                won=None, verified=True, verified_return=value, aborted=None,
                trace=json.dumps(trace or [[0.0, 1, value]]), compile_seconds=0.1,
-               search_seconds=seconds or 0.0, rollouts_done=width)
+               search_seconds=seconds or 0.0, rollouts_done=rollouts_done)
 
 
 def _store(path: Path, budgets: tuple[float, ...], widths: tuple[int, ...]) -> Path:
@@ -136,8 +136,10 @@ def _store(path: Path, budgets: tuple[float, ...], widths: tuple[int, ...]) -> P
                     # The last batch overruns the budget a little, as the driver allows.
                     trace = [[0.2 * seconds, width, value - 0.2], [1.1 * seconds, 2 * width,
                                                                    value]]
+                    # Rollouts spent: 10 batches a second, 2 more on odd instances (mean +1).
+                    spent = int(10 * seconds) * width + 2 * (i % 2)
                     opened.add(_row(f"s{i}-{seconds}-{width}", "sampling", i, value, seconds,
-                                    width, trace))
+                                    width, trace, spent))
     return path
 
 
@@ -153,7 +155,7 @@ def small_store(tmp_path: Path) -> Path:
     return _store(tmp_path / "small.sqlite", (2.0,), (16,))
 
 
-def test_the_report_opens_with_the_answer(store: Path, tmp_path: Path) -> None:
+def test_the_report_opens_with_the_claims_then_the_answer(store: Path, tmp_path: Path) -> None:
     written, problems = write_report(store, tmp_path / "report")
     assert problems == []
     names = {path.name for path in written}
@@ -162,13 +164,51 @@ def test_the_report_opens_with_the_answer(store: Path, tmp_path: Path) -> None:
             "anytime_connector_con-5x5x3a.png"} <= names
     readme = (tmp_path / "report" / "README.md").read_text()
     sections = [line for line in readme.splitlines() if line.startswith("## ")]
-    assert sections[0] == "## The answer: the best strategy per task"
+    assert sections[:2] == ["## The reference study's claims, tested on this store",
+                            "## The answer: the best strategy per task"]
     answer = readme.split("## The answer")[1].split("##")[0]
     assert "| connector:con-5x5x3a | sampling (mappo) | 2 s × 16 | +" in answer
     page = (tmp_path / "report" / "index.html").read_text()
-    assert page.index("The answer") < page.index("gain_over_zero_shot.png") < page.index(
-        "Aggregate across tasks")
+    assert page.index("study&#x27;s claims") < page.index("The answer") < page.index(
+        "gain_over_zero_shot.png") < page.index("Aggregate across tasks")
     assert "img{max-width:100%" in page
+
+
+def test_the_claims_table_gives_each_claim_a_figure_and_a_verdict_from_the_store(
+        store: Path, tmp_path: Path) -> None:
+    write_report(store, tmp_path / "report")
+    readme = (tmp_path / "report" / "README.md").read_text()
+    table = readme.split("## The reference study's claims")[1].split("\n## ")[0]
+    rows = {line.split(" | ")[0].strip("| "): line.split(" | ")
+            for line in table.splitlines() if line.startswith("| ") and " | " in line}
+    assert set(rows) >= {"1", "2", "3", "4a", "4b", "5", "6", "7a", "7b", "8a", "8b"}
+    # Sampling beats the greedy policy on every instance: claims 1 and 2 hold, with figures.
+    assert rows["1"][5] == "holds" and rows["1"][2].startswith("+")
+    assert rows["2"][5] == "holds" and rows["2"][3].startswith("+45 % mean, +126 % max")
+    assert "2 s × 16, the largest measured" in rows["2"][6]
+    # No COMPASS, SABLE, fine-tuning, SGBS or 30 s cells here: said, not guessed.
+    assert rows["3"][5] == "not measurable" and "no COMPASS rows" in rows["3"][6]
+    assert rows["4a"][5] == "not measurable" and rows["4a"][2] == "–"
+    assert rows["5"][5] == "not measurable" and "no cells at 30 s" in rows["5"][6]
+    assert "How each claim is measured:" in readme and "- 8b. At width 64" in readme
+    page = (tmp_path / "report" / "index.html").read_text()
+    assert "<td>not measurable</td>" in page and "<td>holds</td>" in page
+    assert "<li>1. Per task, base policy and strategy" in page
+
+
+def test_the_report_gives_the_rollouts_each_cell_spent_next_to_its_budget(
+        store: Path, tmp_path: Path) -> None:
+    write_report(store, tmp_path / "report")
+    readme = (tmp_path / "report" / "README.md").read_text()
+    title = "## Rollouts spent per cell (mean over instances), next to its time budget"
+    table = readme.split(title)[1].split("\n## ")[0]
+    assert "| task | strategy (base policy) | width | 1 s | 2 s |" in table
+    # 10 batches of `width` rollouts a second, 2 more on half the instances.
+    assert "| connector:con-5x5x3a | sampling (mappo) | 8 | 81 | 161 |" in table
+    assert "| connector:con-5x5x3a | sampling (mappo) | 16 | 161 | 321 |" in table
+    assert "greedy" not in table  # the zero-shot rollout is not a budget
+    page = (tmp_path / "report" / "index.html").read_text()
+    assert "<th>2 s</th>" in page and "<td>321</td>" in page
 
 
 def test_anytime_axes_end_at_the_budget_and_label_the_zero_shot_line(
