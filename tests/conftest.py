@@ -2,11 +2,36 @@
 
 from __future__ import annotations
 
+import os
+
 import jax
 import pytest
 
 from ceiling.policies.networks import NetworkConfig, Policy
 from ceiling.tasks import make
+
+
+@pytest.fixture(scope="session", autouse=True)
+def run_compile_cache(tmp_path_factory: pytest.TempPathFactory):
+    """One persistent JAX compilation cache for the whole test run, shared by the xdist
+    workers (the folder above each worker's temporary folder) and empty at its start: a
+    program that several tests compile alike (a task's replay, evaluation, a search step) is
+    compiled once per run. It also keeps the tests out of the user's own cache, which
+    `ceiling`'s commands would otherwise fill. A cache changes when code is compiled, never a
+    result. `CEILING_TEST_COMPILE_CACHE=off` runs without it."""
+    from jax._src import compilation_cache
+
+    if os.environ.get("CEILING_TEST_COMPILE_CACHE", "").lower() == "off":
+        yield None
+        return
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    folder = shared / "jax-compile-cache"
+    folder.mkdir(exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", str(folder))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    compilation_cache.reset_cache()
+    yield folder
 
 
 @pytest.fixture(scope="session")
