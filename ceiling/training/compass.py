@@ -236,19 +236,28 @@ def compass_policy(
                      config.latent_scale, config.latent_init)
 
 
-def make_evaluate(
+class LatentScores(NamedTuple):
+    """Per test instance: returns [N, L] of the fixed latents with arg-max actions (`greedy`,
+    their win flags `wins`) and with sampled ones (`sampled`), z = 0's arg-max return [N], and
+    the base policy's L sampled returns [N, L] (None without a base)."""
+
+    greedy: np.ndarray
+    wins: np.ndarray
+    sampled: np.ndarray
+    zero: np.ndarray
+    base_sampled: np.ndarray | None
+
+
+def make_latent_scores(
     task: Task,
     policy: Policy,
     test_keys: jax.Array,
     latents: jax.Array,
     base: tuple[Policy, Params] | None = None,
-) -> Callable[[Params], dict[str, Any]]:
-    """Test-set diagnostics with the fixed evaluation latents [L, d]: the best latent per
-    instance with arg-max actions (the summary's return: what a search over those latents
-    finds) and with sampled ones, the mean latent, z = 0, the share of instances whose best two
-    latents tie, the spread of the winning latents (their mean per-dimension std over
-    instances, in units of the prior's), and the bar to clear: the `base` policy's own best of
-    L sampled rollouts per instance (computed once)."""
+) -> Callable[[Params], LatentScores]:
+    """`LatentScores` of a conditioned policy's parameters with the fixed latents [L, d] on
+    the test instances [N, 2]; the sampled rollouts of latent l on instance i and the base's
+    l-th sampled rollout there use the same action key. The base's are computed once."""
     count = test_keys.shape[0]
     per_instance = jnp.broadcast_to(latents, (count, *latents.shape))
     keys = jax.random.split(jax.random.PRNGKey(EVAL_KEY), count * latents.shape[0]).reshape(
@@ -262,31 +271,54 @@ def make_evaluate(
         zero_totals, _ = latent_returns(task, policy, params, test_keys, zero)
         return totals, wins, sampled, zero_totals[:, 0]
 
-    base_best = None
+    base_sampled = None
     if base is not None:
         base_policy, base_params = base
         episodes = jax.jit(jax.vmap(jax.vmap(
             lambda ik, k: run_episode(task, base_policy, base_params, ik, k, greedy=False),
             (None, 0))))(test_keys, keys)
-        base_best = float(np.asarray(episodes.total_return).max(axis=1).mean())
+        base_sampled = np.asarray(episodes.total_return)
+
+    def scores(params: Params) -> LatentScores:
+        totals, wins, sampled, zero_totals = (np.asarray(x) for x in returns(params))
+        return LatentScores(totals, wins, sampled, zero_totals, base_sampled)
+
+    return scores
+
+
+def make_evaluate(
+    task: Task,
+    policy: Policy,
+    test_keys: jax.Array,
+    latents: jax.Array,
+    base: tuple[Policy, Params] | None = None,
+) -> Callable[[Params], dict[str, Any]]:
+    """Test-set diagnostics with the fixed evaluation latents [L, d]: the best latent per
+    instance with arg-max actions (the summary's return: what a search over those latents
+    finds) and with sampled ones, the mean latent, z = 0, the share of instances whose best two
+    latents tie, the spread of the winning latents (their mean per-dimension std over
+    instances, in units of the prior's), and the bar to clear: the `base` policy's own best of
+    L sampled rollouts per instance (computed once)."""
+    score = make_latent_scores(task, policy, test_keys, latents, base)
     prior_std = 1.0 / np.sqrt(3.0)  # of the uniform [-1, 1]
 
     def evaluate(params: Params) -> dict[str, Any]:
-        totals, wins, sampled, zero_totals = (np.asarray(x) for x in returns(params))
+        found = score(params)
+        totals = found.greedy
         best = totals.argmax(axis=1)
         rows = np.arange(totals.shape[0])
         summary = summarise(totals[rows, best],
-                            wins[rows, best] if task.spec.has_win else None)
+                            found.wins[rows, best] if task.spec.has_win else None)
         ordered = np.sort(totals, axis=1)
         summary.update(
-            zero_latent_return=float(zero_totals.mean()),
+            zero_latent_return=float(found.zero.mean()),
             mean_latent_return=float(totals.mean()),
-            sampled_best_return=float(sampled.max(axis=1).mean()),
+            sampled_best_return=float(found.sampled.max(axis=1).mean()),
             tie_share=float((ordered[:, -1] == ordered[:, -2]).mean()),
             winner_spread=float(np.asarray(latents)[best].std(axis=0).mean() / prior_std),
         )
-        if base_best is not None:
-            summary["base_sampled_best_return"] = base_best
+        if found.base_sampled is not None:
+            summary["base_sampled_best_return"] = float(found.base_sampled.max(axis=1).mean())
         return summary
 
     return evaluate

@@ -139,3 +139,25 @@ def test_the_winner_is_trained_on_the_rollout_that_won(connector_task, small_pol
     loser = np.asarray(latents)[np.arange(3), (best + 1) % 6]
     other = policy.act(params, batch.observation, batch.action_mask, jnp.asarray(loser))
     assert not np.allclose(np.asarray(other), np.asarray(logits))
+
+
+def test_latent_scores_of_a_zero_latent_map_are_the_base_policy(connector_task,
+                                                                small_policy) -> None:
+    # With the latent map at zero every latent is the base policy, so each latent's arg-max
+    # return is z = 0's, and its sampled rollout (same action key) is the base's l-th sample;
+    # the benchmark's paired "best latent minus the base's best sample" rests on that pairing.
+    from ceiling.policies.latent import sample_prior
+    from ceiling.training.compass import make_latent_scores
+
+    policy, params = small_policy
+    conditioned, cparams = condition(policy, params, 4, jax.random.PRNGKey(1), 0, 10.0, 0.0)
+    keys = instances(TASK, "test", 3)
+    latents = sample_prior(jax.random.PRNGKey(2), (5, 4))
+    found = make_latent_scores(connector_task, conditioned, keys, latents,
+                               (policy, params))(cparams)
+    assert found.greedy.shape == found.sampled.shape == found.base_sampled.shape == (3, 5)
+    np.testing.assert_allclose(found.greedy, np.repeat(found.zero[:, None], 5, axis=1),
+                               atol=1e-5)
+    np.testing.assert_allclose(found.sampled, found.base_sampled, atol=1e-5)
+    # Sampled rollouts differ between action keys (the pairing is not trivially constant).
+    assert len(np.unique(found.base_sampled.round(4))) > 1
