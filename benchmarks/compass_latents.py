@@ -10,7 +10,8 @@ the base's best sample, so "at least the base's stochastic best-of-64" is a CI, 
 
 Run from the repository root:
 
-    python benchmarks/compass_latents.py --checkpoint ceiling/checkpoints/rware-tiny-2ag-hard/compass
+    python benchmarks/compass_latents.py \
+        --checkpoint ceiling/checkpoints/rware-tiny-2ag-hard/compass
 
 The base is the checkpoint the COMPASS run started from (its manifest's `training.from`);
 `--base DIR` overrides it.
