@@ -165,17 +165,13 @@ def evaluate_claims(rows: Sequence[dict[str, Any]], reps: int = RESAMPLES,
 
 
 # -- the rows, arranged -------------------------------------------------------------------------
-def _checkpoint(row: dict[str, Any]) -> tuple[str, str, str]:
-    return (row["task"], row["algorithm"], row.get("checkpoint_sha256", ""))
-
-
 def measure(rows: Sequence[dict[str, Any]], reps: int = RESAMPLES) -> Measured:
     """Each (task, configuration)'s return per instance (the mean over seeds), zero-shot and
     search apart, and each task's reference zero-shot."""
     # A checkpoint a latent strategy searched with is COMPASS's, not a base policy.
-    latent = {_checkpoint(r) for r in rows if stats.needs_latent(r["strategy"])}
+    latent = {stats.checkpoint_key(r) for r in rows if stats.needs_latent(r["strategy"])}
     kept = [r for r in rows
-            if not (stats.is_zero_shot(r["strategy"]) and _checkpoint(r) in latent)]
+            if not (stats.is_zero_shot(r["strategy"]) and stats.checkpoint_key(r) in latent)]
     runs: dict[tuple[str, Config], dict[int, list[float]]] = {}
     for r in kept:
         runs.setdefault((r["task"], config_of(r)), {}).setdefault(int(r["instance"]), []).append(

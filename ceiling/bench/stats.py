@@ -168,7 +168,8 @@ def scores_by_config(
                      for task, runs in tasks.items()} for config, tasks in table.items()}
 
 
-def _checkpoint(row: dict[str, Any]) -> tuple[str, str, str]:
+def checkpoint_key(row: dict[str, Any]) -> tuple[str, str, str]:
+    """(task, algorithm, parameter hash): which checkpoint a row searched with."""
     return (row["task"], row["algorithm"], row.get("checkpoint_sha256", ""))
 
 
@@ -178,10 +179,10 @@ def zero_shot(rows: Sequence[dict[str, Any]]) -> dict[str, tuple[str, float]]:
     A latent-conditioned checkpoint is not a base policy: those are the checkpoints the rows
     show a `needs_latent` strategy searching with (a suite pairs such strategies with them).
     """
-    latent = {_checkpoint(r) for r in rows if needs_latent(r["strategy"])}
+    latent = {checkpoint_key(r) for r in rows if needs_latent(r["strategy"])}
     means: dict[str, dict[str, list[float]]] = {}
     for r in rows:
-        if is_zero_shot(r["strategy"]) and _checkpoint(r) not in latent:
+        if is_zero_shot(r["strategy"]) and checkpoint_key(r) not in latent:
             means.setdefault(r["task"], {}).setdefault(r["algorithm"], []).append(
                 r["total_return"])
     best: dict[str, tuple[str, float]] = {}
