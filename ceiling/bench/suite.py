@@ -63,6 +63,15 @@ class CheckpointRef:
     latent: bool  # latent-conditioned (COMPASS)
     sha256: str  # of the parameters: a changed checkpoint makes new cells
     only: tuple[str, ...] = ()  # strategies restricted to this checkpoint (empty: all)
+    search_defaults: str = "{}"  # canonical JSON of the manifest's {strategy: {option: value}}
+
+    def options_for(self, entry: StrategyEntry) -> str:
+        """The options `entry` searches this checkpoint with: the suite's over the
+        checkpoint's recorded search defaults, as canonical JSON (what cells are keyed by)."""
+        defaults = json.loads(self.search_defaults).get(entry.name)
+        if not defaults:
+            return entry.options
+        return json.dumps({**defaults, **json.loads(entry.options)}, sort_keys=True)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,15 +145,16 @@ class Suite:
                     if checkpoint.latent != cls.needs_latent or (
                             checkpoint.only and entry.name not in checkpoint.only):
                         continue
+                    options = checkpoint.options_for(entry)
                     if cls.budget_free:
-                        cells.extend(Cell(task, checkpoint, entry.name, entry.options, None, 1,
+                        cells.extend(Cell(task, checkpoint, entry.name, options, None, 1,
                                           cls.min_width, i, 0) for i in range(self.instances))
                         continue
                     for width in self.widths:
                         for seconds, rollouts in self.budgets:
                             for seed in self.seeds:
                                 cells.extend(
-                                    Cell(task, checkpoint, entry.name, entry.options, seconds,
+                                    Cell(task, checkpoint, entry.name, options, seconds,
                                          rollouts, width, i, seed)
                                     for i in range(self.instances))
         return cells
@@ -201,9 +211,10 @@ def _resolve_checkpoint(
     task: str, node: yaml.Node, suite_dir: Path, problems: Problems,
     strategies: set[str] | None,
 ) -> CheckpointRef | None:
-    from ceiling.policies.checkpoint import read_manifest
+    from ceiling.policies.checkpoint import SEARCH_DEFAULTS, read_manifest, search_defaults
     from ceiling.policies.networks import NetworkConfig
     from ceiling.policies.shipped import shipped_checkpoints
+    from ceiling.search import with_checkpoint_defaults
 
     only: tuple[str, ...] = ()
     if isinstance(node, yaml.MappingNode):
@@ -263,9 +274,18 @@ def _resolve_checkpoint(
     except (KeyError, TypeError, ValueError) as err:
         problems.add(node, f"checkpoint {spec} has an unreadable network config: {err!r}")
         return None
+    table = manifest.get(SEARCH_DEFAULTS, {})
+    try:  # the table's shape, then each strategy's defaults against its options
+        search_defaults(manifest, "", path)
+        for name in table:
+            with_checkpoint_defaults(name, table[name], {}, spec)
+    except CeilingError as err:
+        problems.add(node, str(err))
+        return None
     return CheckpointRef(spec=spec, path=str(Path(path).resolve()),
                          algorithm=str(manifest.get("algorithm", "?")), latent=latent,
-                         sha256=str(manifest["sha256"]), only=only)
+                         sha256=str(manifest["sha256"]), only=only,
+                         search_defaults=json.dumps(table, sort_keys=True))
 
 
 def _tasks(node: yaml.Node, suite_dir: Path, problems: Problems,

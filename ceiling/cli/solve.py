@@ -90,12 +90,20 @@ def cmd_solve(args: argparse.Namespace) -> int:
     if not 0 <= args.seed < SEED_LIMIT:
         raise CeilingError(f"--seed must be an integer in [0, 2**32), got {args.seed}")
     budget = search.Budget(seconds=args.seconds, rollouts=args.rollouts)
-    options = option_values(args)
+    given = option_values(args)
     checkpoint = load_checkpoint(args.checkpoint, task=args.task)
+    defaults = checkpoint.search_defaults(args.strategy)
+    options = search.with_checkpoint_defaults(args.strategy, defaults, given,
+                                              str(args.checkpoint))
     task = make(args.task)
     instance = search.instance_key(args.task, args.instance)
     strategy = search.make_strategy(args.strategy, task, checkpoint.policy, args.width,
                                     **options)
+    kept = {name: value for name, value in defaults.items() if name not in given}
+    if kept:
+        console(stderr=True).print(
+            f"{args.strategy} options from the checkpoint's search defaults: " + ", ".join(
+                f"{name}={value}" for name, value in kept.items()) + " (--option overrides)")
     strategy.batch_limit(budget)  # an inexact rollout budget
     if not strategy.budget_free:  # one rollout whatever the width: nothing to check
         check_memory(strategy, checkpoint.params)
@@ -118,7 +126,8 @@ def cmd_solve(args: argparse.Namespace) -> int:
             aborted, result = str(error), error.result
     payload = {
         **result.to_dict(), "task": args.task, "instance": args.instance,
-        "checkpoint": str(args.checkpoint), "seed": args.seed, "aborted": aborted,
+        "checkpoint": str(args.checkpoint), "options": options, "seed": args.seed,
+        "aborted": aborted,
         "ceiling_version": __version__,
     }
     solution = result.solution

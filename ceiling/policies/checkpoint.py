@@ -14,6 +14,10 @@ Manifests carry `format_version`. Version 2 records `network.architecture`; vers
 checkpoints shipped before architectures were pluggable) has none and is read as "mlp", as it
 is on disk: loading never rewrites a checkpoint. A manifest without a version, or with one newer
 than `FORMAT_VERSION`, is refused with a message saying which versions this ceiling reads.
+
+An optional `search_defaults` field ({strategy: {option: value}}) records the strategy options
+chosen for this checkpoint by measurement; `write_search_defaults` (`ceiling defaults`) rewrites
+only the manifest, so the parameters and their hash are untouched.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from ceiling.tasks import task_spec
 FORMAT_VERSION = 2  # what `save_checkpoint` writes; 1 .. FORMAT_VERSION are read
 PARAMS_FILE = "params.msgpack"
 MANIFEST_FILE = "manifest.json"
+SEARCH_DEFAULTS = "search_defaults"  # optional manifest field: {strategy: {option: value}}
 
 
 @dataclasses.dataclass
@@ -56,6 +61,45 @@ class Checkpoint:
     @property
     def algorithm(self) -> str:
         return str(self.manifest["algorithm"])
+
+    def search_defaults(self, strategy: str) -> dict[str, Any]:
+        """The options `strategy` searches this checkpoint with unless told otherwise."""
+        return search_defaults(self.manifest, strategy, self.path)
+
+
+def search_defaults(manifest: dict[str, Any], strategy: str,
+                    source: str | os.PathLike[str]) -> dict[str, Any]:
+    """`manifest`'s search defaults for `strategy` (empty if it records none): strategy options
+    chosen by measurement for this checkpoint and written with `ceiling defaults`."""
+    table = manifest.get(SEARCH_DEFAULTS, {})
+    if not isinstance(table, dict) or not all(
+            isinstance(options, dict) for options in table.values()):
+        raise CeilingError(f"{source}: the manifest's {SEARCH_DEFAULTS!r} must map strategy "
+                           f"names to option mappings, got {table!r}")
+    return dict(table.get(strategy, {}))
+
+
+def write_search_defaults(path: str | os.PathLike[str], strategy: str,
+                          options: dict[str, Any] | None) -> dict[str, Any]:
+    """Record `options` as checkpoint `path`'s search defaults for `strategy` (None removes
+    them) and return the manifest's new table. Only `manifest.json` is rewritten, atomically;
+    the parameters and their hash are untouched."""
+    directory = Path(path)
+    manifest = read_manifest(directory)
+    search_defaults(manifest, strategy, directory)  # a damaged table fails before the write
+    table = dict(manifest.get(SEARCH_DEFAULTS, {}))
+    if options is None:
+        table.pop(strategy, None)
+    else:
+        table[strategy] = dict(sorted(options.items()))
+    if table:
+        manifest[SEARCH_DEFAULTS] = dict(sorted(table.items()))
+    else:
+        manifest.pop(SEARCH_DEFAULTS, None)
+    staging = directory / f".{MANIFEST_FILE}.tmp"
+    staging.write_text(json.dumps(manifest, indent=2) + "\n")
+    os.replace(staging, directory / MANIFEST_FILE)
+    return table
 
 
 def parameter_shapes(params: Params) -> dict[str, list[int]]:

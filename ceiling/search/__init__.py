@@ -54,6 +54,19 @@ def make_strategy(
     return cls(task, policy, width, build_options(name, cls.Options, options))
 
 
+def with_checkpoint_defaults(name: str, defaults: dict[str, Any], options: dict[str, Any],
+                             source: str) -> dict[str, Any]:
+    """`options` over `defaults`, the search defaults a checkpoint records for strategy `name`
+    (`Checkpoint.search_defaults`): what a user sets wins. Defaults that do not fit the
+    strategy fail naming `source`, the checkpoint they came from."""
+    try:
+        build_options(name, strategy_class(name).Options, defaults)
+    except CeilingError as err:
+        raise CeilingError(f"checkpoint {source} records search defaults for {name} that do "
+                           f"not fit it ({err}); fix them with `ceiling defaults`") from None
+    return {**defaults, **options}
+
+
 def zero_shot_strategies() -> list[str]:
     """The budget-free strategies: one deterministic attempt, the zero-shot baseline."""
     return [name for name, cls in STRATEGIES.items() if cls.budget_free]
@@ -80,6 +93,7 @@ __all__ = [
     "instance_key",
     "make_strategy",
     "replay",
+    "with_checkpoint_defaults",
     "search_key",
     "search_keys",
     "solve",

@@ -27,6 +27,7 @@ from ceiling.search import (
     make_strategy,
     search_keys,
     solve,
+    with_checkpoint_defaults,
 )
 from ceiling.tasks import make
 
@@ -61,13 +62,19 @@ class Comparison:
         self.budget = budget
         task = make(self.task_name)
         self.used = {name: (other_checkpoints or {}).get(name, checkpoint) for name in strategies}
-        self.built = {name: make_strategy(name, task, self.used[name].policy, width)
+        self.built = {name: make_strategy(name, task, self.used[name].policy, width,
+                                          **self._defaults(name))
                       for name in strategies}
         for strategy in self.built.values():
             strategy.batch_limit(budget)  # an inexact rollout budget fails here too
         self._pool = concurrent.futures.ThreadPoolExecutor(
             1, thread_name_prefix="ceiling-compile")
         self._compiled = {name: self._pool.submit(self._compile, name) for name in self.built}
+
+    def _defaults(self, name: str) -> dict[str, Any]:
+        """The search defaults the checkpoint strategy `name` runs on records for it."""
+        used = self.used[name]
+        return with_checkpoint_defaults(name, used.search_defaults(name), {}, str(used.path))
 
     def _compile(self, name: str) -> None:
         strategy = self.built[name]

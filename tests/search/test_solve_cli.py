@@ -37,8 +37,18 @@ def test_solve_writes_a_verified_result(tmp_path, checkpoint) -> None:
     assert [point["rollouts"] for point in result["trace"]] == [8, 16]
     assert result["compile_seconds"] > 0 and result["ceiling_version"]
     assert result["instance"] == 2 and result["seed"] == 0 and result["aborted"] is None
+    assert result["options"] == {"temperature": 0.5}
     assert main(args) == 2  # the user's file stays unless --force
     assert main([*args, "--force"]) == 0
+
+    # The temperature recorded as the checkpoint's search default does what the flag did.
+    assert main(["defaults", checkpoint, "--strategy", "sampling",
+                 "--option", "temperature=0.5"]) == 0
+    flagless = [a for a in args if a not in ("--temperature", "0.5")]
+    assert main([*flagless, "--force"]) == 0
+    again = json.loads(out.read_text())
+    assert again["options"] == {"temperature": 0.5}
+    assert again["solution"]["actions"] == result["solution"]["actions"]
 
 
 @pytest.fixture()
