@@ -3,7 +3,7 @@
 A new strategy (added to `ceiling.search.STRATEGIES`) or a new family (a task below) gets these
 for free: the returned solution replays to its reported return, a rollout budget is met exactly
 and is deterministic given the search key, and searching instances vmapped gives what searching
-each alone gives.
+each alone gives (every strategy on Connector; sampling on the other families).
 """
 
 from __future__ import annotations
@@ -86,7 +86,12 @@ def test_strategy_contract(name: str, family: str, network: str) -> None:
     best = [p.best_return for p in first.trace]
     assert best == sorted(best) and best[-1] == first.solution.total_return
 
-    # Vmapped over instances = one instance at a time, key for key.
+    # Vmapped over instances = one instance at a time, key for key. The driver vmaps the same
+    # way whatever the family, so the check runs for every strategy on Connector (the fastest
+    # to compile) and for sampling on the other families; compiling each strategy vmapped on
+    # RWARE and SMAX too took ~40 % of this test's time and is left out.
+    if family != "connector" and name != "sampling":
+        return
     instances = jax.numpy.stack([instance_key(task_name, i) for i in (1, 2)])
     together = solve_instances(strategy, params, instances, budget, key)
     keys = jax.random.split(key, 2)
