@@ -226,3 +226,21 @@ def test_a_claim_is_the_same_whatever_the_row_order() -> None:
     backward = evaluate_claims(rows[::-1], reps=200)
     assert [(c.verdict, c.value, c.ci95) for c in forward] == [
         (c.verdict, c.value, c.ci95) for c in backward]
+
+
+def test_a_strategy_run_only_with_its_checkpoints_defaults_is_still_the_one_claimed() -> None:
+    # A checkpoint's recorded search defaults (`ceiling defaults`) give a plain suite entry
+    # options: COMPASS run only at temperature 1 is still "COMPASS" for every claim. With a
+    # second variant beside it neither is primary, and the claims that need one say so.
+    def with_defaults(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{**r, "options": {"temperature": 1.0}} if r["strategy"] == "compass" else r
+                for r in rows]
+
+    rows = study_rows()
+    assert verdicts(with_defaults(rows)) == verdicts(rows)
+    both = with_defaults(rows) + [{**r, "options": {"temperature": 0.5}} for r in rows
+                                  if r["strategy"] == "compass"]
+    results = {c.number: c for c in evaluate_claims(both, reps=300)}
+    assert results["3"].verdict == HOLDS  # COMPASS's best variant against the best other
+    assert results["8b"].verdict == NOT_MEASURABLE
+    assert "no task has COMPASS at every time budget" in results["8b"].detail
