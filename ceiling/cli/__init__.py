@@ -1,11 +1,11 @@
 """The `ceiling` command: parse, validate, call the library, print. No logic lives here.
 
 One module per area adds its subcommand (`add_parser`) and handles it: `tasks`, `train`,
-`evaluate`, `solve`, `strategies`, `defaults`, `demo`; `ceiling.reuse.cli` and `ceiling.bench.cli` add
-theirs. Each area imports the library inside its handler, so building the parser stays cheap;
-the reuse commands' parser is built only when the command is `reuse` (or not yet known), as
-importing `ceiling.reuse` imports JAX, which `ceiling tasks` does without. Every `CeilingError`
-becomes a one-line message on stderr and exit code 2, never a traceback.
+`evaluate`, `solve`, `strategies`, `defaults`, `demo`; `ceiling.reuse.cli` and
+`ceiling.bench.cli` add theirs. Each area imports the library inside its handler, so building
+the parser stays cheap; the reuse commands' parser is built only when the command is `reuse` (or
+not yet known), as importing `ceiling.reuse` imports JAX, which `ceiling tasks` does without.
+Every `CeilingError` becomes a one-line message on stderr and exit code 2, never a traceback.
 """
 
 from __future__ import annotations
