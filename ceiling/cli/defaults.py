@@ -49,14 +49,14 @@ def cmd_defaults(args: argparse.Namespace) -> int:
         for name, options in table.items():
             console().print(f"{name}: {json.dumps(options, sort_keys=True)}")
         return 0
-    strategy_class(args.strategy)  # an unknown name, naming the valid ones
+    cls = strategy_class(args.strategy)  # an unknown name, naming the valid ones
     if args.clear == bool(args.option):
         raise CeilingError("give --option NAME=VALUE (to record) or --clear (to remove), "
                            "not both or neither")
     recorded = search_defaults(manifest, args.strategy, args.checkpoint)
     options = None if args.clear else parse_assignments(args.option, "--option")
     if options is not None:  # its names, types and rules, as `ceiling solve --option` checks
-        build_options(args.strategy, strategy_class(args.strategy).Options, options)
+        build_options(args.strategy, cls.Options, options)
     if recorded and recorded != options and not args.force:
         raise CeilingError(f"{args.checkpoint} already records {args.strategy} defaults "
                            f"{json.dumps(recorded, sort_keys=True)}; pass --force to "

@@ -38,6 +38,7 @@ from flax import serialization
 
 from ceiling import __version__
 from ceiling.errors import CeilingError
+from ceiling.outputs import write_json
 from ceiling.policies.networks import NetworkConfig, Params, Policy, make_policy
 from ceiling.tasks import task_spec
 
@@ -80,10 +81,10 @@ def search_defaults(manifest: dict[str, Any], strategy: str,
 
 
 def write_search_defaults(path: str | os.PathLike[str], strategy: str,
-                          options: dict[str, Any] | None) -> dict[str, Any]:
+                          options: dict[str, Any] | None) -> None:
     """Record `options` as checkpoint `path`'s search defaults for `strategy` (None removes
-    them) and return the manifest's new table. Only `manifest.json` is rewritten, atomically;
-    the parameters and their hash are untouched."""
+    them). Only `manifest.json` is rewritten, atomically; the parameters and their hash are
+    untouched."""
     directory = Path(path)
     manifest = read_manifest(directory)
     search_defaults(manifest, strategy, directory)  # a damaged table fails before the write
@@ -96,10 +97,7 @@ def write_search_defaults(path: str | os.PathLike[str], strategy: str,
         manifest[SEARCH_DEFAULTS] = dict(sorted(table.items()))
     else:
         manifest.pop(SEARCH_DEFAULTS, None)
-    staging = directory / f".{MANIFEST_FILE}.tmp"
-    staging.write_text(json.dumps(manifest, indent=2) + "\n")
-    os.replace(staging, directory / MANIFEST_FILE)
-    return table
+    write_json(directory / MANIFEST_FILE, manifest, force=True, what="the manifest")
 
 
 def parameter_shapes(params: Params) -> dict[str, list[int]]:
