@@ -112,16 +112,19 @@ def cmd_bench(args: argparse.Namespace) -> int:
     # Workers on a cluster have their own memory: the check is for this machine's.
     with _phase("validating the suite (building every strategy, checking budgets and memory)",
                 enabled=not args.quiet):
-        suite = validate_suite(args.suite, prepared, memory=args.ray_address is None)
+        suite = validate_suite(args.suite, prepared, memory=args.ray_address is None,
+                               tasks=args.tasks)
     all_cells = suite.cells()
     cells = [cell for cell in all_cells if cell.key not in stored]
     skipped = len(all_cells) - len(cells)
-    print(f"suite {suite.name}: {len(all_cells)} cells, {skipped} already in {args.db}, "
+    part = f" (tasks {', '.join(suite.tasks)} only)" if args.tasks else ""
+    print(f"suite {suite.name}{part}: {len(all_cells)} cells, {skipped} already in {args.db}, "
           f"{len(cells)} to run", flush=True)
     if args.dry_run or not cells:
         return 0
     executor = "ray" if args.ray else "local"
     command = ["ceiling", "bench", args.suite, "--db", args.db]
+    command += ["--tasks", ",".join(args.tasks)] if args.tasks else []
     command += ["--ray-address", args.ray_address] if args.ray_address else (
         ["--ray"] if args.ray else [])
     stats = SweepStats(total=len(cells), skipped=skipped)
@@ -176,6 +179,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _task_list(text: str) -> list[str]:
+    tasks = [t.strip() for t in text.split(",") if t.strip()]
+    if not tasks:
+        raise argparse.ArgumentTypeError("give one or more task names, comma-separated")
+    return tasks
+
+
 def add_bench_parsers(sub: Any) -> None:
     p = sub.add_parser("bench", help="run a benchmark suite into a resumable SQLite store")
     p.add_argument("suite", help="suite YAML (see suites/smoke.yaml)")
@@ -188,6 +198,10 @@ def add_bench_parsers(sub: Any) -> None:
                    help="persistent JAX compilation cache that keeps every compiled program, "
                         "so a resumed sweep skips its compiles (also JAX_COMPILATION_CACHE_DIR; "
                         "by default ceiling keeps the slow ones in ~/.cache/ceiling/jax)")
+    p.add_argument("--tasks", type=_task_list, default=None, metavar="TASK[,TASK]",
+                   help="run only these of the suite's tasks (a sweep in parts: the cells "
+                        "are the whole suite's, so the parts fill one store); the others are "
+                        "neither checked nor run")
     p.add_argument("--dry-run", action="store_true",
                    help="validate (building every strategy, checking every budget and width) "
                         "and count cells only")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any
 
 import jax
@@ -147,13 +147,14 @@ def preflight(suite: Suite, cells: list[Cell], prepared: Prepared, memory: bool 
             f"  {suite.path}:{line}: {message}" for line, message in sorted(problems)))
 
 
-def validate_suite(path: str, prepared: Prepared, memory: bool = False) -> Suite:
+def validate_suite(path: str, prepared: Prepared, memory: bool = False,
+                   tasks: Collection[str] | None = None) -> Suite:
     """The suite at `path`, after every check there is - its text (`inspect_suite`), then
     every strategy built and every budget (and, with `memory`, width) checked on the valid
     rest - raising one `CeilingError` that lists every problem found, each with its line."""
     from ceiling.bench.suite import inspect_suite, read_suite_text
 
-    suite, problems = inspect_suite(read_suite_text(path), path)
+    suite, problems = inspect_suite(read_suite_text(path), path, tasks)
     for line, message in preflight_problems(suite, suite.cells(), prepared, memory):
         problems.add_line(line, message)
     problems.raise_if_any()

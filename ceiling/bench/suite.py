@@ -36,6 +36,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -289,7 +290,8 @@ def _resolve_checkpoint(
 
 
 def _tasks(node: yaml.Node, suite_dir: Path, problems: Problems,
-           strategies: set[str] | None) -> dict[str, tuple[CheckpointRef, ...]]:
+           strategies: set[str] | None, only: Collection[str] | None = None
+           ) -> dict[str, tuple[CheckpointRef, ...]]:
     from ceiling.tasks import names
 
     valid = names()
@@ -306,6 +308,8 @@ def _tasks(node: yaml.Node, suite_dir: Path, problems: Problems,
             problems.add(key_node, f"unknown task {task!r}; see `ceiling tasks` for the "
                                    f"{len(valid)} valid names")
             continue
+        if only is not None and task not in only:
+            continue  # left out of this run (`ceiling bench --tasks`): not checked either
         checkpoints_node: yaml.Node | None = None
         if isinstance(value_node, yaml.MappingNode):
             for k, v in value_node.value:
@@ -431,15 +435,19 @@ def _check_widths(strategies: list[StrategyEntry], widths: list[int],
                                           f"{', '.join(map(str, narrow))}")
 
 
-def parse_suite(text: str, path: str = "<suite>") -> Suite:
+def parse_suite(text: str, path: str = "<suite>", tasks: Collection[str] | None = None
+                ) -> Suite:
     """Validate suite YAML `text`; raise one CeilingError listing every problem with its line."""
-    suite, problems = inspect_suite(text, path)
+    suite, problems = inspect_suite(text, path, tasks)
     problems.raise_if_any()
     return suite
 
 
-def inspect_suite(text: str, path: str = "<suite>") -> tuple[Suite, Problems]:
-    """The suite in `text` made of its valid parts, and every problem found in it.
+def inspect_suite(text: str, path: str = "<suite>", only_tasks: Collection[str] | None = None
+                  ) -> tuple[Suite, Problems]:
+    """The suite in `text` made of its valid parts, and every problem found in it; with
+    `only_tasks`, only those of its tasks (a sweep run in parts: their cells are the ones the
+    whole suite has, so the parts fill one store as the whole would).
 
     Only text that is not YAML, or not a mapping, raises at once; otherwise whatever is wrong
     is collected (with its line) and left out of the suite returned, so that the checks that
@@ -482,7 +490,14 @@ def inspect_suite(text: str, path: str = "<suite>") -> tuple[Suite, Problems]:
     strategies = _strategies(strategies_node, problems) if strategies_node is not None else []
     _check_widths(strategies, widths, problems)
     listed = {s.name for s in strategies} if strategies_node is not None else None
-    tasks = _tasks(tasks_node, suite_dir, problems, listed) if tasks_node is not None else {}
+    if only_tasks is not None and isinstance(tasks_node, yaml.MappingNode):
+        listed_tasks = [str(_value(k)) for k, _ in tasks_node.value]
+        unknown = [task for task in only_tasks if task not in listed_tasks]
+        if unknown:
+            raise CeilingError(f"--tasks: {', '.join(unknown)} not in suite {path}; its tasks "
+                               f"are {', '.join(listed_tasks)}")
+    tasks = (_tasks(tasks_node, suite_dir, problems, listed, only_tasks)
+             if tasks_node is not None else {})
 
     # Each strategy needs a checkpoint of its kind on every task.
     if tasks_node is not None and isinstance(tasks_node, yaml.MappingNode):

@@ -145,3 +145,37 @@ def test_cell_keys_change_with_the_search_identity(monkeypatch: pytest.MonkeyPat
     keys = [c.key for c in cells]
     monkeypatch.setattr(suite_module, "SEARCH_IDENTITY", suite_module.SEARCH_IDENTITY - 1)
     assert not set(keys) & {c.key for c in cells}
+
+
+PARTS = """\
+name: parts
+instances: 2
+seeds: [0]
+widths: [16]
+budgets:
+  - rollouts: 64
+tasks:
+  connector:con-5x5x3a:
+    checkpoints: [shipped:ippo]
+  smax:3m:
+    checkpoints: [shipped:ippo]
+  rware:tiny-2ag-hard:
+    checkpoints: [shipped:qmix]
+strategies:
+  - greedy
+  - sampling
+"""
+
+
+def test_a_sweep_run_in_parts_has_the_whole_suites_cells() -> None:
+    whole = parse_suite(PARTS.replace("shipped:qmix", "shipped:ippo"), "parts.yaml").cells()
+    first = parse_suite(PARTS, "parts.yaml", tasks=["connector:con-5x5x3a"]).cells()
+    rest = parse_suite(PARTS, "parts.yaml", tasks=["smax:3m"]).cells()
+    assert {c.task for c in first} == {"connector:con-5x5x3a"}  # the bad task is not checked
+    assert [c.key for c in first + rest] == [
+        c.key for c in whole if c.task != "rware:tiny-2ag-hard"]
+    with pytest.raises(CeilingError, match="no shipped .qmix. checkpoint"):  # unless it runs
+        parse_suite(PARTS, "parts.yaml", tasks=["smax:3m", "rware:tiny-2ag-hard"])
+    with pytest.raises(CeilingError, match=r"smax:2s3z not in suite parts.yaml; its tasks are "
+                                           r"connector:con-5x5x3a, smax:3m, rware:tiny-2ag-hard"):
+        parse_suite(PARTS, "parts.yaml", tasks=["smax:2s3z"])
