@@ -45,24 +45,52 @@ from typing import Any
 import numpy as np
 
 from ceiling.bench import stats
+from ceiling.bench.claim_measures import (
+    DOES_NOT_HOLD,
+    HOLDS,
+    NOT_MEASURABLE,
+    STUDY_SECONDS,
+    UNDECIDED,
+    Cell,
+    Estimate,
+    Finding,
+    Measured,
+    NotMeasurable,
+    Returns,
+    average,
+    best_config,
+    cell_label,
+    cell_of,
+    cell_size,
+    estimate,
+    every,
+    headline,
+    headline_width,
+    in_cell,
+    mean_return,
+    measure,
+    named,
+    paired_diff,
+    pooled,
+    primary,
+    scaling,
+    show,
+    strategy_gap,
+    stratified,
+    verdict,
+)
 from ceiling.bench.figures import family_label
 from ceiling.bench.stats import Config, config_of
-from ceiling.bootstrap import RESAMPLES, paired_replicates, percentile_interval
+from ceiling.bootstrap import RESAMPLES
 
-HOLDS, DOES_NOT_HOLD, UNDECIDED = "holds", "does not hold", "undecided"
-NOT_MEASURABLE = "not measurable"
+__all__ = ["CLAIMS", "DOES_NOT_HOLD", "HOLDS", "NOT_MEASURABLE", "UNDECIDED", "ClaimResult",
+           "evaluate_claims", "verdict"]
 
-# The study's headline cell and figures.
-STUDY_SECONDS = 30.0
-STUDY_WIDTH = 64
+# The study's figures.
 STUDY_MEAN_GAIN = 45.0  # % over the best zero-shot policy, mean of its 17 tasks
 STUDY_MAX_GAIN = 126.0
-# Thresholds, in % of the reference zero-shot mean return.
-BETTER = 0.0  # "A improves on / beats B": the difference A - B is tested against this
+# Thresholds, in % of the reference zero-shot mean return (and `BETTER`, 0).
 FINETUNE_WIDTH = 64  # claim 6: the attempts fine-tuning needs to beat sampling
-# Returns are float32 sums: the same episode summed in another order differs in its last bits.
-# Bounds closer to a threshold than this are on it (equal, not better).
-TIE = 1e-4
 SATURATION = 1.0  # claim 8b: COMPASS has saturated at the first budget after which it gains
 # less than this (mean over tasks) up to the largest budget
 
@@ -70,15 +98,6 @@ SATURATION = 1.0  # claim 8b: COMPASS has saturated at the first budget after wh
 SAMPLING, SGBS, FINETUNE, COMPASS = "sampling", "sgbs", "finetune", "compass"
 SABLE = "sable"
 CONNECTOR, RWARE = "connector", "rware"
-DEFAULT_OPTIONS = "{}"
-LISTED = 6  # comparisons spelled out in a claim's detail before the rest are counted
-
-Returns = dict[int, float]  # {instance: return, the mean over seeds}
-Cell = tuple[float | None, int | None, int]  # (seconds, rollouts, width)
-
-
-class NotMeasurable(Exception):
-    """The store lacks the cells a claim needs; the message says which."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,36 +113,6 @@ class ClaimResult:
     ci95: tuple[float, float] | None
     study: str  # the study's own figure, where it gives one
     detail: str  # the cell, per-task figures, or why the claim is not measurable
-
-
-@dataclasses.dataclass(frozen=True)
-class Finding:
-    """What a claim's measurement returns."""
-
-    verdict: str
-    value: float | None = None
-    ci95: tuple[float, float] | None = None
-    detail: str = ""
-    study: str = "–"
-
-
-@dataclasses.dataclass(frozen=True)
-class Estimate:
-    value: float  # %
-    ci95: tuple[float, float]
-    replicates: np.ndarray = dataclasses.field(repr=False, compare=False)
-
-
-@dataclasses.dataclass(frozen=True)
-class Measured:
-    """The rows arranged for the claims."""
-
-    rows: list[dict[str, Any]]  # less the zero-shot rows of latent-conditioned checkpoints
-    searches: dict[str, dict[Config, Returns]]  # {task: {search config: returns}}
-    greedy: dict[str, dict[str, Returns]]  # {task: {base algorithm: zero-shot returns}}
-    best: dict[str, str]  # {task: the base algorithm with the best zero-shot mean}
-    scale: dict[str, float]  # {task: |that zero-shot mean|}
-    reps: int
 
 
 # A claim's measurement: the arranged rows and a random generator of its own, to a Finding;
@@ -167,187 +156,6 @@ def evaluate_claims(rows: Sequence[dict[str, Any]], reps: int = RESAMPLES,
     return results
 
 
-# -- the rows, arranged -------------------------------------------------------------------------
-def measure(rows: Sequence[dict[str, Any]], reps: int = RESAMPLES) -> Measured:
-    """Each (task, configuration)'s return per instance (the mean over seeds), zero-shot and
-    search apart, and each task's reference zero-shot."""
-    # A checkpoint a latent strategy searched with is COMPASS's, not a base policy.
-    latent = {stats.checkpoint_key(r) for r in rows if stats.needs_latent(r["strategy"])}
-    kept = [r for r in rows
-            if not (stats.is_zero_shot(r["strategy"]) and stats.checkpoint_key(r) in latent)]
-    runs: dict[tuple[str, Config], dict[int, list[float]]] = {}
-    for r in kept:
-        runs.setdefault((r["task"], config_of(r)), {}).setdefault(int(r["instance"]), []).append(
-            float(r["total_return"]))
-    searches: dict[str, dict[Config, Returns]] = {}
-    greedy: dict[str, dict[str, Returns]] = {}
-    for (task, config), by_instance in sorted(runs.items(),
-                                              key=lambda item: (item[0][0], item[0][1].order)):
-        returns = {i: float(np.mean(v)) for i, v in sorted(by_instance.items())}
-        if stats.is_zero_shot(config.strategy):
-            greedy.setdefault(task, {})[config.algorithm] = returns
-        else:
-            searches.setdefault(task, {})[config] = returns
-    zero = stats.zero_shot(kept)
-    return Measured(kept, searches, greedy, {t: a for t, (a, _) in zero.items()},
-                    {t: abs(z) for t, (_, z) in zero.items() if abs(z) > 1e-12}, reps)
-
-
-def cell_of(config: Config) -> Cell:
-    return (config.seconds, config.rollouts, config.width)
-
-
-def cell_label(cell: Cell) -> str:
-    """`30 s × 64`, `64 rollouts × 16`."""
-    seconds, rollouts, width = cell
-    budget = " ".join(p for p in (f"{seconds:g} s" if seconds else "",
-                                  f"{rollouts} rollouts" if rollouts else "") if p)
-    return f"{budget} × {width}"
-
-
-def _size(cell: Cell) -> tuple[float, int, int]:
-    return (cell[0] or 0.0, cell[1] or 0, cell[2])
-
-
-def _in(configs: dict[Config, Returns], cell: Cell) -> dict[Config, Returns]:
-    return {c: r for c, r in configs.items() if cell_of(c) == cell}
-
-
-def _primary(configs: dict[Config, Returns]) -> dict[Config, Returns]:
-    """Each (strategy, checkpoint)'s primary variant among `configs`: the one without options,
-    else the only one (none where several variants all have options)."""
-    variants: dict[tuple[str, str], set[str]] = {}
-    for c in configs:
-        variants.setdefault((c.strategy, c.algorithm), set()).add(c.options)
-    chosen = {key: DEFAULT_OPTIONS if DEFAULT_OPTIONS in options else next(iter(options))
-              for key, options in variants.items()
-              if DEFAULT_OPTIONS in options or len(options) == 1}
-    return {c: r for c, r in configs.items() if chosen.get((c.strategy, c.algorithm)) == c.options}
-
-
-def _named(configs: dict[Config, Returns], strategy: str) -> dict[str, Returns]:
-    """{checkpoint algorithm: returns} of `strategy` in its primary variant."""
-    return {c.algorithm: r for c, r in _primary(configs).items() if c.strategy == strategy}
-
-
-def _mean(returns: Returns) -> float:
-    return float(np.mean(list(returns.values())))
-
-
-def _best(configs: dict[Config, Returns]) -> Config:
-    return max(configs, key=lambda c: _mean(configs[c]))
-
-
-def _diff(a: Returns, b: Returns) -> np.ndarray:
-    """a - b on the instances both measured."""
-    return np.array([a[i] - b[i] for i in sorted(a.keys() & b.keys())])
-
-
-def _average(columns: Sequence[Returns]) -> Returns:
-    """Per instance, the mean of `columns` on the instances all of them measured."""
-    if not columns:
-        return {}
-    common = set.intersection(*(set(c) for c in columns))
-    return {i: float(np.mean([c[i] for c in columns])) for i in sorted(common)}
-
-
-def _difference(configs: dict[Config, Returns], left: str, right: str) -> Returns:
-    """Per instance: `left` - `right` from one checkpoint, averaged over the checkpoints that
-    ran both."""
-    lefts, rights = _named(configs, left), _named(configs, right)
-    return _average([{i: lefts[a][i] - rights[a][i] for i in lefts[a].keys() & rights[a].keys()}
-                     for a in sorted(lefts.keys() & rights.keys())])
-
-
-def _scaling(configs: dict[Config, Returns], strategy: str, low: Cell, high: Cell) -> Returns:
-    """Per instance: `strategy`'s return at budget `high` minus at `low`, one checkpoint at a
-    time, averaged over its checkpoints."""
-    lows, highs = _named(_in(configs, low), strategy), _named(_in(configs, high), strategy)
-    return _average([{i: highs[a][i] - lows[a][i] for i in lows[a].keys() & highs[a].keys()}
-                     for a in sorted(lows.keys() & highs.keys())])
-
-
-def _headline(m: Measured) -> tuple[Cell, str]:
-    """The study's 30 s x 64 if the store has it, else the largest budget x width, in words."""
-    cells = {cell_of(c) for configs in m.searches.values() for c in configs}
-    if not cells:
-        raise NotMeasurable("the store has no search rows")
-    study: Cell = (STUDY_SECONDS, None, STUDY_WIDTH)
-    if study in cells:
-        return study, f"at the study's {cell_label(study)}"
-    largest = max(cells, key=_size)
-    return largest, (f"at {cell_label(largest)}, the largest measured (the study's "
-                     f"{cell_label(study)} is not in the store)")
-
-
-def _width(m: Measured) -> int:
-    widths = {c.width for configs in m.searches.values() for c in configs}
-    if not widths:
-        raise NotMeasurable("the store has no search rows")
-    return STUDY_WIDTH if STUDY_WIDTH in widths else max(widths)
-
-
-# -- estimates and verdicts ---------------------------------------------------------------------
-def _estimate(differences: np.ndarray | Returns, scale: float, rng: np.random.Generator,
-              reps: int) -> Estimate:
-    """Mean of paired per-instance differences in % of `scale`, with its bootstrap CI."""
-    values = np.array(list(differences.values()) if isinstance(differences, dict)
-                      else differences, dtype=np.float64)
-    percent = 100 * values / scale
-    replicates = paired_replicates(lambda x: x.mean(axis=1), [percent], rng, reps)
-    return Estimate(float(percent.mean()), percentile_interval(replicates), replicates)
-
-
-def _stratified(per_task: dict[str, Estimate]) -> Estimate:
-    """The mean over tasks; each replicate averages one replicate per task."""
-    replicates = np.mean([e.replicates for e in per_task.values()], axis=0)
-    return Estimate(float(np.mean([e.value for e in per_task.values()])),
-                    percentile_interval(replicates), replicates)
-
-
-def verdict(ci95: tuple[float, float], threshold: float = BETTER, above: bool = True) -> str:
-    """HOLDS if the CI lies beyond `threshold` on the claimed side (above it, or below it when
-    not `above`), DOES_NOT_HOLD if it lies on the other side or touches the threshold from
-    there, else UNDECIDED. A bound within `TIE` of the threshold is on it."""
-    low, high = ci95 if above else (-ci95[1], -ci95[0])
-    limit = (threshold if above else -threshold) + TIE
-    if low > limit:
-        return HOLDS
-    if high <= limit:
-        return DOES_NOT_HOLD
-    return UNDECIDED
-
-
-def _show(e: Estimate) -> str:
-    return f"{e.value:+.1f} % [{e.ci95[0]:+.1f}, {e.ci95[1]:+.1f}]"
-
-
-def _every(estimates: dict[str, Estimate], above: bool, where: str) -> Finding:
-    """A claim that each comparison holds; its figure is the one nearest to failing."""
-    verdicts = {label: verdict(e.ci95, above=above) for label, e in estimates.items()}
-    worst = (min if above else max)(estimates, key=lambda label: estimates[label].value)
-    counts = ", ".join(f"{n} {kind}" for kind in (HOLDS, UNDECIDED, DOES_NOT_HOLD)
-                       if (n := sum(v == kind for v in verdicts.values())))
-    rest = [label for label in estimates if label != worst]
-    shown = rest if len(rest) <= LISTED else [x for x in rest if verdicts[x] != HOLDS]
-    listed = "".join(f"; {label} {_show(estimates[label])} ({verdicts[label]})"
-                     for label in shown[:LISTED])
-    more = f"; and {len(shown) - LISTED} more" if len(shown) > LISTED else ""
-    overall = (DOES_NOT_HOLD if DOES_NOT_HOLD in verdicts.values() else
-               HOLDS if all(v == HOLDS for v in verdicts.values()) else UNDECIDED)
-    return Finding(overall, estimates[worst].value, estimates[worst].ci95,
-                   f"{where}; {len(estimates)} comparison(s): {counts}; the figure is the "
-                   f"nearest to failing, {worst}{listed}{more}")
-
-
-def _pooled(per_task: dict[str, Estimate], above: bool, where: str) -> Finding:
-    """A claim about the mean over tasks (stratified)."""
-    total = _stratified(per_task)
-    listed = "; ".join(f"{label} {_show(e)}" for label, e in per_task.items())
-    return Finding(verdict(total.ci95, above=above), total.value, total.ci95,
-                   f"{where}; mean over {len(per_task)} task(s); per task: {listed}")
-
-
 # -- the claims ---------------------------------------------------------------------------------
 @_claim("1", "Every strategy improves every base policy", "every CI > 0 %", """
     Per task, base policy and strategy (each option variant apart), at that strategy's largest
@@ -362,7 +170,7 @@ def _every_strategy_improves(m: Measured, rng: np.random.Generator) -> Finding:
         largest: dict[tuple[str, str, str], Config] = {}
         for config in configs:
             if (config.family not in largest
-                    or _size(cell_of(config)) > _size(cell_of(largest[config.family]))):
+                    or cell_size(cell_of(config)) > cell_size(cell_of(largest[config.family]))):
                 largest[config.family] = config
         for family, config in largest.items():
             base = m.best.get(task) if stats.needs_latent(config.strategy) else config.algorithm
@@ -376,7 +184,7 @@ def _every_strategy_improves(m: Measured, rng: np.random.Generator) -> Finding:
             searched.add(config.algorithm)
             label = (f"{task} {family_label(family)} at {cell_label(cell_of(config))} "
                      f"over {base} zero-shot")
-            estimates[label] = _estimate(_diff(configs[config], zero), abs(reference), rng,
+            estimates[label] = estimate(paired_diff(configs[config], zero), abs(reference), rng,
                                          m.reps)
     if not estimates:
         raise NotMeasurable("no search shares instances with the greedy zero-shot rows of its "
@@ -384,7 +192,7 @@ def _every_strategy_improves(m: Measured, rng: np.random.Generator) -> Finding:
     idle = sorted({a for by_base in m.greedy.values() for a in by_base} - searched)
     where = "each strategy at its largest budget × width" + (
         f" (zero-shot only, not searched: {', '.join(idle)})" if idle else "")
-    return _every(estimates, True, where)
+    return every(estimates, True, where)
 
 
 @_claim("2", "Search gains +45 % on average (up to +126 %) over the best zero-shot policy",
@@ -395,7 +203,7 @@ def _every_strategy_improves(m: Measured, rng: np.random.Generator) -> Finding:
     CI) of the strategy with the largest mean, among those measured on every task. It holds if
     that mean gain is above 0; the study's figures stand beside ours for scale.""")
 def _headline_gain(m: Measured, rng: np.random.Generator) -> Finding:
-    cell, where = _headline(m)
+    cell, where = headline(m)
     rows = [r for r in m.rows
             if stats.is_zero_shot(r["strategy"]) or cell_of(config_of(r)) == cell]
     gains = stats.gains_over_zero_shot(rows, reps=m.reps, seed=int(rng.integers(2**31)))
@@ -425,24 +233,24 @@ def _headline_gain(m: Measured, rng: np.random.Generator) -> Finding:
     does not record which base a COMPASS checkpoint was trained from, so COMPASS must beat the
     best search from any base: beating it is being the best for every base policy.""")
 def _compass_is_best(m: Measured, rng: np.random.Generator) -> Finding:
-    cell, where = _headline(m)
+    cell, where = headline(m)
     estimates: dict[str, Estimate] = {}
     for task, configs in m.searches.items():
-        here = _in(configs, cell)
+        here = in_cell(configs, cell)
         compass = {c: r for c, r in here.items() if c.strategy == COMPASS}
         others = {c: r for c, r in here.items() if c.strategy != COMPASS}
         if not compass or not others or task not in m.scale:
             continue
-        rival = _best(others)
-        difference = _diff(compass[_best(compass)], others[rival])
+        rival = best_config(others)
+        difference = paired_diff(compass[best_config(compass)], others[rival])
         if difference.size:
-            estimates[f"{task}: COMPASS − {family_label(rival.family)}"] = _estimate(
+            estimates[f"{task}: COMPASS − {family_label(rival.family)}"] = estimate(
                 difference, m.scale[task], rng, m.reps)
     if not estimates:
         has = any(c.strategy == COMPASS for configs in m.searches.values() for c in configs)
         raise NotMeasurable(f"no task has COMPASS and another strategy {where}" if has
                             else "the store has no COMPASS rows")
-    return _every(estimates, True, where)
+    return every(estimates, True, where)
 
 
 @_claim("4a", "SABLE is the best base policy before search", "mean > 0 %", """
@@ -456,14 +264,14 @@ def _sable_zero_shot(m: Measured, rng: np.random.Generator) -> Finding:
         others = {a: r for a, r in by_base.items() if a != SABLE}
         if SABLE not in by_base or not others or task not in m.scale:
             continue
-        rival = max(others, key=lambda a: _mean(others[a]))
-        difference = _diff(by_base[SABLE], others[rival])
+        rival = max(others, key=lambda a: mean_return(others[a]))
+        difference = paired_diff(by_base[SABLE], others[rival])
         if difference.size:
-            per_task[f"{task} (− {rival})"] = _estimate(difference, m.scale[task], rng, m.reps)
+            per_task[f"{task} (− {rival})"] = estimate(difference, m.scale[task], rng, m.reps)
     if not per_task:
         raise NotMeasurable("no task has zero-shot rows of SABLE and of another base policy "
                             "on the same instances")
-    return _pooled(per_task, True, "greedy zero-shot")
+    return pooled(per_task, True, "greedy zero-shot")
 
 
 @_claim("4b", "SABLE is the best base policy after search", "mean > 0 %", """
@@ -472,24 +280,24 @@ def _sable_zero_shot(m: Measured, rng: np.random.Generator) -> Finding:
     is not recorded) minus the best search from any other base policy, paired on instances;
     the mean over tasks.""")
 def _sable_after_search(m: Measured, rng: np.random.Generator) -> Finding:
-    cell, where = _headline(m)
+    cell, where = headline(m)
     per_task: dict[str, Estimate] = {}
     for task, configs in m.searches.items():
-        here = {c: r for c, r in _in(configs, cell).items()
+        here = {c: r for c, r in in_cell(configs, cell).items()
                 if not stats.needs_latent(c.strategy)}
         sable = {c: r for c, r in here.items() if c.algorithm == SABLE}
         others = {c: r for c, r in here.items() if c.algorithm != SABLE}
         if not sable or not others or task not in m.scale:
             continue
-        mine, rival = _best(sable), _best(others)
-        difference = _diff(sable[mine], others[rival])
+        mine, rival = best_config(sable), best_config(others)
+        difference = paired_diff(sable[mine], others[rival])
         if difference.size:
             per_task[f"{task} ({family_label(mine.family)} − {family_label(rival.family)})"] = (
-                _estimate(difference, m.scale[task], rng, m.reps))
+                estimate(difference, m.scale[task], rng, m.reps))
     if not per_task:
         raise NotMeasurable(f"no task has searches from SABLE and from another base policy "
                             f"{where}")
-    return _pooled(per_task, True, where)
+    return pooled(per_task, True, where)
 
 
 @_claim("5", "At 30 s, stochastic sampling beats online fine-tuning", "mean > 0 %", """
@@ -498,21 +306,21 @@ def _sable_after_search(m: Measured, rng: np.random.Generator) -> Finding:
     them share; claim 6 is the per-width view), paired on instances; the mean over tasks.""")
 def _sampling_beats_finetuning(m: Measured, rng: np.random.Generator) -> Finding:
     cells = sorted({cell_of(c) for configs in m.searches.values() for c in configs
-                    if c.seconds == STUDY_SECONDS}, key=_size)
+                    if c.seconds == STUDY_SECONDS}, key=cell_size)
     if not cells:
         raise NotMeasurable(f"the store has no cells at {STUDY_SECONDS:g} s")
     per_task: dict[str, Estimate] = {}
     for task, configs in m.searches.items():
-        by_width = [d for cell in cells if (d := _difference(_in(configs, cell), SAMPLING,
+        by_width = [d for cell in cells if (d := strategy_gap(in_cell(configs, cell), SAMPLING,
                                                              FINETUNE))]
-        difference = _average(by_width)
+        difference = average(by_width)
         if difference and task in m.scale:
-            per_task[task] = _estimate(difference, m.scale[task], rng, m.reps)
+            per_task[task] = estimate(difference, m.scale[task], rng, m.reps)
     if not per_task:
         raise NotMeasurable(f"no task has sampling and fine-tuning from one checkpoint at "
                             f"{STUDY_SECONDS:g} s")
     widths = ", ".join(str(cell[2]) for cell in cells)
-    return _pooled(per_task, True, f"at {STUDY_SECONDS:g} s, widths {widths}")
+    return pooled(per_task, True, f"at {STUDY_SECONDS:g} s, widths {widths}")
 
 
 @_claim("6", "Fine-tuning needs ≥ 64 attempts to beat sampling",
@@ -526,7 +334,7 @@ def _finetuning_needs_width(m: Measured, rng: np.random.Generator) -> Finding:
     found: dict[float, dict[int, dict[str, Returns]]] = {}  # {seconds: {width: {task: diff}}}
     for task, configs in m.searches.items():
         for cell in {cell_of(c) for c in configs if c.seconds and c.rollouts is None}:
-            difference = _difference(_in(configs, cell), FINETUNE, SAMPLING)
+            difference = strategy_gap(in_cell(configs, cell), FINETUNE, SAMPLING)
             if difference and task in m.scale and cell[0] is not None:
                 found.setdefault(cell[0], {}).setdefault(cell[2], {})[task] = difference
     usable = [s for s, by_width in found.items() if FINETUNE_WIDTH in by_width
@@ -537,14 +345,14 @@ def _finetuning_needs_width(m: Measured, rng: np.random.Generator) -> Finding:
                             f"{FINETUNE_WIDTH} and at a smaller width under one time budget; "
                             f"widths measured with both: {widths or 'none'}")
     seconds = max(usable)
-    per_width = {w: _stratified({t: _estimate(d, m.scale[t], rng, m.reps)
+    per_width = {w: stratified({t: estimate(d, m.scale[t], rng, m.reps)
                                  for t, d in sorted(by_task.items())})
                  for w, by_task in sorted(found[seconds].items())}
     main = verdict(per_width[FINETUNE_WIDTH].ci95)
     below = [verdict(e.ci95) for w, e in per_width.items() if w < FINETUNE_WIDTH]
     overall = (DOES_NOT_HOLD if main == DOES_NOT_HOLD or HOLDS in below else
                HOLDS if main == HOLDS and all(v == DOES_NOT_HOLD for v in below) else UNDECIDED)
-    listed = "; ".join(f"width {w} {_show(e)}" for w, e in per_width.items())
+    listed = "; ".join(f"width {w} {show(e)}" for w, e in per_width.items())
     at = per_width[FINETUNE_WIDTH]
     return Finding(overall, at.value, at.ci95,
                    f"at {seconds:g} s, fine-tuning − sampling, mean over tasks: {listed}")
@@ -555,7 +363,7 @@ def _finetuning_needs_width(m: Measured, rng: np.random.Generator) -> Finding:
     SGBS's return minus sampling's from the same checkpoint, paired on instances; the mean
     over Connector tasks.""")
 def _sgbs_on_connector(m: Measured, rng: np.random.Generator) -> Finding:
-    cell, where = _headline(m)
+    cell, where = headline(m)
     return _sgbs_against_sampling(m, rng, CONNECTOR, cell, False, where)
 
 
@@ -564,10 +372,10 @@ def _sgbs_on_connector(m: Measured, rng: np.random.Generator) -> Finding:
     SGBS's return minus sampling's from the same checkpoint, paired on instances; the mean
     over RWARE tasks.""")
 def _sgbs_on_rware(m: Measured, rng: np.random.Generator) -> Finding:
-    width = _width(m)
+    width = headline_width(m)
     cells = sorted({cell_of(c) for task, configs in m.searches.items()
                     if task.partition(":")[0] == RWARE for c in configs
-                    if c.width == width and c.strategy == SGBS and c.seconds}, key=_size)
+                    if c.width == width and c.strategy == SGBS and c.seconds}, key=cell_size)
     if not cells:
         raise NotMeasurable(f"the store has no SGBS rows on an RWARE task at width {width}")
     return _sgbs_against_sampling(m, rng, RWARE, cells[0], True,
@@ -581,21 +389,21 @@ def _sgbs_against_sampling(m: Measured, rng: np.random.Generator, family: str, c
         raise NotMeasurable(f"the store has no {family} task")
     per_task: dict[str, Estimate] = {}
     for task in tasks:
-        difference = _difference(_in(m.searches[task], cell), SGBS, SAMPLING)
+        difference = strategy_gap(in_cell(m.searches[task], cell), SGBS, SAMPLING)
         if difference and task in m.scale:
-            per_task[task] = _estimate(difference, m.scale[task], rng, m.reps)
+            per_task[task] = estimate(difference, m.scale[task], rng, m.reps)
     if not per_task:
         raise NotMeasurable(f"no {family} task has SGBS and sampling from one checkpoint "
                             f"{where}")
-    return _pooled(per_task, above, where)
+    return pooled(per_task, above, where)
 
 
 def _time_budgets(m: Measured) -> tuple[int, list[Cell]]:
     """The width claim 8 compares at (64, else the largest) and its time budgets, smallest
     first; at least two."""
-    width = _width(m)
+    width = headline_width(m)
     budgets = sorted({cell_of(c) for configs in m.searches.values() for c in configs
-                      if c.width == width and c.seconds and c.rollouts is None}, key=_size)
+                      if c.width == width and c.seconds and c.rollouts is None}, key=cell_size)
     if len(budgets) < 2:
         shown = ", ".join(cell_label(b) for b in budgets) or "none"
         raise NotMeasurable(f"needs two time budgets or more at width {width}; measured: "
@@ -608,21 +416,21 @@ def _scaling_against_others(m: Measured, rng: np.random.Generator, subject: str,
     """Per other strategy: `subject`'s gain from budget `low` to `high` minus the other's
     (each per instance, from one checkpoint), mean over tasks."""
     others = sorted({c.strategy for configs in m.searches.values()
-                     for c in _primary(configs)} - {subject})
+                     for c in primary(configs)} - {subject})
     estimates: dict[str, Estimate] = {}
     for other in others:
         per_task: dict[str, Estimate] = {}
         for task, configs in m.searches.items():
-            difference = _diff(_scaling(configs, subject, low, high),
-                               _scaling(configs, other, low, high))
+            difference = paired_diff(scaling(configs, subject, low, high),
+                               scaling(configs, other, low, high))
             if difference.size and task in m.scale:
-                per_task[task] = _estimate(difference, m.scale[task], rng, m.reps)
+                per_task[task] = estimate(difference, m.scale[task], rng, m.reps)
         if per_task:
-            estimates[f"{subject} − {other}"] = _stratified(per_task)
+            estimates[f"{subject} − {other}"] = stratified(per_task)
     if not estimates:
         raise NotMeasurable(f"no task has {subject} and another strategy at both "
                             f"{cell_label(low)} and {cell_label(high)}")
-    return _every(estimates, above, where)
+    return every(estimates, above, where)
 
 
 @_claim("8a", "Sampling has the flattest scaling with the time budget", "every CI < 0 %", """
@@ -646,13 +454,13 @@ def _sampling_is_flattest(m: Measured, rng: np.random.Generator) -> Finding:
 def _compass_scales_best(m: Measured, rng: np.random.Generator) -> Finding:
     width, budgets = _time_budgets(m)
     tasks = [t for t, configs in m.searches.items() if t in m.scale
-             and all(_named(_in(configs, b), COMPASS) for b in budgets)]
+             and all(named(in_cell(configs, b), COMPASS) for b in budgets)]
     if not tasks:
         raise NotMeasurable(f"no task has COMPASS at every time budget at width {width}")
 
     def level(budget: Cell) -> float:  # COMPASS's mean return, % of zero-shot, mean of tasks
-        return float(np.mean([100 * np.mean([_mean(r) for r in _named(
-            _in(m.searches[t], budget), COMPASS).values()]) / m.scale[t] for t in tasks]))
+        return float(np.mean([100 * np.mean([mean_return(r) for r in named(
+            in_cell(m.searches[t], budget), COMPASS).values()]) / m.scale[t] for t in tasks]))
 
     top = level(budgets[-1])
     saturated = next(b for b in budgets[1:] if top - level(b) < SATURATION)
