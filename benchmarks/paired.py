@@ -1,0 +1,140 @@
+"""Paired comparisons of the configurations in a `ceiling bench` store, per task and cell.
+
+For each task and (time budget, rollout budget, width) in the store, one row per
+configuration (strategy, checkpoint, options): instances, mean return, rollouts spent per
+cell, and its paired difference from each `--versus` configuration on the instances both
+measured (mean, 95 % bootstrap interval over instances, and on how many instances it is better
+and worse). The figures that BENCHMARKS.md quotes for the claims sweep come from here:
+
+    python benchmarks/paired.py results/bench/cpu/store.sqlite --seconds 30 --width 64 \\
+        --versus sampling:mappo --versus latent-sampling:compass
+
+A configuration is named `strategy:checkpoint`, with its options appended as JSON when it
+has any (`compass:compass:{"temperature": 0.0}`); `--list` prints the names in the store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+
+from ceiling.bench.store import Store
+from ceiling.bootstrap import paired_replicates, percentile_interval
+
+SEED = 0
+Cell = tuple[str, float | None, int | None, int]  # task, seconds, rollouts, width
+
+
+def label(row: dict[str, Any]) -> str:
+    options = row["options"]
+    name = f"{row['strategy']}:{row['algorithm']}"
+    return f"{name}:{json.dumps(options, sort_keys=True)}" if options else name
+
+
+def group(rows: list[dict[str, Any]]) -> dict[Cell, dict[str, list[dict[str, Any]]]]:
+    """{cell: {configuration label: rows}}; greedy (budget-free) rows join every cell of
+    their task, since a budget does not change them."""
+    cells: dict[Cell, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
+    budget_free = [r for r in rows if r["strategy"] == "greedy"]
+    for r in rows:
+        if r["strategy"] != "greedy":
+            cells[(r["task"], r["seconds"], r["rollouts"], r["width"])][label(r)].append(r)
+    for cell, configs in cells.items():
+        for r in budget_free:
+            if r["task"] == cell[0]:
+                configs[label(r)].append(r)
+    return cells
+
+
+def compare(a: dict[int, float], b: dict[int, float]) -> dict[str, Any]:
+    """a - b on the instances both measured."""
+    shared = sorted(a.keys() & b.keys())
+    if not shared:
+        return {"instances": 0}
+    x = np.array([a[i] for i in shared])
+    y = np.array([b[i] for i in shared])
+    replicates = paired_replicates(lambda p, q: (p - q).mean(axis=1), [x, y],
+                                   np.random.default_rng(SEED))
+    return {"instances": len(shared), "difference": float((x - y).mean()),
+            "ci95": percentile_interval(replicates), "better": int((x > y).sum()),
+            "worse": int((x < y).sum())}
+
+
+def budget_text(cell: Cell) -> str:
+    _, seconds, rollouts, width = cell
+    parts = ([f"{seconds:g} s"] if seconds else []) + ([f"{rollouts} rollouts"] if rollouts
+                                                         else [])
+    return f"{' and '.join(parts) or 'no budget'} x {width}"
+
+
+def table(cell: Cell, configs: dict[str, list[dict[str, Any]]], versus: list[str]) -> str:
+    returns = {name: {r["instance"]: r["total_return"] for r in rows}
+               for name, rows in configs.items()}
+    order = sorted(configs, key=lambda name: -np.mean(list(returns[name].values())))
+    header = ["configuration", "instances", "mean return", "rollouts per cell"]
+    header += [f"- {v} [95 % CI] (better/worse)" for v in versus]
+    lines = [f"### {cell[0]}, {budget_text(cell)}", "",
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name in order:
+        rows = configs[name]
+        cells = [f"`{name}`", str(len(rows)), f"{np.mean(list(returns[name].values())):.2f}",
+                 f"{np.mean([r['rollouts_done'] for r in rows]):,.0f}"]
+        for v in versus:
+            if v == name or v not in returns:
+                cells.append("-")
+                continue
+            c = compare(returns[name], returns[v])
+            cells.append("no shared instance" if not c["instances"] else
+                         f"{c['difference']:+.2f} [{c['ci95'][0]:+.2f}, {c['ci95'][1]:+.2f}] "
+                         f"({c['better']}/{c['worse']})")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def order_key(cell: Cell) -> tuple[str, float, int, int]:
+    return cell[0], cell[1] or 0.0, cell[2] or 0, cell[3]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("db", help="a ceiling bench results database")
+    parser.add_argument("--task", action="append", help="only this task (repeatable)")
+    parser.add_argument("--seconds", type=float, help="only cells with this time budget")
+    parser.add_argument("--width", type=int, help="only cells with this width")
+    parser.add_argument("--versus", action="append", default=[],
+                        help="a configuration to difference every other against (repeatable)")
+    parser.add_argument("--list", action="store_true", help="print the configurations and stop")
+    args = parser.parse_args(argv)
+    with Store(args.db, create=False) as store:
+        rows = store.rows()
+    if not rows:
+        sys.exit(f"{args.db} holds no results")
+    tasks = sorted({r["task"] for r in rows})
+    unknown = sorted(set(args.task or []) - set(tasks))
+    if unknown:
+        sys.exit(f"--task {', '.join(unknown)}: not in {args.db}; its tasks: {', '.join(tasks)}")
+    names = sorted({label(r) for r in rows})
+    if args.list:
+        print("\n".join(names))
+        return
+    missing = [v for v in args.versus if v not in names]
+    if missing:
+        sys.exit(f"--versus {', '.join(missing)}: no such configuration in {args.db}; "
+                 f"its configurations: {', '.join(names)}")
+    cells = {cell: configs for cell, configs in group(rows).items()
+             if (not args.task or cell[0] in args.task)
+             and (args.seconds is None or cell[1] == args.seconds)
+             and (args.width is None or cell[3] == args.width)}
+    if not cells:
+        sys.exit(f"no cell of {args.db} matches --task/--seconds/--width")
+    print("\n\n".join(table(cell, cells[cell], args.versus)
+                       for cell in sorted(cells, key=order_key)))
+
+
+if __name__ == "__main__":
+    main()

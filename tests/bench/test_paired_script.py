@@ -1,0 +1,58 @@
+"""benchmarks/paired.py, the script behind BENCHMARKS.md's paired differences of the claims
+sweep: it pairs by instance, joins greedy rows to every budget, and names options."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+SCRIPT = Path(__file__).parents[2] / "benchmarks" / "paired.py"
+
+
+@pytest.fixture(scope="module")
+def paired() -> Any:
+    spec = importlib.util.spec_from_file_location("paired_script", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _row(strategy: str, algorithm: str, instance: int, value: float,
+         seconds: float | None = 30.0, options: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"task": "t", "instance": instance, "strategy": strategy, "algorithm": algorithm,
+            "options": options or {}, "seconds": seconds, "rollouts": None if seconds else 1,
+            "width": 64 if seconds else 1, "total_return": value, "rollouts_done": 10}
+
+
+def test_differences_pair_instances_and_count_wins(paired: Any) -> None:
+    a = {0: 3.0, 1: 5.0, 2: 4.0, 7: 100.0}  # instance 7 has no partner: left out
+    b = {0: 1.0, 1: 5.0, 2: 6.0, 3: -50.0}
+    result = paired.compare(a, b)
+    assert result["instances"] == 3
+    assert result["difference"] == pytest.approx((2.0 + 0.0 - 2.0) / 3)
+    assert (result["better"], result["worse"]) == (1, 1)
+    low, high = result["ci95"]
+    assert low <= result["difference"] <= high
+    assert paired.compare({0: 1.0}, {1: 1.0}) == {"instances": 0}
+
+
+def test_greedy_rows_join_every_budget_and_options_name_a_variant(paired: Any) -> None:
+    rows = [_row("greedy", "mappo", i, 1.0, seconds=None) for i in range(2)]
+    rows += [_row("sampling", "mappo", i, 2.0, seconds=s) for i in range(2) for s in (3, 30)]
+    rows += [_row("compass", "compass", i, 3.0, options={"temperature": 0.0}) for i in range(2)]
+    cells = paired.group(rows)
+    assert set(cells) == {("t", 3, None, 64), ("t", 30, None, 64)}
+    assert set(cells[("t", 3, None, 64)]) == {"greedy:mappo", "sampling:mappo"}
+    assert set(cells[("t", 30, None, 64)]) == {"greedy:mappo", "sampling:mappo",
+                                               'compass:compass:{"temperature": 0.0}'}
+    text = paired.table(("t", 30, None, 64), cells[("t", 30, None, 64)], ["greedy:mappo"])
+    lines = text.splitlines()
+    assert lines[0] == "### t, 30 s x 64"
+    # Best first; each row's difference from greedy, on both instances, better on both.
+    assert lines[4].startswith('| `compass:compass:{"temperature": 0.0}` | 2 | 3.00 |')
+    assert "+2.00 [+2.00, +2.00] (2/0)" in lines[4]
+    assert lines[6].startswith("| `greedy:mappo` | 2 | 1.00 | 10 | - |")
