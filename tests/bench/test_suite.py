@@ -179,3 +179,25 @@ def test_a_sweep_run_in_parts_has_the_whole_suites_cells() -> None:
     with pytest.raises(CeilingError, match=r"smax:2s3z not in suite parts.yaml; its tasks are "
                                            r"connector:con-5x5x3a, smax:3m, rware:tiny-2ag-hard"):
         parse_suite(PARTS, "parts.yaml", tasks=["smax:2s3z"])
+
+
+def test_the_claims_sweeps_parts_are_cells_of_the_one_sweep() -> None:
+    """suites/cpu.yaml's companions fill its store without running a cell twice: the RWARE
+    part (until that task's IPPO ships) keeps cpu.yaml's budgets, widths, instances and
+    strategies; the grid's 30 s x 64 cells are cpu.yaml's own cells (same keys)."""
+    connector = "connector:con-10x10x10a"
+    whole = parse_suite((SUITES / "cpu.yaml").read_text(), "cpu.yaml", tasks=[connector])
+    part = load_suite(SUITES / "cpu-rware4-no-ippo.yaml")
+    shape = ("name", "instances", "seeds", "widths", "budgets")
+    assert [getattr(part, f) for f in shape] == [getattr(whole, f) for f in shape]
+    assert ([(s.name, s.options) for s in part.strategies]
+            == [(s.name, s.options) for s in whole.strategies])
+    assert list(part.tasks) == ["rware:tiny-4ag-hard"]
+    assert {c.spec for c in part.tasks["rware:tiny-4ag-hard"]} == {"shipped:mappo",
+                                                                  "shipped:compass"}
+    grid = parse_suite((SUITES / "cpu-grid.yaml").read_text(), "cpu-grid.yaml",
+                       tasks=[connector])
+    whole_keys = {c.key for c in whole.cells()}
+    headline = {c.key for c in grid.cells() if c.seconds == 30 and c.width == 64}
+    assert headline and headline <= whole_keys
+    assert not {c.key for c in grid.cells() if c.seconds != 30 or c.width != 64} & whole_keys
