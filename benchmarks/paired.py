@@ -23,8 +23,9 @@ from typing import Any
 
 import numpy as np
 
+from ceiling.bench.claim_measures import paired_diff
 from ceiling.bench.store import Store
-from ceiling.bootstrap import paired_replicates, percentile_interval
+from ceiling.bootstrap import mean_ci
 
 SEED = 0
 Cell = tuple[str, float | None, int | None, int]  # task, seconds, rollouts, width
@@ -53,16 +54,12 @@ def group(rows: list[dict[str, Any]]) -> dict[Cell, dict[str, list[dict[str, Any
 
 def compare(a: dict[int, float], b: dict[int, float]) -> dict[str, Any]:
     """a - b on the instances both measured."""
-    shared = sorted(a.keys() & b.keys())
-    if not shared:
+    differences = paired_diff(a, b)
+    if not differences.size:
         return {"instances": 0}
-    x = np.array([a[i] for i in shared])
-    y = np.array([b[i] for i in shared])
-    replicates = paired_replicates(lambda p, q: (p - q).mean(axis=1), [x, y],
-                                   np.random.default_rng(SEED))
-    return {"instances": len(shared), "difference": float((x - y).mean()),
-            "ci95": percentile_interval(replicates), "better": int((x > y).sum()),
-            "worse": int((x < y).sum())}
+    mean, low, high = mean_ci(differences, seed=SEED)
+    return {"instances": differences.size, "difference": mean, "ci95": (low, high),
+            "better": int((differences > 0).sum()), "worse": int((differences < 0).sum())}
 
 
 def budget_text(cell: Cell) -> str:
