@@ -9,6 +9,9 @@ and worse). The figures that BENCHMARKS.md quotes for the claims sweep come from
     python benchmarks/paired.py results/bench/cpu/store.sqlite --seconds 30 --width 64 \\
         --versus sampling:mappo --versus latent-sampling:compass
 
+`--gain-from 10` adds each configuration's own gain from a 10 s budget to the cell's (same
+task, width and configuration, paired on the instances both budgets measured).
+
 A configuration is named `strategy:checkpoint`, with its options appended as JSON when it
 has any (`compass:compass:{"temperature": 0.0}`); `--list` prints the names in the store.
 """
@@ -69,12 +72,27 @@ def budget_text(cell: Cell) -> str:
     return f"{' and '.join(parts) or 'no budget'} x {width}"
 
 
-def table(cell: Cell, configs: dict[str, list[dict[str, Any]]], versus: list[str]) -> str:
-    returns = {name: {r["instance"]: r["total_return"] for r in rows}
-               for name, rows in configs.items()}
+def returns_of(configs: dict[str, list[dict[str, Any]]]) -> dict[str, dict[int, float]]:
+    return {name: {r["instance"]: r["total_return"] for r in rows}
+            for name, rows in configs.items()}
+
+
+def difference_text(c: dict[str, Any]) -> str:
+    return ("no shared instance" if not c["instances"] else
+            f"{c['difference']:+.2f} [{c['ci95'][0]:+.2f}, {c['ci95'][1]:+.2f}] "
+            f"({c['better']}/{c['worse']})")
+
+
+def table(cell: Cell, configs: dict[str, list[dict[str, Any]]], versus: list[str],
+          earlier: tuple[float, dict[str, dict[int, float]]] | None = None) -> str:
+    """`earlier`: (a smaller time budget, the same task and width's returns there), for the
+    gain column."""
+    returns = returns_of(configs)
     order = sorted(configs, key=lambda name: -np.mean(list(returns[name].values())))
     header = ["configuration", "instances", "mean return", "rollouts per cell"]
     header += [f"- {v} [95 % CI] (better/worse)" for v in versus]
+    if earlier:
+        header.append(f"gain from {earlier[0]:g} s [95 % CI] (better/worse)")
     lines = [f"### {cell[0]}, {budget_text(cell)}", "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name in order:
@@ -85,10 +103,11 @@ def table(cell: Cell, configs: dict[str, list[dict[str, Any]]], versus: list[str
             if v == name or v not in returns:
                 cells.append("-")
                 continue
-            c = compare(returns[name], returns[v])
-            cells.append("no shared instance" if not c["instances"] else
-                         f"{c['difference']:+.2f} [{c['ci95'][0]:+.2f}, {c['ci95'][1]:+.2f}] "
-                         f"({c['better']}/{c['worse']})")
+            cells.append(difference_text(compare(returns[name], returns[v])))
+        if earlier:
+            before = earlier[1].get(name)
+            cells.append("-" if before is None or name.startswith("greedy:")
+                         else difference_text(compare(returns[name], before)))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -105,8 +124,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--width", type=int, help="only cells with this width")
     parser.add_argument("--versus", action="append", default=[],
                         help="a configuration to difference every other against (repeatable)")
+    parser.add_argument("--gain-from", type=float, metavar="SECONDS",
+                        help="add each configuration's gain from this smaller time budget")
     parser.add_argument("--list", action="store_true", help="print the configurations and stop")
     args = parser.parse_args(argv)
+    if args.gain_from is not None and (args.seconds is None or args.gain_from >= args.seconds):
+        sys.exit("--gain-from needs --seconds, and a smaller budget than it")
     with Store(args.db, create=False) as store:
         rows = store.rows()
     if not rows:
@@ -123,13 +146,21 @@ def main(argv: list[str] | None = None) -> None:
     if missing:
         sys.exit(f"--versus {', '.join(missing)}: no such configuration in {args.db}; "
                  f"its configurations: {', '.join(names)}")
-    cells = {cell: configs for cell, configs in group(rows).items()
+    grouped = group(rows)
+    cells = {cell: configs for cell, configs in grouped.items()
              if (not args.task or cell[0] in args.task)
              and (args.seconds is None or cell[1] == args.seconds)
              and (args.width is None or cell[3] == args.width)}
     if not cells:
         sys.exit(f"no cell of {args.db} matches --task/--seconds/--width")
-    print("\n\n".join(table(cell, cells[cell], args.versus)
+
+    def earlier(cell: Cell) -> tuple[float, dict[str, dict[int, float]]] | None:
+        if args.gain_from is None:
+            return None
+        before = grouped.get((cell[0], args.gain_from, cell[2], cell[3]), {})
+        return args.gain_from, returns_of(before)
+
+    print("\n\n".join(table(cell, cells[cell], args.versus, earlier(cell))
                        for cell in sorted(cells, key=order_key)))
 
 

@@ -75,6 +75,26 @@ def family_label(family: tuple[str, str, str]) -> str:
     return f"{strategy}{extra} ({algorithm})"
 
 
+def covered_label(family: tuple[str, str, str], rows: Sequence[dict[str, Any]],
+                  tasks: Sequence[str] | None, sep: str = " ") -> str:
+    """`family_label`, and, when the family's `rows` (aggregate rows) cover only some of the
+    report's `tasks`, which ones: an IQM across tasks is only comparable between lines that
+    average the same tasks."""
+    note = coverage(rows, tasks)
+    return f"{family_label(family)}{sep}[{note}]" if note else family_label(family)
+
+
+def coverage(rows: Sequence[dict[str, Any]], tasks: Sequence[str] | None) -> str:
+    """`only con-10x10x10a, tiny-4ag-hard` (task names without the family) when the aggregate
+    `rows` cover only some of `tasks`, else ``."""
+    if tasks is None:
+        return ""
+    mine = sorted({t for r in rows for t in r["tasks"]})
+    if set(mine) >= set(tasks):
+        return ""
+    return "only " + ", ".join(t.split(":", 1)[-1] for t in mine)
+
+
 def budget_label(config: stats.Config) -> str:
     """`10 s x 64`, `64 rollouts x 16`, `zero-shot`."""
     if stats.is_zero_shot(config.strategy):
@@ -186,9 +206,11 @@ def plot_answer(gains: list[dict[str, Any]], path: Path) -> bool:
 
 
 # -- aggregates --------------------------------------------------------------------------------
-def plot_iqm(table: list[dict[str, Any]], path: Path) -> None:
+def plot_iqm(table: list[dict[str, Any]], path: Path, tasks: Sequence[str] | None = None
+             ) -> None:
     """IQM of normalised score per configuration with its CI, grouped by strategy (one block
-    per strategy and base policy); the best zero-shot IQM is a labelled vertical line."""
+    per strategy and base policy; a block or zero-shot row covering only some of `tasks` says
+    which); the best zero-shot IQM is a labelled vertical line."""
     plt = pyplot()
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for row in table:
@@ -196,10 +218,12 @@ def plot_iqm(table: list[dict[str, Any]], path: Path) -> None:
         key = ("zero-shot", "{}", "") if stats.is_zero_shot(config.strategy) else config.family
         groups.setdefault(key, []).append(row)
     rows: list[tuple[str, dict[str, Any] | None]] = []
+    notes: dict[int, str] = {}  # header row -> the tasks its block covers, if not all
     for key, members in groups.items():
         title = "zero-shot" if key[0] == "zero-shot" else family_label(key)
+        notes[len(rows)] = "" if key[0] == "zero-shot" else coverage(members, tasks)
         rows.append((title, None))
-        rows += [((f"{row['config'].strategy} ({row['config'].algorithm})"
+        rows += [((covered_label(row["config"].family, [row], tasks)
                    if key[0] == "zero-shot" else budget_label(row["config"])), row)
                  for row in members]
     fig, ax = plt.subplots(figsize=(PAGE_WIDTH * 0.8, 0.27 * len(rows) + 1.2))
@@ -210,6 +234,9 @@ def plot_iqm(table: list[dict[str, Any]], path: Path) -> None:
     for y, (_, point) in enumerate(rows):
         if point is None:
             ax.axhline(y, color="lightgrey", linewidth=0.8, zorder=0)
+            if notes.get(y):
+                ax.text(ax.get_xlim()[0], y, f" {notes[y]}", fontsize=9, va="center",
+                        color=ZERO_SHOT_COLOUR, bbox=LABEL_BOX)
             continue
         strategy = point["config"].strategy
         style = ({"color": ZERO_SHOT_COLOUR, "marker": "o"} if stats.is_zero_shot(strategy)
@@ -240,10 +267,12 @@ def _searching(table: list[dict[str, Any]]) -> dict[tuple[str, str, str], list[d
     return dict(sorted(lines.items()))
 
 
-def plot_budget(table: list[dict[str, Any]], path: Path) -> bool:
+def plot_budget(table: list[dict[str, Any]], path: Path,
+                tasks: Sequence[str] | None = None) -> bool:
     """IQM against the time budget, one panel per width, one line (with its CI band) per
-    strategy; the zero-shot IQMs are labelled horizontal lines. False unless rows have at
-    least two time budgets (one budget is a column of points: the IQM figure shows them)."""
+    strategy; the zero-shot IQMs are labelled horizontal lines. A line that covers only some
+    of `tasks` says which. False unless rows have at least two time budgets (one budget is a
+    column of points: the IQM figure shows them)."""
     lines = _searching(table)
     budgets = sorted({r["config"].seconds for rows in lines.values() for r in rows})
     if len(budgets) < 2:
@@ -267,7 +296,8 @@ def plot_budget(table: list[dict[str, Any]], path: Path) -> bool:
                 continue
             style = style_of(family[0])
             x = [r["config"].seconds for r in mine]
-            ax.plot(x, [r["iqm"] for r in mine], label=family_label(family), markersize=6,
+            ax.plot(x, [r["iqm"] for r in mine], label=covered_label(family, rows, tasks),
+                    markersize=6,
                     linewidth=1.6, **style)
             ax.fill_between(x, [r["ci95"][0] for r in mine], [r["ci95"][1] for r in mine],
                             color=style["color"], alpha=0.12)
@@ -289,18 +319,21 @@ def plot_budget(table: list[dict[str, Any]], path: Path) -> bool:
     for ax in axes[:, 0]:
         ax.set_ylabel("IQM normalised score (95 % CI band)")
     handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(3, len(labels)),
+    columns = 2 if any(len(label) > 40 for label in labels) else 3
+    fig.legend(handles, labels, loc="lower center", ncol=min(columns, len(labels)),
                bbox_to_anchor=(0.5, -0.02), frameon=False)
-    fig.tight_layout(rect=(0, 0.06 + 0.03 * ((len(labels) - 1) // 3), 1, 1))
+    fig.tight_layout(rect=(0, 0.07 + 0.04 * ((len(labels) - 1) // columns), 1, 1))
     save(fig, path)
     return True
 
 
-def plot_grid(table: list[dict[str, Any]], path: Path) -> bool:
+def plot_grid(table: list[dict[str, Any]], path: Path,
+              tasks: Sequence[str] | None = None) -> bool:
     """IQM over the measured (time budget x width) cells, one panel per strategy with at least
-    two budgets and two widths, all on one colour scale, each cell's value written in it.
-    False if no strategy has such a grid."""
+    two budgets and two widths, all on one colour scale, each cell's value written in it; a
+    panel that covers only some of `tasks` says which. False if no strategy has such a grid."""
     grids = {}
+    titles = {}
     for family, rows in _searching(table).items():
         seconds = sorted({r["config"].seconds for r in rows})
         widths = sorted({r["config"].width for r in rows})
@@ -310,6 +343,7 @@ def plot_grid(table: list[dict[str, Any]], path: Path) -> bool:
                 values[widths.index(r["config"].width), seconds.index(r["config"].seconds)] = \
                     r["iqm"]
             grids[family] = (seconds, widths, values)
+            titles[family] = covered_label(family, rows, tasks, sep="\n")
     if not grids:
         return False
     plt = pyplot()
@@ -334,7 +368,7 @@ def plot_grid(table: list[dict[str, Any]], path: Path) -> bool:
         ax.set_yticks(range(len(widths)), [str(w) for w in widths])
         ax.set_xlabel("time budget")
         ax.set_ylabel("width")
-        ax.set_title(family_label(family))
+        ax.set_title(titles[family], fontsize=9)
     for ax in axes.flat[len(grids):]:
         ax.set_visible(False)
     fig.tight_layout(rect=(0, 0, 0.9, 1))

@@ -184,14 +184,18 @@ def _draw(rows: list[dict[str, Any]], baselines: dict[str, dict[int, float]],
 
     figures: list[tuple[str, str]] = []  # (file, title)
     answer_figure = plot_answer(gains, staging / "gain_over_zero_shot.png")
-    plot_iqm(table, staging / "iqm.png")
+    plot_iqm(table, staging / "iqm.png", sorted(bounds))
     figures.append(("iqm.png", "IQM of normalised score per configuration (95 % CI)"))
-    if plot_budget(table, staging / "performance_vs_budget.png"):
+    scaling = stats.aggregate(stats.scaling_rows(rows), baselines, bounds=bounds)
+    tasks = sorted(bounds)
+    if plot_budget(scaling, staging / "performance_vs_budget.png", tasks):
         figures.append(("performance_vs_budget.png", "Performance against the time budget, "
-                                                     "one panel per width"))
-    if plot_grid(table, staging / "budget_width.png"):
+                                                     "one panel per width (on the instances "
+                                                     "every budget and width measured)"))
+    if plot_grid(scaling, staging / "budget_width.png", tasks):
         figures.append(("budget_width.png", "IQM over the measured time budget × width cells "
-                                            "(one colour scale for every panel)"))
+                                            "(one colour scale for every panel; on the "
+                                            "instances every cell measured)"))
     for task in sorted(bounds):
         name = f"anytime_{task.replace(':', '_')}.png"
         if plot_anytime(rows, task, staging / name):

@@ -137,6 +137,30 @@ def probability_of_improvement(x: TaskScores, y: TaskScores) -> float:
 
 
 # -- from stored rows ---------------------------------------------------------------------------
+def scaling_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows the budget-scaling figures compare. Per task: the timed searches of each
+    (strategy, options, base) measured at two or more time budgets there, and the zero-shot
+    rows, all cut to the instances that every such timed cell of the task measured. A sweep
+    may run its headline cell on more instances than its budget × width grid; without the cut,
+    that one point of a curve would average other instances than the rest."""
+    budgets: dict[tuple[str, tuple[str, str, str]], set[float]] = {}
+    for r in rows:
+        if not is_zero_shot(r["strategy"]) and r["seconds"] is not None:
+            budgets.setdefault((r["task"], config_of(r).family), set()).add(r["seconds"])
+    scaled = {key for key, seconds in budgets.items() if len(seconds) >= 2}
+    cells: dict[tuple[str, Config], set[int]] = {}
+    for r in rows:
+        config = config_of(r)
+        if (r["task"], config.family) in scaled and r["seconds"] is not None:
+            cells.setdefault((r["task"], config), set()).add(r["instance"])
+    shared: dict[str, set[int]] = {}
+    for (task, _), instances in cells.items():
+        shared[task] = shared[task] & instances if task in shared else set(instances)
+    return [r for r in rows if r["task"] in shared and r["instance"] in shared[r["task"]] and (
+        is_zero_shot(r["strategy"])
+        or (r["seconds"] is not None and (r["task"], config_of(r).family) in scaled))]
+
+
 def normalisation_bounds(
     rows: Sequence[dict[str, Any]], baselines: dict[str, dict[int, float]]
 ) -> dict[str, tuple[float, float]]:
@@ -245,11 +269,12 @@ def gains_over_zero_shot(
 
 def aggregate(
     rows: Sequence[dict[str, Any]], baselines: dict[str, dict[int, float]],
-    reps: int = RESAMPLES,
+    reps: int = RESAMPLES, bounds: dict[str, tuple[float, float]] | None = None,
 ) -> list[dict[str, Any]]:
     """Per config: IQM of normalised scores across tasks with its 95 % stratified bootstrap
-    CI, and P(config > best zero-shot) where the zero-shot rows exist."""
-    bounds = normalisation_bounds(rows, baselines)
+    CI, and P(config > best zero-shot) where the zero-shot rows exist. `bounds` (default: from
+    `rows`) lets a subset of a store's rows be scored on the whole store's scale."""
+    bounds = bounds or normalisation_bounds(rows, baselines)
     table = scores_by_config(rows, bounds)
     base = zero_shot(rows)
     base_scores: dict[str, np.ndarray] = {}

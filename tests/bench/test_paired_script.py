@@ -56,3 +56,27 @@ def test_greedy_rows_join_every_budget_and_options_name_a_variant(paired: Any) -
     assert lines[4].startswith('| `compass:compass:{"temperature": 0.0}` | 2 | 3.00 |')
     assert "+2.00 [+2.00, +2.00] (2/0)" in lines[4]
     assert lines[6].startswith("| `greedy:mappo` | 2 | 1.00 | 10 | - |")
+
+
+def test_gain_from_a_smaller_budget_pairs_the_same_configuration(paired: Any) -> None:
+    rows = [_row("greedy", "mappo", i, 1.0, seconds=None) for i in range(2)]
+    rows += [_row("sampling", "mappo", i, 2.0 + i, seconds=10) for i in range(2)]
+    rows += [_row("sampling", "mappo", i, 2.5 + 2 * i, seconds=30) for i in range(2)]
+    rows += [_row("sgbs", "mappo", i, 9.0, seconds=30) for i in range(2)]  # no 10 s cell
+    cells = paired.group(rows)
+    text = paired.table(("t", 30, None, 64), cells[("t", 30, None, 64)], [],
+                        (10.0, paired.returns_of(cells[("t", 10, None, 64)])))
+    lines = text.splitlines()
+    assert lines[2].endswith("| gain from 10 s [95 % CI] (better/worse) |")
+    by_name = {line.split("|")[1].strip(): line for line in lines[4:]}
+    # Instance 0: 2.5 - 2; instance 1: 4.5 - 3: mean +1.00, better on both.
+    assert by_name["`sampling:mappo`"].endswith("| +1.00 [+0.50, +1.50] (2/0) |")
+    assert by_name["`sgbs:mappo`"].endswith("| - |")
+    assert by_name["`greedy:mappo`"].endswith("| - |")  # a budget does not change greedy
+
+
+def test_gain_from_needs_a_smaller_budget(paired: Any, tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match="--gain-from needs --seconds"):
+        paired.main([str(tmp_path / "none.sqlite"), "--gain-from", "10"])
+    with pytest.raises(SystemExit, match="smaller budget"):
+        paired.main([str(tmp_path / "none.sqlite"), "--seconds", "10", "--gain-from", "30"])

@@ -119,3 +119,28 @@ def test_paired_resamples_keep_pairs_and_nan_replicates_are_left_out() -> None:
     assert percentile_interval(np.array([np.nan, 1.0, 2.0, 3.0]), level=1.0) == (1.0, 3.0)
     with pytest.raises(ValueError, match="one length"):
         paired_replicates(lambda a, b: a.mean(axis=1), [x, x[:5]], np.random.default_rng(0))
+
+
+def test_scaling_rows_compare_every_budget_on_the_same_instances() -> None:
+    rows = _rows()  # greedy and sampling at 3 s on instances 0-3 of tasks a and b
+    extra = {"strategy": "sampling", "options": "{}", "algorithm": "mappo", "rollouts": None,
+             "width": 64, "seed": 0, "total_return": 9.0}
+    # Task a: a 30 s headline cell on instances 0-3 and a grid point at 10 s on 0-1 only; a
+    # configuration measured at one budget only (SGBS at 30 s). Task b: one budget only.
+    rows += [{**extra, "task": "a", "instance": i, "seconds": 30.0,
+              "total_return": 9.0 if i < 2 else 12.0} for i in range(4)]
+    rows += [{**extra, "task": "a", "instance": i, "seconds": 10.0} for i in range(2)]
+    rows += [{**extra, "task": "a", "instance": i, "seconds": 30.0, "strategy": "sgbs"}
+             for i in range(4)]
+    kept = stats.scaling_rows(rows)
+    assert {r["task"] for r in kept} == {"a"}  # b has no configuration at two budgets
+    assert {r["instance"] for r in kept} == {0, 1}  # every point of a curve: instances 0-1
+    assert {(r["strategy"], r["seconds"]) for r in kept} == {
+        ("greedy", None), ("sampling", 3.0), ("sampling", 10.0), ("sampling", 30.0)}
+    assert sum(r["strategy"] == "greedy" for r in kept) == 4  # both bases, both instances
+    # Scored on the whole store's bounds when given (task a's best, 12, is on an instance the
+    # cut leaves out), so the figures share the report's scale.
+    bounds = stats.normalisation_bounds(rows, {})
+    table = stats.aggregate(kept, {}, reps=50, bounds=bounds)
+    best = max(row["iqm"] for row in table)
+    assert best < 1.0 and stats.aggregate(kept, {}, reps=50)[-1]["iqm"] == pytest.approx(1.0)
