@@ -291,3 +291,14 @@ def test_an_unwritable_out_is_refused_before_the_store_is_read(tmp_path: Path) -
     blocker.write_text("")
     with pytest.raises(CeilingError, match="is a file, not a directory"):
         write_report(tmp_path / "no-store-needed.sqlite", blocker / "report")
+
+
+def test_a_configuration_measured_on_some_tasks_says_which() -> None:
+    family = ("compass", '{"temperature": 0.0}', "compass")
+    some = [{"tasks": ["rware:tiny-4ag-hard"]}, {"tasks": ["connector:con-10x10x10a"]}]
+    every = ["connector:con-10x10x10a", "rware:tiny-4ag-hard", "smax:smacv2_5_units"]
+    assert figures.coverage(some, every) == "only con-10x10x10a, tiny-4ag-hard"
+    assert figures.covered_label(family, some, every) == (
+        "compass temperature=0.0 (compass) [only con-10x10x10a, tiny-4ag-hard]")
+    assert figures.coverage(some, every[:2]) == ""  # covers all of them
+    assert figures.covered_label(family, some, None) == "compass temperature=0.0 (compass)"
