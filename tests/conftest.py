@@ -1,8 +1,17 @@
 """Shared fixtures. Tests run on the CPU with small configs; nothing here is timed."""
+# ruff: noqa: E402  (XLA_FLAGS must be set before anything imported below creates the backend)
 
 from __future__ import annotations
 
 import os
+
+# The suite's programs are tiny and mostly run once, so XLA's compile, not the run, is what a
+# test waits for: skipping LLVM's optimisation passes cuts the suite's CPU time (measured in
+# BENCHMARKS.md, "Test suite"). Set before jax creates its backend; a user's own XLA_FLAGS
+# stay, and `CEILING_TEST_XLA_OPT=on` keeps the optimising compiler.
+TEST_XLA_FLAGS = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
+if os.environ.get("CEILING_TEST_XLA_OPT", "").lower() != "on":
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {TEST_XLA_FLAGS}".strip()
 
 import jax
 import pytest
