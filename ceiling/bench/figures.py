@@ -429,8 +429,9 @@ def plot_anytime(rows: Sequence[dict[str, Any]], task: str, path: Path) -> bool:
             ax.text(0.01 * end, value, f" best zero-shot ({zero_algorithm}): {value:.2f}",
                     ha="left", va="top", fontsize=9, color=ZERO_SHOT_COLOUR, bbox=LABEL_BOX)
         ax.set_xlim(0, end)
-        ax.set_title(f"searching with the {algorithm} checkpoint")
-        ax.set_xlabel("seconds of search (compile excluded)")
+        # Short labels: up to three panels share a row; the title says the compile is excluded.
+        ax.set_title(f"from the {algorithm} checkpoint")
+        ax.set_xlabel("seconds of search")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("best return found\n(mean over instances)")
     if task in base:  # room for the zero-shot label under its line (the panels share y)
@@ -438,7 +439,7 @@ def plot_anytime(rows: Sequence[dict[str, Any]], task: str, path: Path) -> bool:
         axes[0][0].set_ylim(min(low, base[task][1] - 0.12 * (high - low)), high)
     handles = [h for ax in axes[0] for h in ax.get_legend_handles_labels()[0]]
     labels = [label for ax in axes[0] for label in ax.get_legend_handles_labels()[1]]
-    fig.suptitle(task)
+    fig.suptitle(f"{task} (seconds of search exclude the compile)")
     rows_of_legend = -(-len(labels) // 3)
     fig.legend(handles, labels, loc="lower center", ncol=min(3, len(labels)),
                bbox_to_anchor=(0.5, 0.0), frameon=False)
