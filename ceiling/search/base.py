@@ -21,12 +21,12 @@ from typing import Any, ClassVar, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from ceiling.compile_options import RUN_ONCE_COMPILER_OPTIONS
 from ceiling.errors import CeilingError
 from ceiling.policies.networks import Params, Policy
 from ceiling.policies.rollout import Episode
 from ceiling.search.budget import Budget
 from ceiling.search.options import StrategyOptions, validate_options
-from ceiling.search.solution import RUN_ONCE_COMPILER_OPTIONS
 from ceiling.tasks.base import Task
 
 TRAIN_COMPASS_HINT = "ceiling train --algo compass --from CHECKPOINT --task TASK --out DIR"

@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ceiling.compile_options import RUN_ONCE_COMPILER_OPTIONS
 from ceiling.errors import CeilingError
 from ceiling.tasks.base import Task
 
@@ -24,14 +25,6 @@ from ceiling.tasks.base import Task
 # (SMAX's health fractions) may differ in the last bits; anything larger is a real mismatch.
 REPLAY_TOLERANCE = 1e-4
 
-# XLA options for a program that runs once or a few times per instance (a replay, a greedy
-# episode): its compile, not its run, is what the user waits for. Skipping LLVM's expensive
-# passes cuts the compile of an RWARE episode by about a third; the run is milliseconds either
-# way. Measured in BENCHMARKS.md, "Start-up and demo times".
-RUN_ONCE_COMPILER_OPTIONS = {
-    "xla_backend_optimization_level": 0,
-    "xla_llvm_disable_expensive_passes": True,
-}
 
 
 @dataclasses.dataclass(frozen=True)
