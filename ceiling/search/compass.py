@@ -9,10 +9,13 @@ over z, a space of a few dimensions where every point is a whole, coherent polic
 log-rank recombination weights) with population `width`. It keeps `num_distributions` search
 distributions, started at well-spread centres of the prior (k-means centroids of uniform
 samples) with step size `sigma_init` and used in turn, one generation per batch: several
-distributions hedge against one of them converging early to a poor region. Each candidate
-latent, repaired into the prior's box, is scored by one rollout (arg-max actions by default,
-sampled at `temperature` > 0). The best rollout over all generations is the solution, replayed
-and verified by the driver like every strategy's.
+distributions hedge against one of them converging early to a poor region. With `warm_start`,
+the first batch is instead `width` latents drawn from the prior (what latent sampling would
+score), and each distribution restarts at one of that batch's best latents, the best first;
+after that batch the search can only add to what latent sampling's first batch found. Each
+candidate latent, repaired into the prior's box, is scored by one rollout (arg-max actions by
+default, sampled at `temperature` > 0). The best rollout over all generations is the
+solution, replayed and verified by the driver like every strategy's.
 
 `latent-sampling` scores `width` latents drawn uniformly from the prior per batch: what
 COMPASS's policy gives without the search, the ablation that shows what CMA-ES adds.
@@ -30,6 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 from evosax.algorithms import CMA_ES
 
+from ceiling.errors import CeilingError
 from ceiling.policies.latent import clip_to_prior
 from ceiling.policies.latent import sample_prior as sample_prior
 from ceiling.policies.networks import LATENT_HIGH, LATENT_LOW, Params, Policy
@@ -49,6 +53,9 @@ class CompassOptions(StrategyOptions):
     num_distributions: int = option(3, at_least(1), "CMA-ES search distributions, in turn")
     sigma_init: float = option(1.0, POSITIVE, "initial CMA-ES step size")
     temperature: float = option(0.0, NON_NEGATIVE, TEMPERATURE_HELP)
+    warm_start: bool = option(
+        False, help="first batch: latents drawn from the prior, as latent sampling; each "
+        "distribution then starts at one of that batch's best latents")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,6 +144,11 @@ class Compass(Strategy):
         self.es_params = self.es.default_params.replace(
             std_init=jnp.asarray(self.options.sigma_init))
         self.centres = prior_centres(dim, self.options.num_distributions)
+        if self.options.warm_start and self.options.num_distributions > self.width:
+            raise CeilingError(
+                f"warm_start starts each of num_distributions={self.options.num_distributions} "
+                f"distributions at a different latent of the first batch, so it needs "
+                f"num_distributions <= width ({self.width})")
 
     @property
     def tag_size(self) -> int:
@@ -144,25 +156,49 @@ class Compass(Strategy):
 
     def init_inner(self, key: jax.Array, params: Params, instance_key: jax.Array) -> CompassInner:
         del params, instance_key
-        es_states = jax.vmap(lambda k, mean: self.es.init(k, mean, self.es_params))(
-            jax.random.split(key, self.options.num_distributions), jnp.asarray(self.centres))
-        return CompassInner(es_states, jnp.zeros((), jnp.int32))
+        return CompassInner(self.init_distributions(key, jnp.asarray(self.centres)),
+                            jnp.zeros((), jnp.int32))
+
+    def init_distributions(self, key: jax.Array, means: jax.Array) -> Any:
+        """CMA-ES states [K, ...] centred at `means` [K, d], step size `sigma_init`."""
+        return jax.vmap(lambda k, mean: self.es.init(k, mean, self.es_params))(
+            jax.random.split(key, means.shape[0]), means)
 
     def batch(self, state: SearchState, key: jax.Array) -> Batch:
-        """One CMA-ES generation of the next distribution in turn."""
+        """One CMA-ES generation of the next distribution in turn (with `warm_start`, the
+        first batch samples the prior instead and restarts the distributions from it)."""
         inner: CompassInner = state.inner
-        index = inner.generation % self.options.num_distributions
-        es_state = jax.tree_util.tree_map(lambda x: x[index], inner.es_states)
 
         def score(latents: jax.Array, score_key: jax.Array) -> tuple[jax.Array, Episode]:
             episodes = score_latents(self.task, self.policy, state.params, state.instance_key,
                                      latents, score_key, self.options.temperature)
             return episodes.total_return, episodes
 
-        es_state, latents, _, episodes = cma_generation(
-            self.es, self.es_params, es_state, key, score)
-        es_states = jax.tree_util.tree_map(lambda all_, one: all_.at[index].set(one),
-                                           inner.es_states, es_state)
+        def generation(es_states: Any) -> tuple[Any, jax.Array, Episode]:
+            # After a warm start, the distribution at the best latent goes first.
+            index = (inner.generation - int(self.options.warm_start)) \
+                % self.options.num_distributions
+            es_state = jax.tree_util.tree_map(lambda x: x[index], es_states)
+            es_state, latents, _, episodes = cma_generation(
+                self.es, self.es_params, es_state, key, score)
+            es_states = jax.tree_util.tree_map(lambda all_, one: all_.at[index].set(one),
+                                               es_states, es_state)
+            return es_states, latents, episodes
+
+        def from_prior(es_states: Any) -> tuple[Any, jax.Array, Episode]:
+            del es_states
+            latent_key, score_key, init_key = jax.random.split(key, 3)
+            latents = sample_prior(latent_key, (self.width, self.tag_size))
+            values, episodes = score(latents, score_key)
+            # The best latents, one per distribution (stable order: ties go to the first).
+            best = jnp.argsort(-values, stable=True)[:self.options.num_distributions]
+            return self.init_distributions(init_key, latents[best]), latents, episodes
+
+        if self.options.warm_start:
+            es_states, latents, episodes = jax.lax.cond(
+                inner.generation == 0, from_prior, generation, inner.es_states)
+        else:
+            es_states, latents, episodes = generation(inner.es_states)
         return Batch(episodes, inner=CompassInner(es_states, inner.generation + 1),
                      tags=latents)
 

@@ -107,3 +107,29 @@ def test_bad_latent_strategy_input(connector_task, small_policy, conditioned) ->
         make_strategy("compass", connector_task, compass_policy, 8, sigma=1.0)
     with pytest.raises(CeilingError, match="already latent-conditioned"):
         condition(compass_policy, None, 8, jax.random.PRNGKey(0))
+
+
+def test_warm_start_begins_with_a_prior_batch_and_centres_on_its_best(
+        connector_task, conditioned) -> None:
+    policy, params = conditioned
+    strategy = make_strategy("compass", connector_task, policy, 8, num_distributions=3,
+                             warm_start=True)
+    state = strategy.init(jax.random.PRNGKey(0), params, KEYS[0])
+    first = strategy.batch(state, jax.random.PRNGKey(1))
+    latents = np.asarray(first.tags)
+    values = np.asarray(first.episodes.total_return)
+    # Drawn from the prior: inside the box and never clipped onto a face (CMA-ES's first
+    # generation at sigma_init 1 would put about a third of the coordinates on one).
+    assert latents.shape == (8, policy.config.latent_dim) and np.all(np.abs(latents) < 1.0)
+    means = np.asarray(first.inner.es_states.mean)
+    best = np.argsort(-values, kind="stable")[:3]
+    np.testing.assert_allclose(means, latents[best])
+    assert int(first.inner.generation) == 1
+    # Later batches are CMA-ES generations of those distributions, in turn.
+    second = strategy.batch(state._replace(inner=first.inner), jax.random.PRNGKey(2))
+    moved = np.asarray(second.inner.es_states.mean)
+    assert not np.allclose(moved[0], means[0])
+    np.testing.assert_array_equal(moved[1:], means[1:])
+    with pytest.raises(CeilingError, match=r"num_distributions <= width \(8\)"):
+        make_strategy("compass", connector_task, policy, 8, num_distributions=9,
+                      warm_start=True)
