@@ -9,7 +9,9 @@ checkpoint, the convergence report and the learning curve.
 Runs are resumable. After every evaluation, and at least every `SAVE_EVERY_SECONDS`, the loop
 writes the whole runner (parameters, optimiser state, environments, random key) and its own
 counters to `resume/` in the run directory, atomically; `run_loop(..., resume=True)` restores
-them, drops any `metrics.jsonl` lines written after that save, and carries on. Every random
+them, drops any `metrics.jsonl` lines written after that save, and carries on. SIGTERM stops a
+run cleanly: the loop finishes its current chunk, writes the resume state and raises
+`KeyboardInterrupt`, so nothing is lost (the CLI then says how to continue). Every random
 draw lives in the runner, so an interrupted and resumed run ends with exactly the parameters of
 an uninterrupted one. `resume/` is removed once the run has finished.
 """
@@ -21,8 +23,11 @@ import json
 import math
 import os
 import shutil
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -134,6 +139,21 @@ def load_resume_state(out: Path, template: Any) -> tuple[Any, dict[str, Any]]:
     return jax.tree_util.tree_unflatten(treedef, [jax.numpy.asarray(a) for a in stored]), counters
 
 
+@contextmanager
+def stop_requests() -> Iterator[list[int]]:
+    """While open, SIGTERM appends its signal number to the yielded list instead of killing the
+    process (main thread only; elsewhere the list stays empty and SIGTERM keeps its handler)."""
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: received.append(signum))
+    try:
+        yield received
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run_loop(
     loop: Loop,
     runner: Any,
@@ -167,7 +187,7 @@ def run_loop(
         final = counters["final"]
     start = time.perf_counter() - elapsed
     last_save = time.perf_counter()
-    with (out / "metrics.jsonl").open("w") as metrics_file:
+    with (out / "metrics.jsonl").open("w") as metrics_file, stop_requests() as stop:
         for kept in records:  # rewritten: lines past the resume point are dropped
             metrics_file.write(json.dumps(kept) + "\n")
         for call in range(first_call, loop.num_calls + 1):
@@ -193,7 +213,7 @@ def run_loop(
             metrics_file.write(json.dumps(record) + "\n")
             metrics_file.flush()
             if call < loop.num_calls and (
-                    evaluated or time.perf_counter() - last_save >= SAVE_EVERY_SECONDS):
+                    evaluated or stop or time.perf_counter() - last_save >= SAVE_EVERY_SECONDS):
                 save_resume_state(out, runner, {
                     "call": call, "steps": steps, "records": len(records),
                     "evaluations": evaluations, "best_return": best_return,
@@ -203,6 +223,8 @@ def run_loop(
                 last_save = time.perf_counter()
             if on_progress is not None:
                 on_progress({**record, "total_steps": total_steps})
+            if stop and call < loop.num_calls:
+                raise KeyboardInterrupt(f"SIGTERM at {steps:,} steps; resume state saved")
 
     curve = [(r["step"], r[loop.train_curve]) for r in records
              if r.get(loop.train_curve) is not None]

@@ -109,3 +109,24 @@ def test_cli_resume_reads_the_run_config(tmp_path, capsys, monkeypatch) -> None:
     assert main(["train", "--resume", "--out", str(out), "--quiet"]) == 0
     assert "resuming ippo on connector:con-5x5x3a" in capsys.readouterr().err
     assert (out / "last" / "manifest.json").exists()
+
+
+def test_sigterm_stops_after_the_chunk_with_its_resume_state(tmp_path, monkeypatch) -> None:
+    # SIGTERM mid-run (sent by the run's own progress callback after the first chunk) does not
+    # kill the process: the loop saves its state at that chunk and stops with KeyboardInterrupt.
+    import os
+    import signal
+
+    out = tmp_path / "cut"
+
+    def terminate(record: dict) -> None:
+        if record["step"] == 2048:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    with pytest.raises(KeyboardInterrupt, match="SIGTERM at 2,048 steps"):
+        train(TASK, CONFIG, out, on_progress=terminate)
+    counters = json.loads((out / loop.RESUME_DIR / "counters.json").read_text())
+    assert counters["steps"] == 2048
+    assert [json.loads(x)["step"] for x in (out / "metrics.jsonl").read_text().splitlines()] \
+        == [0, 2048]
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the loop's handler is gone
