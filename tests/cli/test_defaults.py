@@ -49,7 +49,8 @@ def test_defaults_are_recorded_shown_and_only_replaced_with_force(
         (["--option", "temperature=2"], "already records compass defaults"),
         (["--clear"], "pass --force to remove them"),
         (["--option", "temperature=-1"], "temperature must be a finite number >= 0"),
-        (["--option", "tempo=1"], "valid options: num_distributions, sigma_init, temperature"),
+        (["--option", "tempo=1"],
+         "valid options: num_distributions, sigma_init, temperature, warm_start"),
         (["--option", "temperature=1", "--clear"], "not both or neither"),
     ]:
         assert _ceiling(compass_copy, "--strategy", "compass", *argv) == 2
