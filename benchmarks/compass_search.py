@@ -38,12 +38,6 @@ from ceiling.tasks import instances, make
 SEED = 0
 
 
-def instance_keys(task_name: str, split: str, count: int, train_seed: int) -> jax.Array:
-    if split == "test":
-        return instances(task_name, "test", count)
-    return instances(task_name, "train", count, key=jax.random.PRNGKey(train_seed))
-
-
 def run(checkpoint_dir: str, configs: dict[str, dict[str, Any]], temperature: float,
         split: str, count: int, rollouts: int, width: int, train_seed: int) -> dict[str, Any]:
     """Each compass configuration and latent sampling (at `temperature`, the one the
@@ -52,7 +46,8 @@ def run(checkpoint_dir: str, configs: dict[str, dict[str, Any]], temperature: fl
     if not checkpoint.policy.config.conditioned:
         sys.exit(f"{checkpoint_dir} is not a COMPASS (latent-conditioned) checkpoint")
     task = make(checkpoint.task_name)
-    keys = instance_keys(checkpoint.task_name, split, count, train_seed)
+    # The test set ignores the key; train instances are drawn from it.
+    keys = instances(checkpoint.task_name, split, count, key=jax.random.PRNGKey(train_seed))
     # One search key per instance, as `ceiling bench` derives them (seed, task, index); a
     # single key for the whole vmapped call, split per instance by solve_instances.
     key = jax.numpy.asarray(search_keys(SEED, checkpoint.task_name, [0])[0])
