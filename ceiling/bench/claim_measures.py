@@ -112,21 +112,30 @@ def in_cell(configs: dict[Config, Returns], cell: Cell) -> dict[Config, Returns]
     return {c: r for c, r in configs.items() if cell_of(c) == cell}
 
 
-def primary(configs: dict[Config, Returns]) -> dict[Config, Returns]:
-    """Each (strategy, checkpoint)'s primary variant among `configs`: the one without options,
-    else the only one (none where several variants all have options)."""
-    variants: dict[tuple[str, str], set[str]] = {}
-    for c in configs:
-        variants.setdefault((c.strategy, c.algorithm), set()).add(c.options)
-    chosen = {key: DEFAULT_OPTIONS if DEFAULT_OPTIONS in options else next(iter(options))
-              for key, options in variants.items()
-              if DEFAULT_OPTIONS in options or len(options) == 1}
+def primary(configs: dict[Config, Returns],
+            among: dict[Config, Returns] | None = None) -> dict[Config, Returns]:
+    """Each (strategy, checkpoint)'s primary variant among `configs`, chosen over `among` (the
+    task's every cell; default `configs`) so that it is one variant at every budget: the one
+    without options, else the one measured in the most cells (none where several tie)."""
+    cells: dict[tuple[str, str], dict[str, set[Cell]]] = {}
+    for c in configs if among is None else among:
+        cells.setdefault((c.strategy, c.algorithm), {}).setdefault(c.options, set()).add(
+            cell_of(c))
+    chosen: dict[tuple[str, str], str] = {}
+    for key, by_options in cells.items():
+        if DEFAULT_OPTIONS in by_options:
+            chosen[key] = DEFAULT_OPTIONS
+            continue
+        counts = sorted((len(measured) for measured in by_options.values()), reverse=True)
+        if len(counts) == 1 or counts[0] > counts[1]:
+            chosen[key] = max(by_options, key=lambda options: len(by_options[options]))
     return {c: r for c, r in configs.items() if chosen.get((c.strategy, c.algorithm)) == c.options}
 
 
-def named(configs: dict[Config, Returns], strategy: str) -> dict[str, Returns]:
-    """{checkpoint algorithm: returns} of `strategy` in its primary variant."""
-    return {c.algorithm: r for c, r in primary(configs).items() if c.strategy == strategy}
+def named(configs: dict[Config, Returns], strategy: str,
+          among: dict[Config, Returns] | None = None) -> dict[str, Returns]:
+    """{checkpoint algorithm: returns} of `strategy` in its primary variant (see `primary`)."""
+    return {c.algorithm: r for c, r in primary(configs, among).items() if c.strategy == strategy}
 
 
 def mean_return(returns: Returns) -> float:
@@ -150,10 +159,11 @@ def average(columns: Sequence[Returns]) -> Returns:
     return {i: float(np.mean([c[i] for c in columns])) for i in sorted(common)}
 
 
-def strategy_gap(configs: dict[Config, Returns], left: str, right: str) -> Returns:
-    """Per instance: `left` - `right` from one checkpoint, averaged over the checkpoints that
-    ran both."""
-    lefts, rights = named(configs, left), named(configs, right)
+def strategy_gap(configs: dict[Config, Returns], left: str, right: str,
+                 among: dict[Config, Returns] | None = None) -> Returns:
+    """Per instance: `left` - `right` from one checkpoint (primary variants, chosen over
+    `among`), averaged over the checkpoints that ran both."""
+    lefts, rights = named(configs, left, among), named(configs, right, among)
     return average([{i: lefts[a][i] - rights[a][i] for i in lefts[a].keys() & rights[a].keys()}
                      for a in sorted(lefts.keys() & rights.keys())])
 
@@ -161,7 +171,8 @@ def strategy_gap(configs: dict[Config, Returns], left: str, right: str) -> Retur
 def scaling(configs: dict[Config, Returns], strategy: str, low: Cell, high: Cell) -> Returns:
     """Per instance: `strategy`'s return at budget `high` minus at `low`, one checkpoint at a
     time, averaged over its checkpoints."""
-    lows, highs = named(in_cell(configs, low), strategy), named(in_cell(configs, high), strategy)
+    lows = named(in_cell(configs, low), strategy, configs)
+    highs = named(in_cell(configs, high), strategy, configs)
     return average([{i: highs[a][i] - lows[a][i] for i in lows[a].keys() & highs[a].keys()}
                      for a in sorted(lows.keys() & highs.keys())])
 

@@ -30,10 +30,11 @@ measurable", with the reason.
 Cells. The study's headline cell is 30 s x 64 attempts; where the store lacks it, claims 2, 3, 4b
 and 7a use the largest budget x width measured and say so. Strategies are named as the study
 names them (`sampling`, `sgbs`, `finetune`, `compass`), each in its primary variant from a
-checkpoint: the one run without options if there is one, else its only variant there (a
-checkpoint's recorded search defaults, `ceiling defaults`, make a plain suite entry run with
-options); other option variants count among "the other strategies". Claim 3 takes COMPASS's
-best variant, as it takes the best of the others.
+checkpoint, the same at every budget of a task: the one run without options if there is one,
+else the one measured in the most cells of the task (a checkpoint's recorded search defaults,
+`ceiling defaults`, make a plain suite entry run with options, so retuned defaults add a second
+variant, often in one cell only); other option variants count among "the other strategies".
+Claim 3 takes COMPASS's best variant, as it takes the best of the others.
 """
 
 from __future__ import annotations
@@ -312,7 +313,7 @@ def _sampling_beats_finetuning(m: Measured, rng: np.random.Generator) -> Finding
     per_task: dict[str, Estimate] = {}
     for task, configs in m.searches.items():
         by_width = [d for cell in cells if (d := strategy_gap(in_cell(configs, cell), SAMPLING,
-                                                             FINETUNE))]
+                                                             FINETUNE, configs))]
         difference = average(by_width)
         if difference and task in m.scale:
             per_task[task] = estimate(difference, m.scale[task], rng, m.reps)
@@ -334,7 +335,7 @@ def _finetuning_needs_width(m: Measured, rng: np.random.Generator) -> Finding:
     found: dict[float, dict[int, dict[str, Returns]]] = {}  # {seconds: {width: {task: diff}}}
     for task, configs in m.searches.items():
         for cell in {cell_of(c) for c in configs if c.seconds and c.rollouts is None}:
-            difference = strategy_gap(in_cell(configs, cell), FINETUNE, SAMPLING)
+            difference = strategy_gap(in_cell(configs, cell), FINETUNE, SAMPLING, configs)
             if difference and task in m.scale and cell[0] is not None:
                 found.setdefault(cell[0], {}).setdefault(cell[2], {})[task] = difference
     usable = [s for s, by_width in found.items() if FINETUNE_WIDTH in by_width
@@ -389,7 +390,8 @@ def _sgbs_against_sampling(m: Measured, rng: np.random.Generator, family: str, c
         raise NotMeasurable(f"the store has no {family} task")
     per_task: dict[str, Estimate] = {}
     for task in tasks:
-        difference = strategy_gap(in_cell(m.searches[task], cell), SGBS, SAMPLING)
+        difference = strategy_gap(in_cell(m.searches[task], cell), SGBS, SAMPLING,
+                                  m.searches[task])
         if difference and task in m.scale:
             per_task[task] = estimate(difference, m.scale[task], rng, m.reps)
     if not per_task:
@@ -454,13 +456,13 @@ def _sampling_is_flattest(m: Measured, rng: np.random.Generator) -> Finding:
 def _compass_scales_best(m: Measured, rng: np.random.Generator) -> Finding:
     width, budgets = _time_budgets(m)
     tasks = [t for t, configs in m.searches.items() if t in m.scale
-             and all(named(in_cell(configs, b), COMPASS) for b in budgets)]
+             and all(named(in_cell(configs, b), COMPASS, configs) for b in budgets)]
     if not tasks:
         raise NotMeasurable(f"no task has COMPASS at every time budget at width {width}")
 
     def level(budget: Cell) -> float:  # COMPASS's mean return, % of zero-shot, mean of tasks
         return float(np.mean([100 * np.mean([mean_return(r) for r in named(
-            in_cell(m.searches[t], budget), COMPASS).values()]) / m.scale[t] for t in tasks]))
+            in_cell(m.searches[t], budget), COMPASS, m.searches[t]).values()]) / m.scale[t] for t in tasks]))
 
     top = level(budgets[-1])
     saturated = next(b for b in budgets[1:] if top - level(b) < SATURATION)

@@ -244,3 +244,19 @@ def test_a_strategy_run_only_with_its_checkpoints_defaults_is_still_the_one_clai
     assert results["3"].verdict == HOLDS  # COMPASS's best variant against the best other
     assert results["8b"].verdict == NOT_MEASURABLE
     assert "no task has COMPASS at every time budget" in results["8b"].detail
+
+
+def test_a_variant_added_in_one_cell_leaves_the_primary_one_in_place() -> None:
+    # Retuned search defaults (`ceiling defaults`) run a plain suite entry with new options:
+    # measured in the headline cell only, that variant must not take COMPASS out of the
+    # scaling claims, which compare one variant across budgets.
+    def with_defaults(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{**r, "options": {"temperature": 1.0}} if r["strategy"] == "compass" else r
+                for r in rows]
+
+    rows = with_defaults(study_rows())
+    retuned = [{**r, "options": {"num_distributions": 1, "temperature": 1.0}} for r in rows
+               if r["strategy"] == "compass" and r["seconds"] == 30.0]
+    assert retuned
+    assert verdicts(rows + retuned)["8b"] == verdicts(rows)["8b"] != NOT_MEASURABLE
+    assert verdicts(rows + retuned)["8a"] == verdicts(rows)["8a"]
