@@ -461,8 +461,10 @@ def _compass_scales_best(m: Measured, rng: np.random.Generator) -> Finding:
         raise NotMeasurable(f"no task has COMPASS at every time budget at width {width}")
 
     def level(budget: Cell) -> float:  # COMPASS's mean return, % of zero-shot, mean of tasks
-        return float(np.mean([100 * np.mean([mean_return(r) for r in named(
-            in_cell(m.searches[t], budget), COMPASS, m.searches[t]).values()]) / m.scale[t] for t in tasks]))
+        return float(np.mean([
+            100 * np.mean([mean_return(r) for r in named(
+                in_cell(m.searches[t], budget), COMPASS, m.searches[t]).values()]) / m.scale[t]
+            for t in tasks]))
 
     top = level(budgets[-1])
     saturated = next(b for b in budgets[1:] if top - level(b) < SATURATION)
