@@ -414,6 +414,9 @@ def plot_anytime(rows: Sequence[dict[str, Any]], task: str, path: Path) -> bool:
         budgets = [c.seconds for c in configs if c.seconds is not None]
         end = max(budgets) if budgets else max(r["trace"][-1][0] for g in configs.values()
                                                for r in g)
+        # A run whose first batch outlasted its budget (it may overrun by one batch) has no
+        # point before the budget: the axis goes on to its first result, so it still shows.
+        end = max(end, max(r["trace"][0][0] for g in configs.values() for r in g))
         grid = np.linspace(0.0, end, 300)
         for index, (config, group) in enumerate(sorted(configs.items(),
                                                        key=lambda item: item[0].order)):

@@ -302,3 +302,22 @@ def test_a_configuration_measured_on_some_tasks_says_which() -> None:
         "compass temperature=0.0 (compass) [only con-10x10x10a, tiny-4ag-hard]")
     assert figures.coverage(some, every[:2]) == ""  # covers all of them
     assert figures.covered_label(family, some, None) == "compass temperature=0.0 (compass)"
+
+
+def test_anytime_shows_a_run_whose_first_batch_outlasted_its_budget(tmp_path: Path) -> None:
+    # Fine-tuning a large policy can spend 40 s on its one batch of a 30 s budget: its curve
+    # has no point before the budget, and the axis goes on to its first result.
+    def row(strategy: str, instance: int, trace: list[list[float]]) -> dict[str, Any]:
+        best = trace[-1][2] if trace else 1.0
+        return {"task": TASK, "instance": instance, "seed": 0, "strategy": strategy,
+                "options": {}, "algorithm": "mappo", "checkpoint_sha256": "m",
+                "seconds": None if strategy == "greedy" else 30.0, "rollouts": None,
+                "width": 4, "total_return": best, "won": None, "rollouts_done": 4,
+                "trace": trace}
+
+    rows = [row("greedy", i, []) for i in range(2)]
+    rows += [row("sampling", i, [[1.0, 4, 2.0], [29.0, 40, 3.0]]) for i in range(2)]
+    rows += [row("finetune", i, [[40.0 + i, 4, 2.5]]) for i in range(2)]
+    path = tmp_path / "anytime.png"
+    assert figures.plot_anytime(rows, TASK, path)
+    assert path.stat().st_size > 0
