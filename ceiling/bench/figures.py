@@ -415,14 +415,19 @@ def plot_anytime(rows: Sequence[dict[str, Any]], task: str, path: Path) -> bool:
         end = max(budgets) if budgets else max(r["trace"][-1][0] for g in configs.values()
                                                for r in g)
         # A run whose first batch outlasted its budget (it may overrun by one batch) has no
-        # point before the budget: the axis goes on to its first result, so it still shows.
-        end = max(end, max(r["trace"][0][0] for g in configs.values() for r in g))
+        # point before the budget: the axis goes on past its first result, so it still shows.
+        first = max(r["trace"][0][0] for g in configs.values() for r in g)
+        end = max(end, 1.1 * first) if first > end else end
         grid = np.linspace(0.0, end, 300)
         for index, (config, group) in enumerate(sorted(configs.items(),
                                                        key=lambda item: item[0].order)):
-            # Markers at staggered places: lines that coincide still show every marker.
-            ax.plot(grid, _mean_curve(group, grid), linewidth=1.8, markersize=6,
-                    markevery=(0.04 + 0.04 * (index % 5), 0.2),
+            # Markers at staggered places (lines that coincide still show every marker), and
+            # one where the curve starts, so that a short one (a late first batch) shows too.
+            curve = _mean_curve(group, grid)
+            start = int(np.argmax(np.isfinite(curve)))
+            step = len(grid) // 5
+            marks = sorted({start, *range(start + step // 5 * (index % 5 + 1), len(grid), step)})
+            ax.plot(grid, curve, linewidth=1.8, markersize=6, markevery=marks,
                     label=f"{family_label(config.family)}, {budget_label(config)}",
                     **style_of(config.strategy))
         if task in base:
@@ -433,7 +438,8 @@ def plot_anytime(rows: Sequence[dict[str, Any]], task: str, path: Path) -> bool:
                     ha="left", va="top", fontsize=9, color=ZERO_SHOT_COLOUR, bbox=LABEL_BOX)
         ax.set_xlim(0, end)
         # Short labels: up to three panels share a row; the title says the compile is excluded.
-        ax.set_title(f"from the {algorithm} checkpoint")
+        ax.set_title(f"{algorithm} checkpoint" if len(panels) > 3
+                     else f"from the {algorithm} checkpoint")
         ax.set_xlabel("seconds of search")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("best return found\n(mean over instances)")
