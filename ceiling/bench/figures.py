@@ -437,7 +437,8 @@ def plot_anytime(rows: Sequence[dict[str, Any]], task: str, path: Path) -> bool:
             ax.text(0.01 * end, value, f" best zero-shot ({zero_algorithm}): {value:.2f}",
                     ha="left", va="top", fontsize=9, color=ZERO_SHOT_COLOUR, bbox=LABEL_BOX)
         ax.set_xlim(0, end)
-        # Short labels: up to three panels share a row; the title says the compile is excluded.
+        # Short labels: three panels share a row (four get shorter titles); the figure title
+        # says the compile is excluded.
         ax.set_title(f"{algorithm} checkpoint" if len(panels) > 3
                      else f"from the {algorithm} checkpoint")
         ax.set_xlabel("seconds of search")
