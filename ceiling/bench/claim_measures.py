@@ -126,9 +126,9 @@ def primary(configs: dict[Config, Returns],
         if DEFAULT_OPTIONS in by_options:
             chosen[key] = DEFAULT_OPTIONS
             continue
-        counts = sorted((len(measured) for measured in by_options.values()), reverse=True)
-        if len(counts) == 1 or counts[0] > counts[1]:
-            chosen[key] = max(by_options, key=lambda options: len(by_options[options]))
+        ranked = sorted(by_options, key=lambda options: len(by_options[options]), reverse=True)
+        if len(ranked) == 1 or len(by_options[ranked[0]]) > len(by_options[ranked[1]]):
+            chosen[key] = ranked[0]
     return {c: r for c, r in configs.items() if chosen.get((c.strategy, c.algorithm)) == c.options}
 
 

@@ -417,7 +417,8 @@ def plot_anytime(rows: Sequence[dict[str, Any]], task: str, path: Path) -> bool:
         # A run whose first batch outlasted its budget (it may overrun by one batch) has no
         # point before the budget: the axis goes on past its first result, so it still shows.
         first = max(r["trace"][0][0] for g in configs.values() for r in g)
-        end = max(end, 1.1 * first) if first > end else end
+        if first > end:
+            end = 1.1 * first
         grid = np.linspace(0.0, end, 300)
         for index, (config, group) in enumerate(sorted(configs.items(),
                                                        key=lambda item: item[0].order)):
