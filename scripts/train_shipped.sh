@@ -7,7 +7,9 @@
 # `ceiling train --resume`, a finished one (convergence.json) is only copied again, and a run
 # directory without either is started afresh.
 # ALGO compass trains from the shipped checkpoint of $COMPASS_BASE (default mappo, the best
-# zero-shot policy on each shipped task), so it must come after that one.
+# zero-shot policy on each shipped task), so it must come after that one; compass-BASE (e.g.
+# compass-sable) trains COMPASS from the shipped BASE checkpoint into ceiling/checkpoints/.../
+# compass-BASE (the label `ceiling bench` suites call shipped:compass-BASE).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${RUNS:-runs/shipped}
@@ -26,15 +28,17 @@ for pair in "${pairs[@]}"; do
   name=${task/:/-}
   out="$runs/$name-$algo"
   from=()
-  if [ "$algo" = compass ]; then
-    from=(--from "ceiling/checkpoints/$name/${COMPASS_BASE:-mappo}")
-  fi
+  trainer=$algo
+  case "$algo" in
+    compass) from=(--from "ceiling/checkpoints/$name/${COMPASS_BASE:-mappo}") ;;
+    compass-*) from=(--from "ceiling/checkpoints/$name/${algo#compass-}"); trainer=compass ;;
+  esac
   if [ -d "$out/resume" ]; then
     ceiling train --resume --out "$out" --quiet
   elif [ ! -f "$out/convergence.json" ]; then
-    ceiling train --task "$task" --algo "$algo" "${from[@]}" --out "$out" --force --quiet
+    ceiling train --task "$task" --algo "$trainer" "${from[@]}" --out "$out" --force --quiet
   fi
-  [ "$algo" = compass ] || ceiling converged "$out"  # a base run that has not converged stops here
+  [ "$trainer" = compass ] || ceiling converged "$out"  # a base run that has not converged stops here
   dest="ceiling/checkpoints/$name/$algo"
   rm -rf "$dest" && mkdir -p "$dest"
   cp "$out"/last/* "$out"/config.yaml "$out"/metrics.jsonl "$out"/convergence.json \

@@ -14,6 +14,7 @@ import numpy as np
 from ceiling.bench import stats
 from ceiling.bench.stats import Config, config_of
 from ceiling.bootstrap import RESAMPLES, paired_replicates, percentile_interval
+from ceiling.policies.labels import label_base
 
 HOLDS, DOES_NOT_HOLD, UNDECIDED = "holds", "does not hold", "undecided"
 NOT_MEASURABLE = "not measurable"
@@ -136,6 +137,14 @@ def named(configs: dict[Config, Returns], strategy: str,
           among: dict[Config, Returns] | None = None) -> dict[str, Returns]:
     """{checkpoint algorithm: returns} of `strategy` in its primary variant (see `primary`)."""
     return {c.algorithm: r for c, r in primary(configs, among).items() if c.strategy == strategy}
+
+
+def base_of(config: Config) -> str | None:
+    """The base policy a search started from: its checkpoint's, or for COMPASS and latent
+    sampling the one the COMPASS checkpoint's label names (`compass-sable`: sable)."""
+    if stats.needs_latent(config.strategy):
+        return label_base(config.algorithm)
+    return config.algorithm
 
 
 def mean_return(returns: Returns) -> float:

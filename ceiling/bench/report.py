@@ -135,7 +135,8 @@ def _publish(staging: Path, out_dir: Path) -> None:
 def write_report(db: str | Path, out: str | Path, force: bool = False,
                  integrity: str = "quick") -> tuple[list[Path], list[str]]:
     """Write `out/index.html`, `out/README.md` and the PNGs; returns the paths written and the
-    problems met (store rows that did not decode, left out)."""
+    problems met (store rows that did not decode, left out; checkpoints pooled under one
+    label)."""
     out_dir = Path(out)
     if out_dir.exists() and not out_dir.is_dir():
         raise CeilingError(f"--out {out_dir} is a file; give a directory")
@@ -157,7 +158,9 @@ def write_report(db: str | Path, out: str | Path, force: bool = False,
         raise CeilingError(f"cannot write the report to {out_dir}: {err.strerror or err}; "
                            "nothing was written") from None
     try:
-        paths = _draw(rows, baselines, sweeps, failures, problems, db, out_dir, staging)
+        pooled = stats.pooled_checkpoints(rows)
+        paths = _draw(rows, baselines, sweeps, failures, problems, pooled, db, out_dir,
+                      staging)
         _publish(staging, out_dir)
     except OSError as err:
         shutil.rmtree(staging, ignore_errors=True)
@@ -168,12 +171,12 @@ def write_report(db: str | Path, out: str | Path, force: bool = False,
         with contextlib.suppress(OSError):
             if staging.exists():
                 shutil.rmtree(staging)
-    return [out_dir / path.name for path in paths], problems
+    return [out_dir / path.name for path in paths], pooled + problems
 
 
 def _draw(rows: list[dict[str, Any]], baselines: dict[str, dict[int, float]],
-          sweeps: list[dict[str, Any]], failures: int, problems: list[str], db: str | Path,
-          out_dir: Path, staging: Path) -> list[Path]:
+          sweeps: list[dict[str, Any]], failures: int, problems: list[str], pooled: list[str],
+          db: str | Path, out_dir: Path, staging: Path) -> list[Path]:
     table = stats.aggregate(rows, baselines)
     gains = stats.gains_over_zero_shot(rows)
     bounds = stats.normalisation_bounds(rows, baselines)
@@ -261,6 +264,7 @@ def _draw(rows: list[dict[str, Any]], baselines: dict[str, dict[int, float]],
              "and 95 % stratified bootstrap confidence intervals as in rliable.")
 
     md = [f"# Benchmark report: {', '.join(suites)}", "", f"_{caption}_", ""]
+    md += [f"**Warning:** {warning}" for warning in pooled] + ([""] if pooled else [])
 
     def md_table(title: str, header: list[str], body: list[list[str]]) -> list[str]:
         return ([f"## {title}", "", "| " + " | ".join(header) + " |",
@@ -302,6 +306,7 @@ def _draw(rows: list[dict[str, Any]], baselines: dict[str, dict[int, float]],
             "figcaption{font-size:13px;color:#444}</style></head><body>",
             f"<h1>Benchmark report: {esc(', '.join(suites))}</h1>",
             f"<p><em>{esc(caption)}</em></p>"]
+    page += [f"<p><strong>Warning:</strong> {esc(warning)}</p>" for warning in pooled]
     page += html_table(*claims_table) + [f"<p>{esc(claims_text)}</p>",
                                          "<p>How each claim is measured:</p><ul>"]
     page += [f"<li>{esc(definition)}</li>" for definition in definitions] + ["</ul>"]

@@ -197,6 +197,19 @@ def checkpoint_key(row: dict[str, Any]) -> tuple[str, str, str]:
     return (row["task"], row["algorithm"], row.get("checkpoint_sha256", ""))
 
 
+def pooled_checkpoints(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """One warning per (task, label) whose rows come from more than one checkpoint: a
+    checkpoint retrained under the same label (a new shipped MAPPO, say) and run into a store
+    that already holds the old one's rows. Every table pools them as one checkpoint's seeds."""
+    found: dict[tuple[str, str], set[str]] = {}
+    for r in rows:
+        found.setdefault((r["task"], r["algorithm"]), set()).add(r.get("checkpoint_sha256", ""))
+    return [f"{task}: rows of {len(shas)} checkpoints labelled {label!r} (parameters "
+            f"{', '.join(sorted(sha[:12] for sha in shas))}) are pooled as one checkpoint's; "
+            "delete the superseded checkpoint's rows from the store, or run the new one into "
+            "another store" for (task, label), shas in sorted(found.items()) if len(shas) > 1]
+
+
 def zero_shot(rows: Sequence[dict[str, Any]]) -> dict[str, tuple[str, float]]:
     """{task: (algorithm, zero-shot mean return)} of the best base policy's zero-shot rollouts.
 

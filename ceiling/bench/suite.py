@@ -14,7 +14,8 @@ collects *all* problems, and raises one `CeilingError` listing them. The schema:
     tasks:
       connector:con-5x5x3a:
         checkpoints: [shipped:ippo, shipped:compass]   # `shipped:ALGO` or a checkpoint path
-        # or {checkpoint: shipped:mappo, only: [greedy]}: that checkpoint for those only
+        # or {checkpoint: shipped:mappo, only: [greedy]}: that checkpoint for those only;
+        # shipped:compass-sable is COMPASS trained from SABLE (plain compass: from MAPPO)
     strategies:
       - greedy                       # a name, or a mapping with options
       - {name: sampling, options: {temperature: 1.0}}
@@ -60,7 +61,7 @@ SEARCH_IDENTITY = 2
 class CheckpointRef:
     spec: str  # as written in the suite: `shipped:ippo` or a path
     path: str  # the resolved checkpoint directory
-    algorithm: str  # the manifest's algorithm label (ippo, mappo, compass)
+    algorithm: str  # the checkpoint's label (ippo, mappo, sable, compass, compass-sable)
     latent: bool  # latent-conditioned (COMPASS)
     sha256: str  # of the parameters: a changed checkpoint makes new cells
     only: tuple[str, ...] = ()  # strategies restricted to this checkpoint (empty: all)
@@ -213,6 +214,7 @@ def _resolve_checkpoint(
     strategies: set[str] | None,
 ) -> CheckpointRef | None:
     from ceiling.policies.checkpoint import SEARCH_DEFAULTS, read_manifest, search_defaults
+    from ceiling.policies.labels import algorithm_label
     from ceiling.policies.networks import NetworkConfig
     from ceiling.policies.shipped import shipped_checkpoints
     from ceiling.search import with_checkpoint_defaults
@@ -284,7 +286,7 @@ def _resolve_checkpoint(
         problems.add(node, str(err))
         return None
     return CheckpointRef(spec=spec, path=str(Path(path).resolve()),
-                         algorithm=str(manifest.get("algorithm", "?")), latent=latent,
+                         algorithm=algorithm_label(manifest), latent=latent,
                          sha256=str(manifest["sha256"]), only=only,
                          search_defaults=json.dumps(table, sort_keys=True))
 

@@ -71,6 +71,7 @@ def zero_shot_table(args: argparse.Namespace, shipped: dict[tuple[str, str], Pat
     from rich.table import Table
 
     from ceiling.policies.evaluation import evaluate_checkpoint
+    from ceiling.policies.labels import label_base
 
     table = Table(title=f"zero-shot on {args.instances} test instances (shipped IPPO, MAPPO "
                         "and SABLE checkpoints; COMPASS ones are searched below)")
@@ -80,7 +81,7 @@ def zero_shot_table(args: argparse.Namespace, shipped: dict[tuple[str, str], Pat
     # COMPASS checkpoints are left out: z = 0 is not their zero-shot policy; their value is
     # search (below).
     bases = {key: path for key, path in shipped.items()
-             if key[1] != "compass" and key[0] in DEMO_TASKS}
+             if label_base(key[1]) is None and key[0] in DEMO_TASKS}
     jobs: dict[tuple[str, str, str], Path] = {}
     for (task, algorithm), path in bases.items():
         for mode in ZERO_SHOT_MODES:

@@ -1,8 +1,9 @@
 """Checkpoints that ship inside the package, trained with `ceiling train` (see their manifests).
 
-They live in `ceiling/checkpoints/<family>-<task>/<algorithm>/` next to the config, metrics
+They live in `ceiling/checkpoints/<family>-<task>/<label>/` next to the config, metrics
 and learning curve of the run that made them, so `ceiling demo` and strategy work need no
-training first.
+training first. The label is the algorithm, or `compass-<base>` for a COMPASS checkpoint
+trained from another base policy than MAPPO (`ceiling.policies.checkpoint.algorithm_label`).
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ def shipped_dir_name(task: str) -> str:
 
 
 def shipped_checkpoints() -> dict[tuple[str, str], Path]:
-    """{(task, algorithm): checkpoint directory} for every shipped checkpoint."""
+    """{(task, label): checkpoint directory} for every shipped checkpoint."""
     import json
+
+    from ceiling.policies.labels import algorithm_label
 
     found: dict[tuple[str, str], Path] = {}
     root = checkpoints_root()
@@ -31,13 +34,13 @@ def shipped_checkpoints() -> dict[tuple[str, str], Path]:
         return found
     for manifest in sorted(root.glob("*/*/manifest.json")):
         data = json.loads(manifest.read_text())
-        found[(str(data["task"]), str(data["algorithm"]))] = manifest.parent
+        found[(str(data["task"]), algorithm_label(data))] = manifest.parent
     return found
 
 
-def shipped_checkpoint(task: str, algorithm: str) -> Path:
+def shipped_checkpoint(task: str, label: str) -> Path:
     table = shipped_checkpoints()
-    if (task, algorithm) not in table:
+    if (task, label) not in table:
         valid = ", ".join(f"{t} ({a})" for t, a in table) or "none"
-        raise CeilingError(f"no shipped {algorithm} checkpoint for {task}; shipped: {valid}")
-    return table[(task, algorithm)]
+        raise CeilingError(f"no shipped {label} checkpoint for {task}; shipped: {valid}")
+    return table[(task, label)]

@@ -29,6 +29,7 @@ INSTANCES = 8
 BUDGETS = (1.0, 10.0, 30.0)
 WIDTHS = (16, 64)
 GREEDY = {"ippo": 8.0, "mappo": 9.0, "sable": 10.0}  # SABLE the best base policy
+LATENT = "compass-sable"  # the COMPASS checkpoint's label: trained from SABLE
 Key = tuple[str, str, str, float | None, int]  # (task, algorithm, strategy, seconds, width)
 Change = Callable[[Key, int, float], float]  # (cell, instance, value) -> value
 
@@ -62,7 +63,8 @@ def _row(task: str, algorithm: str, strategy: str, instance: int, value: float,
 def study_rows(change: Change | None = None, noise: float = 0.05,
                keep: Callable[[Key], bool] = lambda key: True) -> list[dict[str, Any]]:
     """Greedy IPPO, MAPPO and SABLE; sampling, SGBS and fine-tuning from MAPPO and SABLE;
-    COMPASS and latent sampling from a COMPASS checkpoint; {1, 10, 30} s x {16, 64} on two
+    COMPASS and latent sampling from a COMPASS checkpoint trained from SABLE (the study's best
+    pairing); {1, 10, 30} s x {16, 64} on two
     tasks. Each value gets a little independent noise per instance and an offset shared by
     every cell of the instance (instances differ in difficulty)."""
     rng = np.random.default_rng(0)
@@ -72,7 +74,7 @@ def study_rows(change: Change | None = None, noise: float = 0.05,
              for task in (RWARE, CONNECTOR) for seconds in BUDGETS for width in WIDTHS
              for algorithm, strategy in [(a, s) for a in ("mappo", "sable")
                                          for s in ("sampling", "sgbs", "finetune")]
-             + [("compass", "compass"), ("compass", "latent-sampling")]]
+             + [(LATENT, "compass"), (LATENT, "latent-sampling")]]
     rows = []
     for key in filter(keep, keys):
         task, algorithm, strategy, seconds, width = key
@@ -109,7 +111,7 @@ def test_the_figures_are_the_measured_differences(
         holding: dict[str, claims.ClaimResult]) -> None:
     # 2: the best strategy at 30 s x 64 is COMPASS (15.55 against SABLE's greedy 10).
     assert "at the study's 30 s × 64" in holding["2"].detail
-    assert "best strategy compass (compass)" in holding["2"].detail
+    assert f"best strategy compass ({LATENT})" in holding["2"].detail
     assert holding["2"].value == pytest.approx(55.5, abs=1.0)
     assert holding["2"].study.startswith("+45 % mean, +126 % max")
     # 4a: SABLE's greedy 10 against MAPPO's 9, in % of the best zero-shot (10).
@@ -140,7 +142,8 @@ def _shift(amount: float, **where: Any) -> Change:
     ("2", _shift(+10.0, strategy="greedy")),
     ("3", _shift(-3.0, task=CONNECTOR, strategy="compass", seconds=30.0)),
     ("4a", _shift(-1.5, algorithm="sable", strategy="greedy")),
-    ("4b", _shift(-3.0, algorithm="sable", strategy=("sampling", "sgbs", "finetune"))),
+    ("4b", _shift(-3.0, algorithm=("sable", LATENT), strategy=("sampling", "sgbs", "finetune",
+                                                               "compass", "latent-sampling"))),
     ("5", _shift(+3.0, strategy="finetune", seconds=30.0)),
     ("6", _shift(+2.5, strategy="finetune", seconds=30.0, width=16)),
     ("7a", _shift(+2.0, task=CONNECTOR, strategy="sgbs")),
@@ -158,7 +161,7 @@ def test_each_verdict_flips_when_the_rows_say_otherwise(claim: str, change: Chan
 
 def test_a_store_without_the_cells_a_claim_needs_says_what_is_missing() -> None:
     no_sable = {c.number: c for c in evaluate_claims(
-        study_rows(keep=lambda key: key[1] != "sable"), reps=100)}
+        study_rows(keep=lambda key: key[1] not in ("sable", LATENT)), reps=100)}
     assert no_sable["4a"].verdict == NOT_MEASURABLE and no_sable["4a"].value is None
     assert "no greedy zero-shot rows of a SABLE checkpoint" in no_sable["4a"].detail
     assert no_sable["4b"].verdict == NOT_MEASURABLE
@@ -260,3 +263,25 @@ def test_a_variant_added_in_one_cell_leaves_the_primary_one_in_place() -> None:
     assert retuned
     assert verdicts(rows + retuned)["8b"] == verdicts(rows)["8b"] != NOT_MEASURABLE
     assert verdicts(rows + retuned)["8a"] == verdicts(rows)["8a"]
+
+
+def test_each_compass_checkpoint_is_compared_with_its_own_base_policy() -> None:
+    # A second COMPASS checkpoint, trained from MAPPO (label `compass`), beside the one from
+    # SABLE: claim 3 asks, per base, whether COMPASS beats that base's other searches, and
+    # claim 4b counts COMPASS from SABLE among SABLE's searches, the other among MAPPO's.
+    from_mappo = [{**r, "algorithm": "compass", "checkpoint_sha256": "compass",
+                   "total_return": r["total_return"] + shift}
+                  for r in study_rows() if r["algorithm"] == LATENT
+                  for shift in [-15.55 + GREEDY["mappo"] + 5.0]]  # 14: over MAPPO's 13.5
+    rows = study_rows() + from_mappo
+    found = {c.number: c for c in evaluate_claims(rows, reps=300)}
+    assert found["3"].verdict == HOLDS
+    assert "from mappo: COMPASS" in found["3"].detail
+    assert "from sable: COMPASS" in found["3"].detail
+    assert found["4b"].verdict == HOLDS  # COMPASS from SABLE (15.55) over the MAPPO one (14)
+    # COMPASS from MAPPO below MAPPO's own SGBS (13.5 on RWARE at 30 s): not the best for MAPPO.
+    below = [{**r, "total_return": r["total_return"] - 2.0} for r in from_mappo]
+    assert verdicts(study_rows() + below)["3"] == DOES_NOT_HOLD
+    # ... and above SABLE's best search, it makes SABLE not the best base after search.
+    above = [{**r, "total_return": r["total_return"] + 4.0} for r in from_mappo]
+    assert verdicts(study_rows() + above)["4b"] == DOES_NOT_HOLD

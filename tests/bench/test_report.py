@@ -5,6 +5,7 @@ do not decode are listed rather than fatal, and a failed write leaves the old re
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 from pathlib import Path
@@ -254,6 +255,26 @@ def test_rows_that_do_not_decode_are_listed_with_their_cell(small_store: Path,
     readme = (tmp_path / "report" / "README.md").read_text()
     assert "## Rows left out" in readme and "cell s0-2.0-16" in readme
     assert "2 rows could not be read" in readme
+
+
+def test_a_checkpoint_retrained_under_the_same_label_is_flagged(small_store: Path,
+                                                                  tmp_path: Path) -> None:
+    # A new MAPPO run into a store that holds the old one's rows: same label, other parameters.
+    with Store(small_store) as opened:
+        for i in range(6):
+            opened.add(dataclasses.replace(_row(f"new{i}", "greedy", i, 2.0, None, 1),
+                                           checkpoint_sha256="y" * 64))
+    written, problems = write_report(small_store, tmp_path / "report")
+    assert len(problems) == 1
+    assert "rows of 2 checkpoints labelled 'mappo'" in problems[0]
+    assert "x, yyyyyyyyyyyy" in problems[0]
+    readme = (tmp_path / "report" / "README.md").read_text()
+    assert f"**Warning:** {problems[0]}" in readme
+    assert "## Rows left out" not in readme  # nothing was left out
+    # One checkpoint per label: no warning.
+    _, clean = write_report(_store(tmp_path / "clean.sqlite", (2.0,), (16,)),
+                            tmp_path / "clean")
+    assert clean == []
 
 
 def test_a_failed_write_leaves_the_report_as_it_was(small_store: Path, tmp_path: Path,

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from ceiling.policies.checkpoint import load_checkpoint
+from ceiling.errors import CeilingError
+from ceiling.policies.checkpoint import load_checkpoint, read_manifest
 from ceiling.policies.evaluation import evaluate_checkpoint
+from ceiling.policies.labels import algorithm_label, label_base
 from ceiling.policies.shipped import shipped_checkpoint, shipped_checkpoints
 
 TASKS = ("rware:tiny-2ag-hard", "connector:con-5x5x3a", "smax:3m")
@@ -39,8 +41,9 @@ def test_shipped_checkpoint_beats_random(task: str, algorithm: str) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("task", TASKS)
-def test_shipped_compass_checkpoints_have_specialised_latents(task: str) -> None:
+@pytest.mark.parametrize(("task", "label"), [(task, "compass") for task in TASKS]
+                         + [("rware:tiny-2ag-hard", "compass-sable")])
+def test_shipped_compass_checkpoints_have_specialised_latents(task: str, label: str) -> None:
     import jax
     import numpy as np
 
@@ -48,7 +51,7 @@ def test_shipped_compass_checkpoints_have_specialised_latents(task: str) -> None
     from ceiling.tasks import instances, make
     from ceiling.training.compass import latent_returns
 
-    checkpoint = load_checkpoint(shipped_checkpoint(task, "compass"), task=task)
+    checkpoint = load_checkpoint(shipped_checkpoint(task, label), task=task)
     config = checkpoint.policy.config
     assert config.conditioned and config.latent_dim == 16
     assert checkpoint.manifest["network"]["latent_prior"] == "uniform[-1, 1]"
@@ -62,9 +65,42 @@ def test_shipped_compass_checkpoints_have_specialised_latents(task: str) -> None
     assert float(np.asarray(returns).std(axis=1).max()) > 0.0
 
 
+def _shipped(architecture: str) -> list[tuple[str, str]]:
+    """The shipped (task, label) pairs whose network is `architecture`."""
+    return sorted(key for key, path in shipped_checkpoints().items()
+                  if read_manifest(path)["network"].get("architecture", "mlp") == architecture)
+
+
+def test_a_compass_checkpoint_from_sable_ships_beside_the_one_from_mappo() -> None:
+    """Shipped checkpoints are keyed by label: COMPASS trained from SABLE is `compass-sable`,
+    in its own directory, and never shadows the COMPASS one trained from MAPPO."""
+    shipped = shipped_checkpoints()
+    for task in ("rware:tiny-2ag-hard", "rware:tiny-4ag-hard", "connector:con-10x10x10a",
+                 "smax:smacv2_5_units"):
+        for label, base in (("compass", "mappo"), ("compass-sable", "sable")):
+            path = shipped[(task, label)]
+            manifest = read_manifest(path)
+            assert path.name == label == algorithm_label(manifest)
+            assert manifest["algorithm"] == "compass"
+            assert manifest["network"]["algorithm"] == base
+            assert manifest["training"]["from"].endswith(f"/{base}")
+            assert manifest["training"]["base_sha256"] == read_manifest(
+                shipped[(task, base)])["sha256"]
+    with pytest.raises(CeilingError, match="no shipped compass-ippo checkpoint"):
+        shipped_checkpoint("smax:3m", "compass-ippo")
+
+
+def test_labels() -> None:
+    compass = {"algorithm": "compass", "network": {"algorithm": "mappo"}}
+    assert algorithm_label(compass) == "compass"
+    assert algorithm_label({**compass, "network": {"algorithm": "sable"}}) == "compass-sable"
+    assert algorithm_label({"algorithm": "sable", "network": {"algorithm": "sable"}}) == "sable"
+    assert [label_base(x) for x in ("compass", "compass-sable", "mappo", "sable")] == [
+        "mappo", "sable", None, None]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize(("task", "algorithm"),
-                         sorted(key for key in shipped_checkpoints() if key[1] != "sable"))
+@pytest.mark.parametrize(("task", "algorithm"), _shipped("mlp"))
 def test_shipped_checkpoint_acts_exactly_like_its_mlp(task: str, algorithm: str) -> None:
     """Loading through the registry gives the logits of the MLP modules built by hand."""
     import jax
@@ -116,7 +152,7 @@ def test_shipped_checkpoint_acts_exactly_like_its_mlp(task: str, algorithm: str)
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
-SABLE_SHIPPED = sorted(key for key in shipped_checkpoints() if key[1] == "sable")
+SABLE_SHIPPED = _shipped("sable")  # SABLE, and COMPASS trained from it
 
 
 @pytest.mark.slow
