@@ -108,6 +108,10 @@ def test_the_best_per_task_lists_ties() -> None:
                           gain("a", "finetune", 1.0), gain("b", "sgbs", 2.0)])
     assert {task: sorted(g["config"].strategy for g in group)
             for task, group in best.items()} == {"a": ["sampling", "sgbs"], "b": ["sgbs"]}
+    # Returns equal but for float32 summation order tie too, whichever comes first.
+    near = best_per_task([gain("c", "sampling", 4.6551), gain("c", "sgbs", 4.65512),
+                          gain("c", "finetune", 4.6)])
+    assert sorted(g["config"].strategy for g in near["c"]) == ["sampling", "sgbs"]
 
 
 # -- whole reports from a small store -----------------------------------------------------------
