@@ -39,7 +39,6 @@ from flax import serialization
 from ceiling import __version__
 from ceiling.errors import CeilingError
 from ceiling.outputs import write_json
-from ceiling.policies.labels import algorithm_label
 from ceiling.policies.networks import NetworkConfig, Params, Policy, make_policy
 from ceiling.tasks import task_spec
 
@@ -63,10 +62,6 @@ class Checkpoint:
     @property
     def algorithm(self) -> str:
         return str(self.manifest["algorithm"])
-
-    @property
-    def label(self) -> str:
-        return algorithm_label(self.manifest)
 
     def search_defaults(self, strategy: str) -> dict[str, Any]:
         """The options `strategy` searches this checkpoint with unless told otherwise."""

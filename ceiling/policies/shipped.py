@@ -3,7 +3,7 @@
 They live in `ceiling/checkpoints/<family>-<task>/<label>/` next to the config, metrics
 and learning curve of the run that made them, so `ceiling demo` and strategy work need no
 training first. The label is the algorithm, or `compass-<base>` for a COMPASS checkpoint
-trained from another base policy than MAPPO (`ceiling.policies.checkpoint.algorithm_label`).
+trained from another base policy than MAPPO (`ceiling.policies.labels.algorithm_label`).
 """
 
 from __future__ import annotations
