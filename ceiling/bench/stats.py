@@ -203,7 +203,8 @@ def pooled_checkpoints(rows: Sequence[dict[str, Any]]) -> list[str]:
     that already holds the old one's rows. Every table pools them as one checkpoint's seeds."""
     found: dict[tuple[str, str], set[str]] = {}
     for r in rows:
-        found.setdefault((r["task"], r["algorithm"]), set()).add(r.get("checkpoint_sha256", ""))
+        task, label, sha = checkpoint_key(r)
+        found.setdefault((task, label), set()).add(sha)
     return [f"{task}: rows of {len(shas)} checkpoints labelled {label!r} (parameters "
             f"{', '.join(sorted(sha[:12] for sha in shas))}) are pooled as one checkpoint's; "
             "delete the superseded checkpoint's rows from the store, or run the new one into "
