@@ -132,11 +132,14 @@ def cmd_solve(args: argparse.Namespace) -> int:
     }
     solution = result.solution
     won = "" if solution.won is None else f", won {solution.won}"
+    # A learning step that no later batch could use is left out (`ceiling.search.driver`).
+    learned = (f"; {result.learning_batches} of {result.batches} batches took their "
+               "learning step" if strategy.learns_between_batches else "")
     console(stderr=True).print(
         f"{args.strategy} on {args.task} test instance {args.instance}: return "
         f"{solution.total_return:.3f} (verified {solution.verified:.3f}{won}) after "
         f"{result.rollouts:,} rollouts in {result.seconds:.1f} s "
-        f"(+{result.compile_seconds:.1f} s compile)")
+        f"(+{result.compile_seconds:.1f} s compile){learned}")
     if args.out:
         # The search is done: a failed write keeps its result (saved elsewhere, path said).
         write_json(args.out, payload, force=True, what="the search result")

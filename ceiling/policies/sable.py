@@ -18,7 +18,9 @@ a time, the agents are the sequence.
   i's logits, conditioned on every observation and on the actions of agents 0..i-1 only.
 - **Acting** (`decide`): the decoder one position at a time, one agent after another, each
   agent's action (arg-max or sampled from its masked logits) fed to the next, with the
-  earlier positions' keys and values cached; one position's work per agent. The probability
+  earlier positions' keys and values cached; one position's work per agent. The first decoder
+  block's self-retention sees an action token's embedding alone, so its projections of the
+  n + 1 tokens are a table computed once per decision and looked up agent by agent. The probability
   of a joint action is the product of these conditionals, so `log_prob` (one teacher-forced
   decoder pass over all agents) is exact. `expand` (SGBS's children) is the greedy joint
   action and K - 1 sampled ones, duplicates dropped: the K best of an autoregressive policy
@@ -27,8 +29,11 @@ a time, the agents are the sequence.
 Multi-scale retention (MSR) is RetNet's: per head h, `(Q K^T ⊙ D_h) V` with queries, keys and
 values from linear maps without bias, each row of the retention scores divided by
 max(|row sum|, 1), a per-head normalisation of the output, a swish gate and an output map.
-No rotation of queries and keys: agent positions carry no meaning. A latent z (COMPASS) enters
-the observation embedding's pre-activation exactly as it enters the MLP's first layer
+No rotation of queries and keys: agent positions carry no meaning. Linear maps of one input
+run as one product with their weights side by side (`Kernel`, `project`: on a CPU the loop over
+agents is bound by the number of kernels it launches; BENCHMARKS.md, "SABLE beside MAPPO").
+A latent z (COMPASS) enters the observation embedding's pre-activation exactly as it enters
+the MLP's first layer
 (`ConditionedMLP`), so z = 0 is the base policy. Defaults from the paper: 1 block, embedding
 64, 1 head; the SwiGLU's hidden width is twice the embedding (`FEED_FORWARD_FACTOR`).
 Not built: the recurrent variant (retention across timesteps with decayed hidden states).
@@ -75,6 +80,38 @@ class RetentionCache(NamedTuple):
     values: jax.Array  # [..., A, H, E/H]
 
 
+class Kernel(nn.Module):
+    """The weights [in, out] of a bias-free linear map, named and initialised as
+    `nn.Dense(out, use_bias=False)`'s are, so that several maps of one input can run as one
+    matrix product (`project`) with the parameters a `Dense` layer would have."""
+
+    features_in: int
+    features_out: int
+
+    @nn.compact
+    def __call__(self) -> jax.Array:
+        return cast(jax.Array, self.param("kernel", nn.initializers.lecun_normal(),
+                                          (self.features_in, self.features_out)))
+
+
+def project(x: jax.Array, kernels: tuple[Kernel, ...]) -> tuple[jax.Array, ...]:
+    """`x @ W` for each kernel W, as one product with the kernels side by side: on a CPU a few
+    wide products of a small batch run much faster than many narrow ones."""
+    weights = [kernel() for kernel in kernels]
+    joined = x @ jnp.concatenate(weights, axis=1)
+    ends = np.cumsum([w.shape[1] for w in weights])[:-1]
+    return tuple(jnp.split(joined, ends, axis=-1))
+
+
+class Projections(NamedTuple):
+    """A retention's four projections of its input [..., E] each (the gate before its swish)."""
+
+    query: jax.Array
+    gate: jax.Array
+    key: jax.Array
+    value: jax.Array
+
+
 class Retention(nn.Module):
     """Multi-scale retention of queries from `x` [..., A, E] over keys and values from
     `context` [..., A, E]; `causal`: position i sees positions j <= i only, with decay.
@@ -91,16 +128,26 @@ class Retention(nn.Module):
     causal: bool
 
     def setup(self) -> None:
-        dense = lambda: nn.Dense(self.embed_dim, use_bias=False)  # noqa: E731
-        self.query, self.key, self.value, self.gate, self.output = (dense() for _ in range(5))
+        kernel = lambda: Kernel(self.embed_dim, self.embed_dim)  # noqa: E731
+        self.query, self.key, self.value, self.gate = (kernel() for _ in range(4))
+        self.output = nn.Dense(self.embed_dim, use_bias=False)
         self.head_scale = self.param("head_scale", nn.initializers.ones, (self.embed_dim,))
 
     def _heads(self, x: jax.Array) -> jax.Array:  # [..., E] -> [..., H, E/H]
         return x.reshape(*x.shape[:-1], self.num_heads, self.embed_dim // self.num_heads)
 
+    def projections(self, x: jax.Array) -> Projections:
+        """Queries, gates, keys and values of `x` [..., E] (self-retention), in one product."""
+        return Projections(*project(x, (self.query, self.gate, self.key, self.value)))
+
     def queries(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
         """What the query side contributes, [..., E] each: the queries and the swish gate."""
-        return self.query(x), nn.swish(self.gate(x))
+        query, gate = project(x, (self.query, self.gate))
+        return query, nn.swish(gate)
+
+    def keys_values(self, context: jax.Array) -> tuple[jax.Array, jax.Array]:
+        key, value = project(context, (self.key, self.value))
+        return key, value
 
     def _finish(self, gate: jax.Array, retained: jax.Array) -> jax.Array:
         """Per-head normalisation (RetNet's group norm, per position: heads decay differently,
@@ -111,33 +158,41 @@ class Retention(nn.Module):
         return cast(jax.Array, self.output(gate * normed))
 
     def __call__(self, x: jax.Array, context: jax.Array) -> jax.Array:
+        """Queries from `x`, keys and values from `context` (pass the same array twice for a
+        self-retention: its four projections are then one product)."""
         width = self.embed_dim // self.num_heads
-        query, gate = self.queries(x)
+        if x is context:
+            query, gate, key, value = self.projections(x)
+            gate = nn.swish(gate)
+        else:
+            query, gate = self.queries(x)
+            key, value = self.keys_values(context)
         scores = jnp.einsum("...ihd,...jhd->...hij", self._heads(query),
-                            self._heads(self.key(context))) * width ** -0.5
+                            self._heads(key)) * width ** -0.5
         scores = scores * retention_decay(x.shape[-2], self.num_heads, self.causal)
         scores = scores / jnp.maximum(jnp.abs(scores.sum(-1, keepdims=True)), 1.0)
-        retained = jnp.einsum("...hij,...jhd->...ihd", scores, self._heads(self.value(context)))
+        retained = jnp.einsum("...hij,...jhd->...ihd", scores, self._heads(value))
         return self._finish(gate, retained)
 
     def step(
         self,
-        queries: tuple[jax.Array, jax.Array],
-        context: jax.Array,
+        query: jax.Array,
+        gate: jax.Array,
+        key: jax.Array,
+        value: jax.Array,
         cache: RetentionCache,
         position: jax.Array,
     ) -> tuple[jax.Array, RetentionCache]:
-        """Position `position` of a causal retention, from its `queries(x)` and its context
-        [..., E]; returns [..., E] and the cache with this position's key and value."""
+        """Position `position` of a causal retention, from its query, swish gate, key and
+        value [..., E]; returns [..., E] and the cache with this position's key and value."""
         width = self.embed_dim // self.num_heads
         num_agents = cache.keys.shape[-3]
         here = (jnp.arange(num_agents) == position)[:, None, None]  # [A, 1, 1]
         cache = RetentionCache(
-            jnp.where(here, self._heads(self.key(context))[..., None, :, :], cache.keys),
-            jnp.where(here, self._heads(self.value(context))[..., None, :, :], cache.values))
+            jnp.where(here, self._heads(key)[..., None, :, :], cache.keys),
+            jnp.where(here, self._heads(value)[..., None, :, :], cache.values))
         decay = jnp.asarray(retention_decay(num_agents, self.num_heads, True))  # [H, A, A]
         row = jax.lax.dynamic_index_in_dim(decay, position, axis=1, keepdims=False).T  # [A, H]
-        query, gate = queries
         scores = (self._heads(query)[..., None, :, :] * cache.keys).sum(-1) * width ** -0.5 * row
         scores = scores / jnp.maximum(jnp.abs(scores.sum(-2, keepdims=True)), 1.0)
         retained = (scores[..., None] * cache.values).sum(-3)  # [..., H, E/H]
@@ -145,16 +200,19 @@ class Retention(nn.Module):
 
 
 class SwiGLU(nn.Module):
-    """The feed-forward layer `(swish(x W) ⊙ x V) U` [..., E]."""
+    """The feed-forward layer `(swish(x W) ⊙ x V) U` [..., E] (W and V as one product)."""
 
     embed_dim: int
 
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
+    def setup(self) -> None:
         hidden = FEED_FORWARD_FACTOR * self.embed_dim
-        gate = nn.swish(nn.Dense(hidden, use_bias=False, name="gate")(x))
-        up = nn.Dense(hidden, use_bias=False, name="up")(x)
-        return cast(jax.Array, nn.Dense(self.embed_dim, use_bias=False, name="down")(gate * up))
+        self.gate = Kernel(self.embed_dim, hidden)
+        self.up = Kernel(self.embed_dim, hidden)
+        self.down = nn.Dense(self.embed_dim, use_bias=False)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        gate, up = project(x, (self.gate, self.up))
+        return cast(jax.Array, self.down(nn.swish(gate) * up))
 
 
 class EncoderBlock(nn.Module):
@@ -196,22 +254,28 @@ class DecoderBlock(nn.Module):
         observations only, so acting computes it for all agents at once, before the loop."""
         return self.cross_retention.queries(self.query_norm(encoded))
 
+    def self_projections(self, y: jax.Array) -> Projections:
+        """The self-retention's projections of token embeddings y [..., E]."""
+        return self.self_retention.projections(self.self_norm(y))
+
     def step(
         self,
         y: jax.Array,
+        own: Projections,
         encoded: jax.Array,
         cross_queries: tuple[jax.Array, jax.Array],
         caches: tuple[RetentionCache, RetentionCache],
         position: jax.Array,
     ) -> tuple[jax.Array, tuple[RetentionCache, RetentionCache]]:
-        """Position `position` from its token embedding y, encoding [..., E] and
-        `cross_queries` [..., E] (this position's), given the caches of earlier positions."""
-        normed = self.self_norm(y)
+        """Position `position` from its token embedding y, `own` = `self_projections(y)`,
+        its encoding [..., E] and `cross_queries` [..., E] (this position's), given the caches
+        of earlier positions."""
         retained, self_cache = self.self_retention.step(
-            self.self_retention.queries(normed), normed, caches[0], position)
+            own.query, nn.swish(own.gate), own.key, own.value, caches[0], position)
         y = y + retained
+        key, value = self.cross_retention.keys_values(self.cross_norm(y))
         retained, cross_cache = self.cross_retention.step(
-            cross_queries, self.cross_norm(y), caches[1], position)
+            *cross_queries, key, value, caches[1], position)
         y = encoded + retained
         return y + self.feed_forward(self.ffn_norm(y)), (self_cache, cross_cache)
 
@@ -272,18 +336,28 @@ class SableNetwork(nn.Module):
         """Every decoder block's cross-retention queries and gates [..., A, E]."""
         return tuple(block.cross_queries(encoded) for block in self.decoder_blocks)
 
+    def token_projections(self) -> Projections:
+        """The first decoder block's self-retention projections of every token [n + 1, E]:
+        its input is the token's embedding alone, so acting looks them up instead of
+        computing them agent by agent."""
+        tokens = jnp.arange(self.num_actions + 1)
+        return self.decoder_blocks[0].self_projections(self.action_embed(tokens))
+
     def decode_step(
         self, encoded: jax.Array, cross_queries: Any, token: jax.Array, caches: Any,
-        position: jax.Array,
+        position: jax.Array, token_table: Projections,
     ) -> tuple[jax.Array, Any]:
         """Logits [..., n] of the agent at `position` from its encoding [..., E], its blocks'
-        cross queries, the previous agent's action token [...] and the blocks' retention
-        caches of earlier positions; returns the caches with this position added."""
+        cross queries, the previous agent's action token [...], the blocks' retention caches
+        of earlier positions and `token_projections()`; returns the caches with this position
+        added."""
         y = self.action_embed(token)
         new_caches = []
-        for block, queries, cache in zip(self.decoder_blocks, cross_queries, caches,
-                                         strict=True):
-            y, cache = block.step(y, encoded, queries, cache, position)
+        for index, (block, queries, cache) in enumerate(
+                zip(self.decoder_blocks, cross_queries, caches, strict=True)):
+            own = (Projections(*(table[token] for table in token_table)) if index == 0
+                   else block.self_projections(y))
+            y, cache = block.step(y, own, encoded, queries, cache, position)
             new_caches.append(cache)
         return cast(jax.Array, self.policy_head(self.decoder_norm(y))), tuple(new_caches)
 
@@ -396,6 +470,7 @@ class SablePolicy(Policy):
         batch = encoded.shape[:-2]
         cross_queries = self.network.apply(params["actor"], encoded,
                                            method=SableNetwork.cross_queries)
+        token_table = self.network.apply(params["actor"], method=SableNetwork.token_projections)
         num_agents = encoded.shape[-2]
         # Agent-major inputs [A, ...]: the scan hands step i agent i's slice.
         per_agent = jax.tree_util.tree_map(lambda x: jnp.moveaxis(x, -2, 0),
@@ -406,7 +481,8 @@ class SablePolicy(Policy):
             token, caches = carry
             agent, (encoding, queries, mask), agent_noise = inputs
             row, caches = self.network.apply(params["actor"], encoding, queries, token, caches,
-                                             agent, method=SableNetwork.decode_step)
+                                             agent, token_table,
+                                             method=SableNetwork.decode_step)
             row = jnp.where(mask, row, -jnp.inf)
             score = row if noise is None else row / temperature + agent_noise
             chosen = jnp.argmax(score, axis=-1).astype(jnp.int32)

@@ -147,10 +147,19 @@ class Strategy(abc.ABC):
     def batch(self, state: SearchState, key: jax.Array) -> Batch:
         """One batch of attempts from `state`, drawing randomness from `key`; pure, jittable."""
 
-    def step(self, state: SearchState) -> SearchState:
-        """One batch of attempts, offered to the incumbent; pure and jittable."""
+    def sample_batch(self, state: SearchState, key: jax.Array) -> Batch:
+        """`batch` without what it would teach later batches: the same attempts, drawn from the
+        same `key`, without the learning step a strategy that `updates_parameters` takes after
+        them. The driver runs it when no later batch could use that step (the last batch of a
+        rollout budget, or when a learning batch would end after the clock budget), so the
+        incumbent is the same and the time is not spent. The default is `batch` itself."""
+        return self.batch(state, key)
+
+    def step(self, state: SearchState, learn: bool = True) -> SearchState:
+        """One batch of attempts, offered to the incumbent; pure and jittable. `learn=False`
+        runs `sample_batch` instead of `batch`."""
         key, batch_key = jax.random.split(state.key)
-        out = self.batch(state, batch_key)
+        out = (self.batch if learn else self.sample_batch)(state, batch_key)
         params = state.params if out.params is None else out.params
         incumbent = improve(state.incumbent, out.episodes, out.tags)
         return SearchState(params, state.instance_key, key, incumbent, out.inner)
@@ -166,6 +175,24 @@ class Strategy(abc.ABC):
         if self.budget_free:
             return jax.jit(self.step, compiler_options=RUN_ONCE_COMPILER_OPTIONS)
         return jax.jit(self.step)
+
+    def compiled_step(self, state: SearchState, learn: bool = True) -> Any:
+        """`step` (or, `learn=False`, its `sample_batch` variant) compiled ahead of time for
+        states shaped like `state`, kept with the strategy so that every instance reuses it;
+        calling it runs one batch and nothing else, which is what the driver times."""
+        leaves, treedef = jax.tree_util.tree_flatten(state)
+        signature = (learn, treedef, tuple(jax.typeof(leaf) for leaf in leaves))
+        programs = self.__dict__.setdefault("_compiled_steps", {})
+        if signature not in programs:
+            step = self.jitted_step if learn else jax.jit(functools.partial(self.step,
+                                                                            learn=False))
+            programs[signature] = step.lower(state).compile()
+        return programs[signature]
+
+    @property
+    def learns_between_batches(self) -> bool:
+        """The strategy's batches end with a learning step that `sample_batch` leaves out."""
+        return type(self).sample_batch is not Strategy.sample_batch
 
     def check(self, state: SearchState) -> None:
         """Raise `CeilingError` if the search can no longer go on (e.g. non-finite params)."""

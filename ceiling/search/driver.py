@@ -2,8 +2,12 @@
 
 `solve` compiles the step before the clock starts (compile time is reported apart), runs one
 batch at a time until the budget is spent, records `(seconds, rollouts, best_return)` after
-every batch, and returns a verified `Solution`. `solve_instances` runs a rollout budget on many
-instances at once by vmapping the strategy over them.
+every batch, and returns a verified `Solution`. A strategy that learns between batches
+(fine-tuning) takes its learning step only while a later batch can use it: not in the last
+batch of a rollout budget, and not when a learning batch would end after the clock budget;
+its batches are then sampling only, which keeps the overrun to one such batch.
+`solve_instances` runs a rollout budget on many instances at once by vmapping the strategy
+over them.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ class SearchResult:
     seconds: float
     rollouts: int
     batches: int
+    learning_batches: int = 0  # batches that ended with their learning step (fine-tuning)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -52,6 +57,7 @@ class SearchResult:
             "seconds": self.seconds,
             "rollouts": self.rollouts,
             "batches": self.batches,
+            "learning_batches": self.learning_batches,
         }
 
 
@@ -61,6 +67,18 @@ class SearchAborted(CeilingError):
     def __init__(self, message: str, result: SearchResult) -> None:
         super().__init__(message)
         self.result = result
+
+
+def update_usable(
+    budget: Budget, limit: int | None, batches: int, elapsed: float, learning_seconds: float
+) -> bool:
+    """Whether the next batch of a strategy that learns between batches should take its
+    learning step: only if a later batch can still use it — the next batch is not the last a
+    rollout budget allows, and, under a clock budget, a learning batch (`learning_seconds`, as
+    long as the last one took) started at `elapsed` ends before the budget does."""
+    if limit is not None and batches + 1 >= limit:
+        return False
+    return budget.seconds is None or elapsed + learning_seconds < budget.seconds
 
 
 def solve(
@@ -75,25 +93,38 @@ def solve(
     """Search one instance under `budget`; the first batch always runs."""
     limit = strategy.batch_limit(budget)  # an inexact rollout budget fails before compiling
     state = strategy.init(key, params, instance_key)
-    step = strategy.jitted_step
     prepare_replay(strategy.task, instance_key,
                    jax.eval_shape(strategy.best, state).actions.shape)
-    # Warm-up outside the clock: the first call compiles (later instances reuse the code); its
-    # batch is thrown away, so the search itself starts from `state`.
+    # Outside the clock: compile (later instances reuse the code), then one warm-up batch of
+    # each program the search may run, thrown away (the search itself starts from `state`).
+    # How long a warm-up batch took is the first estimate of a batch's duration.
     compile_start = time.perf_counter()
-    jax.block_until_ready(step(state))
+    learning = strategy.learns_between_batches
+    programs = {True: strategy.compiled_step(state)}
+    if learning:
+        programs[False] = strategy.compiled_step(state, learn=False)
+    batch_seconds = {}
+    for learn, program in programs.items():
+        run_start = clock()
+        jax.block_until_ready(program(state))
+        batch_seconds[learn] = clock() - run_start
     compile_seconds = time.perf_counter() - compile_start
 
     trace: list[TracePoint] = []
-    batches = rollouts = 0
+    batches = rollouts = learning_batches = 0
     failure: CeilingError | None = None
     start = clock()
     while True:
-        state = step(state)
+        elapsed = trace[-1].seconds if trace else 0.0
+        learn = not learning or update_usable(budget, limit, batches, elapsed,
+                                              batch_seconds[True])
+        state = programs[learn](state)
         best_return = float(jax.block_until_ready(strategy.best(state).total_return))
         batches += 1
+        learning_batches += learning and learn
         rollouts += strategy.rollouts_per_step
         point = TracePoint(seconds=clock() - start, rollouts=rollouts, best_return=best_return)
+        batch_seconds[learn] = point.seconds - elapsed
         trace.append(point)
         if on_batch is not None:
             on_batch(point)
@@ -115,7 +146,7 @@ def solve(
         solution=solution, trace=trace, budget=budget, strategy=strategy.name,
         width=strategy.width,
         compile_seconds=compile_seconds, seconds=trace[-1].seconds, rollouts=rollouts,
-        batches=batches,
+        batches=batches, learning_batches=learning_batches,
     )
     if failure is not None:
         raise SearchAborted(f"{failure} (stopped after {batches} batches; the best solution "

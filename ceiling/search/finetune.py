@@ -5,7 +5,9 @@ keeps the best episode in the incumbent, then takes `num_updates` full-batch gra
 of the PPO training loss (`ceiling.policies.ppo.ppo_loss`, advantages from its `gae`) on
 those rollouts, on every parameter or, with `scope="head"`, on the last layer of the actor
 and critic only. With `imitation_coef > 0` the loss also pulls the policy towards the
-incumbent's actions along the incumbent's trajectory, as efficient active search does. A
+incumbent's actions along the incumbent's trajectory, as efficient active search does. The
+driver leaves the gradient steps out of a batch whose update no later batch could use (the
+last of a rollout budget, or one that would end after the clock budget: `sample_batch`). A
 guard inside the jitted step keeps the previous parameters whenever an update would make the
 parameters or logits non-finite and clears `state.inner.finite`; `FineTune.check`, which the
 driver calls after every batch, turns that into a `CeilingError`, and the driver stops with the
@@ -122,25 +124,41 @@ class FineTune(Strategy):
         )
         return FineTuneInner(self.optimizer.init(params), demonstration, jnp.ones((), bool))
 
-    def batch(self, state: SearchState, key: jax.Array) -> Batch:
-        """Sample `width` episodes, then `num_updates` gradient steps on them."""
-        options, inner = self.options, state.inner
-        rollout_key, update_key = jax.random.split(key)
+    def _sample(self, state: SearchState, key: jax.Array) -> tuple[Any, Any, FineTuneInner]:
+        """`width` episodes from the current parameters, and the demonstration updated."""
+        inner = state.inner
         episodes, trajectories = jax.vmap(
             lambda k: record_episode(self.task, self.policy, state.params, state.instance_key,
-                                     k, options.temperature)
-        )(jax.random.split(rollout_key, self.width))
-        transitions, live = trajectories.transitions, trajectories.live
+                                     k, self.options.temperature)
+        )(jax.random.split(key, self.width))
+        transitions = trajectories.transitions
         # Same choice as the incumbent's: the first best episode, only if strictly better.
         best = jnp.argmax(episodes.total_return)
-        new_best = improved(state, episodes)
         demonstration = jax.tree_util.tree_map(
-            lambda new, old: jnp.where(new_best, new, old),
+            lambda new, old: jnp.where(improved(state, episodes), new, old),
             Demonstration(transitions.observation[best], transitions.action_mask[best],
-                          live[best]),
+                          trajectories.live[best]),
             inner.demonstration,
         )
-        demonstrated = jnp.where(new_best, episodes.actions[best], state.incumbent.actions)
+        return episodes, trajectories, inner._replace(demonstration=demonstration)
+
+    def sample_batch(self, state: SearchState, key: jax.Array) -> Batch:
+        """The batch's episodes without the gradient steps (nothing later would use them)."""
+        rollout_key, _ = jax.random.split(key)
+        episodes, trajectories, inner = self._sample(state, rollout_key)
+        return Batch(episodes, inner=inner._replace(
+            finite=inner.finite & trajectories.finite.all()))
+
+    def batch(self, state: SearchState, key: jax.Array) -> Batch:
+        """Sample `width` episodes, then `num_updates` gradient steps on them."""
+        options = self.options
+        rollout_key, update_key = jax.random.split(key)
+        episodes, trajectories, inner = self._sample(state, rollout_key)
+        transitions, live = trajectories.transitions, trajectories.live
+        demonstration = inner.demonstration
+        best = jnp.argmax(episodes.total_return)
+        demonstrated = jnp.where(improved(state, episodes), episodes.actions[best],
+                                 state.incumbent.actions)
 
         # Time-major [T, W, ...] as `gae` scans over time. Every episode has ended by the
         # horizon, so the bootstrap value is never used.

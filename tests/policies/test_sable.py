@@ -110,6 +110,27 @@ def test_joint_log_probabilities_are_exact_against_enumeration(sable, observed) 
         assert greedy[agent] == int(np.argmax(np.asarray(row)))
 
 
+def test_acting_agent_by_agent_matches_the_parallel_decoder_with_more_blocks_and_heads(
+    connector_task, observed
+) -> None:
+    """Acting looks the first block's token projections up in a table and computes the
+    others agent by agent; with two blocks and two heads each agent's logits are still the
+    teacher-forced ones given the earlier agents' sampled actions."""
+    policy = make_policy(connector_task.spec, sable_config(embed_dim=16, num_blocks=2,
+                                                          num_heads=2))
+    params = sharpen(jax.jit(policy.init)(jax.random.PRNGKey(1)), 30.0)
+    observation, mask = observed
+    draws = 16
+    actions, logits = jitted(policy, "decide", greedy=False)(
+        params, jnp.broadcast_to(observation, (draws, *observation.shape)),
+        jnp.broadcast_to(mask, (draws, *mask.shape)), jax.random.PRNGKey(2))
+    assert len({tuple(row) for row in np.asarray(actions).tolist()}) > 1
+    forced = jitted(policy, "conditional_logits")(
+        params, jnp.broadcast_to(observation, (draws, *observation.shape)),
+        jnp.broadcast_to(mask, (draws, *mask.shape)), actions)
+    np.testing.assert_allclose(np.asarray(logits), np.asarray(forced), atol=1e-4)
+
+
 @pytest.mark.slow
 def test_no_illegal_action_in_a_hundred_thousand_draws(connector_task) -> None:
     policy = make_policy(connector_task.spec, sable_config(embed_dim=8))

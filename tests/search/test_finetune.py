@@ -154,3 +154,36 @@ def test_an_overflowing_update_is_refused(connector_task, small_policy) -> None:
                         jax.tree_util.tree_leaves((state.params, state.inner.opt_state)),
                         strict=True):
         np.testing.assert_array_equal(old, new)
+
+
+@pytest.mark.slow
+def test_the_last_batch_of_a_rollout_budget_leaves_out_its_unusable_update(
+    connector_task, small_policy, tuned
+) -> None:
+    policy, params = small_policy
+    strategy, step = tuned
+    result = solve(strategy, params, KEYS[0], Budget(rollouts=3 * WIDTH), jax.random.PRNGKey(4))
+    assert (result.batches, result.learning_batches) == (3, 2)
+    # The same incumbent as three full batches: the update left out could not have changed it.
+    state = strategy.init(jax.random.PRNGKey(4), params, KEYS[0])
+    for _ in range(3):
+        state = step(state)
+    np.testing.assert_array_equal(result.solution.actions, np.asarray(state.incumbent.actions))
+    assert result.solution.total_return == pytest.approx(float(state.incumbent.total_return))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("tick", "batches", "learning_batches"), [(1.0, 3, 2), (10.0, 1, 0)])
+def test_a_learning_batch_that_would_end_after_the_clock_budget_is_not_taken(
+    connector_task, small_policy, tuned, tick, batches, learning_batches
+) -> None:
+    """A fake clock advancing `tick` seconds per reading, so that every batch (and the
+    warm-up's estimate of one) takes `tick` seconds, under a 3-second budget: a learning
+    batch is taken only while it ends before the budget; then the batches only sample."""
+    policy, params = small_policy
+    strategy, _ = tuned
+    readings = iter(range(1000))
+    result = solve(strategy, params, KEYS[0], Budget(seconds=3.0), jax.random.PRNGKey(0),
+                   clock=lambda: tick * next(readings))
+    assert (result.batches, result.learning_batches) == (batches, learning_batches)
+    assert result.to_dict()["learning_batches"] == learning_batches
