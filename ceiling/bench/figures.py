@@ -18,6 +18,7 @@ interpolation between them).
 from __future__ import annotations
 
 import json
+import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ import numpy as np
 from ceiling.bench import stats
 
 DPI = 110
+TITLE_CHARACTERS = 40  # a contour panel's title lines wrap here (three panels a row)
 PAGE_WIDTH = 8.5  # inches: 935 px at DPI, so that with its labels a figure fits the report's
 # 1,040-px column without being scaled down (and its 9-pt text with it)
 TEXT: dict[str, Any] = {"font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10,
@@ -373,7 +375,9 @@ def plot_grid(table: list[dict[str, Any]], path: Path,
         ax.set_yticks(range(len(widths)), [str(w) for w in widths])
         ax.set_xlabel("time budget")
         ax.set_ylabel("width")
-        ax.set_title(titles[family], fontsize=9)
+        # A third of the page per panel: long variant names wrap rather than run into the next.
+        ax.set_title("\n".join(textwrap.fill(line, TITLE_CHARACTERS)
+                               for line in titles[family].split("\n")), fontsize=9)
     for ax in axes.flat[len(grids):]:
         ax.set_visible(False)
     fig.tight_layout(rect=(0, 0, 0.9, 1))

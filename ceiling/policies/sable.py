@@ -33,9 +33,9 @@ No rotation of queries and keys: agent positions carry no meaning. Linear maps o
 run as one product with their weights side by side (`Kernel`, `project`: on a CPU the loop over
 agents is bound by the number of kernels it launches; BENCHMARKS.md, "SABLE beside MAPPO").
 A latent z (COMPASS) enters the observation embedding's pre-activation exactly as it enters
-the MLP's first layer
-(`ConditionedMLP`), so z = 0 is the base policy. Defaults from the paper: 1 block, embedding
-64, 1 head; the SwiGLU's hidden width is twice the embedding (`FEED_FORWARD_FACTOR`).
+the MLP's first layer (`ConditionedMLP`), so z = 0 is the base policy. Defaults from the
+paper: 1 block, embedding 64, 1 head; the SwiGLU's hidden width is twice the embedding
+(`FEED_FORWARD_FACTOR`).
 Not built: the recurrent variant (retention across timesteps with decayed hidden states).
 """
 
