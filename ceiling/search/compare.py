@@ -80,7 +80,10 @@ class Comparison:
         strategy = self.built[name]
         state = strategy.init(jax.random.PRNGKey(0), self.used[name].params,
                               instance_key(self.task_name, 0))
-        jax.block_until_ready(strategy.jitted_step(state))
+        # The programs `solve` runs, compiled once and kept with the strategy.
+        strategy.compiled_step(state)
+        if strategy.learns_between_batches:
+            strategy.compiled_step(state, learn=False)
 
     def run(
         self,
