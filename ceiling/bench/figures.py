@@ -54,6 +54,19 @@ def pyplot() -> Any:
     return plt
 
 
+def panel_grid(plt: Any, count: int, panel_height: float, extra_height: float = 0.0,
+               **subplots: Any) -> tuple[Any, Any]:
+    """A page-wide figure of `count` panels, at most three a row, the unused cells of the last
+    row hidden; returns the figure and its [rows, columns] axes."""
+    columns = min(3, count)
+    rows = -(-count // columns)
+    fig, axes = plt.subplots(rows, columns, squeeze=False, **subplots,
+                             figsize=(PAGE_WIDTH, panel_height * rows + extra_height))
+    for ax in axes.flat[count:]:
+        ax.set_visible(False)
+    return fig, axes
+
+
 def save(fig: Any, path: Path) -> None:
     fig.savefig(path, dpi=DPI, bbox_inches="tight")
     pyplot().close(fig)
@@ -288,10 +301,7 @@ def plot_budget(table: list[dict[str, Any]], path: Path,
     widths = sorted({r["config"].width for rows in lines.values() for r in rows})
     zero = [(r["config"].algorithm, r["iqm"]) for r in table
             if stats.is_zero_shot(r["config"].strategy)]
-    columns = min(len(widths), 3)
-    panel_rows = -(-len(widths) // columns)
-    fig, axes = plt.subplots(panel_rows, columns, figsize=(PAGE_WIDTH, 3.6 * panel_rows),
-                             sharey=True, squeeze=False)
+    fig, axes = panel_grid(plt, len(widths), 3.6, sharey=True)
     every = [r for rows in lines.values() for r in rows]
     low, high = _limits([r["ci95"][0] for r in every], [r["ci95"][1] for r in every],
                         include=[v for _, v in zero])
@@ -321,8 +331,6 @@ def plot_budget(table: list[dict[str, Any]], path: Path,
         ax.set_title(f"width {width} (parallel attempts)")
         ax.set_xlabel("time budget per instance (log scale)")
         ax.grid(alpha=0.3)
-    for ax in axes.flat[len(widths):]:
-        ax.set_visible(False)
     for ax in axes[:, 0]:
         ax.set_ylabel("IQM normalised score (95 % CI band)")
     handles, labels = axes.flat[0].get_legend_handles_labels()
@@ -358,10 +366,7 @@ def plot_grid(table: list[dict[str, Any]], path: Path,
     high = max(float(np.nanmax(v)) for _, _, v in grids.values())
     if high - low < 1e-6:
         low, high = low - 0.01, high + 0.01
-    columns = min(3, len(grids))
-    panel_rows = -(-len(grids) // columns)
-    fig, axes = plt.subplots(panel_rows, columns, figsize=(PAGE_WIDTH, 2.7 * panel_rows + 0.6),
-                             squeeze=False)
+    fig, axes = panel_grid(plt, len(grids), 2.7, 0.6)
     image = None
     for ax, (family, (seconds, widths, values)) in zip(axes.flat, grids.items(), strict=False):
         image = ax.imshow(values, origin="lower", cmap="viridis", vmin=low, vmax=high,
@@ -378,8 +383,6 @@ def plot_grid(table: list[dict[str, Any]], path: Path,
         # A third of the page per panel: long variant names wrap rather than run into the next.
         ax.set_title("\n".join(textwrap.fill(line, TITLE_CHARACTERS)
                                for line in titles[family].split("\n")), fontsize=9)
-    for ax in axes.flat[len(grids):]:
-        ax.set_visible(False)
     fig.tight_layout(rect=(0, 0, 0.9, 1))
     bar = fig.add_axes((0.92, 0.15, 0.018, 0.7))
     fig.colorbar(image, cax=bar, label="IQM normalised score")
@@ -417,13 +420,8 @@ def plot_anytime(rows: Sequence[dict[str, Any]], task: str, path: Path) -> bool:
         panels.setdefault(config.algorithm, {}).setdefault(config, []).append(r)
     plt = pyplot()
     # At most three panels a row (four or five squeeze their titles and labels together).
-    columns = min(3, len(panels))
-    lines = -(-len(panels) // columns)
-    fig, grid_axes = plt.subplots(lines, columns, figsize=(PAGE_WIDTH, 3.2 * lines + 0.6),
-                                  sharey=True, squeeze=False)
-    axes = [ax for line in grid_axes for ax in line]
-    for ax in axes[len(panels):]:
-        ax.set_visible(False)
+    fig, grid_axes = panel_grid(plt, len(panels), 3.2, 0.6, sharey=True)
+    axes = list(grid_axes.flat)
     base = stats.zero_shot(mine)
     for ax, (algorithm, configs) in zip(axes, sorted(panels.items()), strict=False):
         budgets = [c.seconds for c in configs if c.seconds is not None]

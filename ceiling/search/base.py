@@ -189,6 +189,12 @@ class Strategy(abc.ABC):
             programs[signature] = step.lower(state).compile()
         return programs[signature]
 
+    def compiled_programs(self, state: SearchState) -> dict[bool, Any]:
+        """The programs a search may run, by `learn`: `compiled_step(state)`, and for a
+        strategy that learns between batches its sampling-only variant too."""
+        learns = (True, False) if self.learns_between_batches else (True,)
+        return {learn: self.compiled_step(state, learn) for learn in learns}
+
     @property
     def learns_between_batches(self) -> bool:
         """The strategy's batches end with a learning step that `sample_batch` leaves out."""

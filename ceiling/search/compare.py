@@ -80,10 +80,7 @@ class Comparison:
         strategy = self.built[name]
         state = strategy.init(jax.random.PRNGKey(0), self.used[name].params,
                               instance_key(self.task_name, 0))
-        # The programs `solve` runs, compiled once and kept with the strategy.
-        strategy.compiled_step(state)
-        if strategy.learns_between_batches:
-            strategy.compiled_step(state, learn=False)
+        strategy.compiled_programs(state)  # what `solve` runs, kept with the strategy
 
     def run(
         self,

@@ -100,9 +100,7 @@ def solve(
     # How long a warm-up batch took is the first estimate of a batch's duration.
     compile_start = time.perf_counter()
     learning = strategy.learns_between_batches
-    programs = {True: strategy.compiled_step(state)}
-    if learning:
-        programs[False] = strategy.compiled_step(state, learn=False)
+    programs = strategy.compiled_programs(state)
     batch_seconds = {}
     for learn, program in programs.items():
         run_start = clock()

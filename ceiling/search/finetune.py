@@ -124,8 +124,11 @@ class FineTune(Strategy):
         )
         return FineTuneInner(self.optimizer.init(params), demonstration, jnp.ones((), bool))
 
-    def _sample(self, state: SearchState, key: jax.Array) -> tuple[Any, Any, FineTuneInner]:
-        """`width` episodes from the current parameters, and the demonstration updated."""
+    def _sample(
+        self, state: SearchState, key: jax.Array
+    ) -> tuple[Any, Any, FineTuneInner, jax.Array]:
+        """`width` episodes from the current parameters, the demonstration updated, and the
+        actions it demonstrates (the incumbent's after this batch)."""
         inner = state.inner
         episodes, trajectories = jax.vmap(
             lambda k: record_episode(self.task, self.policy, state.params, state.instance_key,
@@ -134,18 +137,21 @@ class FineTune(Strategy):
         transitions = trajectories.transitions
         # Same choice as the incumbent's: the first best episode, only if strictly better.
         best = jnp.argmax(episodes.total_return)
+        new_best = improved(state, episodes)
         demonstration = jax.tree_util.tree_map(
-            lambda new, old: jnp.where(improved(state, episodes), new, old),
+            lambda new, old: jnp.where(new_best, new, old),
             Demonstration(transitions.observation[best], transitions.action_mask[best],
                           trajectories.live[best]),
             inner.demonstration,
         )
-        return episodes, trajectories, inner._replace(demonstration=demonstration)
+        demonstrated = jnp.where(new_best, episodes.actions[best], state.incumbent.actions)
+        return (episodes, trajectories, inner._replace(demonstration=demonstration),
+                demonstrated)
 
     def sample_batch(self, state: SearchState, key: jax.Array) -> Batch:
         """The batch's episodes without the gradient steps (nothing later would use them)."""
         rollout_key, _ = jax.random.split(key)
-        episodes, trajectories, inner = self._sample(state, rollout_key)
+        episodes, trajectories, inner, _ = self._sample(state, rollout_key)
         return Batch(episodes, inner=inner._replace(
             finite=inner.finite & trajectories.finite.all()))
 
@@ -153,12 +159,9 @@ class FineTune(Strategy):
         """Sample `width` episodes, then `num_updates` gradient steps on them."""
         options = self.options
         rollout_key, update_key = jax.random.split(key)
-        episodes, trajectories, inner = self._sample(state, rollout_key)
+        episodes, trajectories, inner, demonstrated = self._sample(state, rollout_key)
         transitions, live = trajectories.transitions, trajectories.live
         demonstration = inner.demonstration
-        best = jnp.argmax(episodes.total_return)
-        demonstrated = jnp.where(improved(state, episodes), episodes.actions[best],
-                                 state.incumbent.actions)
 
         # Time-major [T, W, ...] as `gae` scans over time. Every episode has ended by the
         # horizon, so the bootstrap value is never used.
