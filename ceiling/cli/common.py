@@ -51,6 +51,23 @@ def parse_assignments(pairs: list[str], flag: str) -> dict[str, Any]:
     return values
 
 
+CHECKPOINT_HELP = ("checkpoint directory, or shipped:LABEL for the task's shipped one "
+                   "(shipped:ippo, shipped:mappo, shipped:sable, shipped:compass, ...)")
+
+
+def resolve_checkpoint(spec: str, task: str | None) -> str:
+    """A `--checkpoint` value as a directory: itself, or for `shipped:LABEL` the shipped
+    checkpoint of that label for `task` (the `shipped:LABEL` of suites)."""
+    if not spec.startswith("shipped:"):
+        return spec
+    if task is None:
+        raise CeilingError(f"--checkpoint {spec} names a shipped checkpoint: give its task with "
+                           "--task (e.g. --task rware:tiny-2ag-hard)")
+    from ceiling.policies.shipped import shipped_checkpoint
+
+    return str(shipped_checkpoint(task, spec.removeprefix("shipped:")))
+
+
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
     """Help that ends each option with its default, unless it has none worth saying (None,
     False, an empty list) or the help text already says it; descriptions and epilogs are

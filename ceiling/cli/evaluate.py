@@ -6,14 +6,22 @@ import argparse
 import json
 from typing import Any
 
-from ceiling.cli.common import check_writable, console, phase, write_json
+from ceiling.cli.common import (
+    CHECKPOINT_HELP,
+    check_writable,
+    console,
+    phase,
+    resolve_checkpoint,
+    write_json,
+)
 from ceiling.errors import CeilingError
 
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("evaluate", help="zero-shot evaluation of a checkpoint on test instances")
-    p.add_argument("--checkpoint", required=True, help="checkpoint directory")
-    p.add_argument("--task", help="fail unless the checkpoint was trained for this task")
+    p.add_argument("--checkpoint", required=True, help=CHECKPOINT_HELP)
+    p.add_argument("--task", help="fail unless the checkpoint was trained for this task (with "
+                                  "shipped:LABEL: the task whose checkpoint to take)")
     p.add_argument("--instances", type=int, default=128, help="number of test instances")
     p.add_argument("--stochastic", action="store_true", help="sample actions instead of arg-max")
     p.add_argument("--seed", type=int, default=0, help="seed for stochastic actions")
@@ -33,6 +41,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise CeilingError(f"--instances must be at least 1, got {args.instances}")
     if args.out:
         check_writable(args.out, args.force)  # before the evaluation, not after it
+    args.checkpoint = resolve_checkpoint(args.checkpoint, args.task)
     checkpoint = load_checkpoint(args.checkpoint, task=args.task)  # bad ones before progress
     mode = "random policy" if args.random else "stochastic" if args.stochastic else "greedy"
     with phase(f"evaluating {checkpoint.task_name} {checkpoint.algorithm} ({mode}) on "

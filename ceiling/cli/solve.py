@@ -11,7 +11,15 @@ import argparse
 from typing import Any
 
 from ceiling import __version__
-from ceiling.cli.common import check_writable, console, parse_assignments, phase, write_json
+from ceiling.cli.common import (
+    CHECKPOINT_HELP,
+    check_writable,
+    console,
+    parse_assignments,
+    phase,
+    resolve_checkpoint,
+    write_json,
+)
 from ceiling.errors import CeilingError
 
 # Shorthands for `--option NAME=VALUE`: `--NAME` sets option NAME, and `--STRATEGY-NAME` sets
@@ -30,8 +38,10 @@ def add_parser(sub: Any) -> None:
 
     p = sub.add_parser("solve", help="search one test instance with an inference strategy",
                        epilog_from=strategies_epilog)
-    p.add_argument("--checkpoint", required=True, help="checkpoint directory")
-    p.add_argument("--task", required=True, help="the task the checkpoint was trained for")
+    p.add_argument("--checkpoint", required=True, help=CHECKPOINT_HELP)
+    p.add_argument("--task", help="the task to solve: the checkpoint's own (the default) or, "
+                                  "for a shipped:LABEL checkpoint, the one whose checkpoint "
+                                  "to take")
     p.add_argument("--instance", type=int, default=0, help="index into the task's test set")
     p.add_argument("--strategy", required=True,
                    help="the inference strategy (listed below and by `ceiling strategies`)")
@@ -76,14 +86,18 @@ def option_values(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_solve(args: argparse.Namespace) -> int:
     from ceiling import search
-    from ceiling.policies.checkpoint import load_checkpoint
+    from ceiling.policies.checkpoint import load_checkpoint, read_manifest
     from ceiling.search.identity import SEED_LIMIT
     from ceiling.search.memory import check_memory
     from ceiling.tasks import make, task_spec
 
     # Every input error before anything compiles: names, the output path, the seed, the
     # budget, the options, the checkpoint, then the width against memory.
-    task_spec(args.task)  # an unknown task, naming the valid ones
+    if args.task is not None:
+        task_spec(args.task)  # an unknown task, naming the valid ones
+    args.checkpoint = resolve_checkpoint(args.checkpoint, args.task)
+    if args.task is None:
+        args.task = str(read_manifest(args.checkpoint)["task"])
     search.strategy_class(args.strategy)
     if args.out:
         check_writable(args.out, args.force)

@@ -41,6 +41,11 @@ def shipped_checkpoints() -> dict[tuple[str, str], Path]:
 def shipped_checkpoint(task: str, label: str) -> Path:
     table = shipped_checkpoints()
     if (task, label) not in table:
-        valid = ", ".join(f"{t} ({a})" for t, a in table) or "none"
-        raise CeilingError(f"no shipped {label} checkpoint for {task}; shipped: {valid}")
+        labels = [a for t, a in table if t == task]
+        if labels:
+            raise CeilingError(f"no shipped {label} checkpoint for {task}; shipped for {task}: "
+                               + ", ".join(labels))
+        tasks = sorted({t for t, _ in table})
+        raise CeilingError(f"no checkpoint is shipped for {task}; tasks with shipped "
+                           f"checkpoints: {', '.join(tasks) or 'none'}")
     return table[(task, label)]

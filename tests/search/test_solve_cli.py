@@ -76,6 +76,30 @@ def test_solve_starts_from_the_search_identity_of_a_bench_cell(checkpoint, captu
     assert captured["strategy"].width == 16
 
 
+def test_solve_takes_the_task_from_the_checkpoint_and_shipped_labels(checkpoint, captured,
+                                                                      capsys) -> None:
+    """Without --task the checkpoint's own task is solved; `--checkpoint shipped:LABEL` with
+    --task takes that task's shipped checkpoint (the `shipped:LABEL` of suites)."""
+    assert main(["solve", "--checkpoint", checkpoint, "--instance", "3", "--strategy",
+                 "sampling", "--rollouts", "16", "--width", "16"]) == 2
+    np.testing.assert_array_equal(captured["instance_key"], search.instance_key(TASK, 3))
+    captured.clear()
+    assert main(["solve", "--checkpoint", "shipped:mappo", "--task", "smax:3m", "--strategy",
+                 "sampling", "--rollouts", "16", "--width", "16"]) == 2
+    np.testing.assert_array_equal(captured["instance_key"], search.instance_key("smax:3m", 0))
+    assert captured["strategy"].task.spec.name == "smax:3m"
+    capsys.readouterr()
+    shipped = ["solve", "--strategy", "sampling", "--rollouts", "16", "--checkpoint"]
+    assert main([*shipped, "shipped:mappo"]) == 2
+    assert "give its task with --task" in capsys.readouterr().err
+    assert main([*shipped, "shipped:sable", "--task", "smax:3m"]) == 2
+    assert "no shipped sable checkpoint for smax:3m; shipped for smax:3m: compass, ippo, " \
+           "mappo" in capsys.readouterr().err
+    assert main([*shipped, "shipped:mappo", "--task", "smax:smacv2_20_units"]) == 2
+    err = capsys.readouterr().err
+    assert "no checkpoint is shipped for smax:smacv2_20_units" in err and "smax:3m" in err
+
+
 def test_solve_shorthand_flags_set_the_strategy_options(checkpoint, captured, capsys) -> None:
     base = ["solve", "--checkpoint", checkpoint, "--task", TASK, "--rollouts", "8",
             "--width", "8"]
