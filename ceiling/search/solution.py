@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
-import functools
 import threading
 from typing import Any
 
@@ -24,6 +23,13 @@ from ceiling.tasks.base import Task
 # Search rollouts run vmapped and fused differently from a lone replay, so float rewards
 # (SMAX's health fractions) may differ in the last bits; anything larger is a real mismatch.
 REPLAY_TOLERANCE = 1e-4
+
+# A replay is compiled with the XLA options of the program whose solution it checks: the
+# run-once options (optimisation off) for a budget-free strategy's single episode, the default
+# ones for a search. The two compile the same float arithmetic differently, and in SMAX a
+# last-bit difference in a unit's health can decide a battle: SGBS from IPPO on
+# smax:smacv2_5_units test instance 25 found a won episode (return 2.0) that the run-once
+# replay lost (0.98), while the default-compiled replay, alone or vmapped, won it.
 
 
 
@@ -45,8 +51,8 @@ class Solution:
         }
 
 
-@functools.partial(jax.jit, static_argnums=0, compiler_options=RUN_ONCE_COMPILER_OPTIONS)
-def replay(task: Task, instance_key: jax.Array, actions: jax.Array) -> tuple[jax.Array, jax.Array]:
+def _play_back(task: Task, instance_key: jax.Array,
+               actions: jax.Array) -> tuple[jax.Array, jax.Array]:
     """(total return, won) of playing `actions` [T, A] from the instance `instance_key`."""
     state, _ = task.reset(instance_key)
 
@@ -58,50 +64,67 @@ def replay(task: Task, instance_key: jax.Array, actions: jax.Array) -> tuple[jax
     return rewards.sum(), state.timestep.won
 
 
-# Replays compiled ahead of time by `prepare_replay`, keyed by (task, key shape, actions shape).
+# The replay of a search's solution, and of a budget-free strategy's (`Strategy.jitted_step`).
+replay = jax.jit(_play_back, static_argnums=0)
+replay_run_once = jax.jit(_play_back, static_argnums=0,
+                          compiler_options=RUN_ONCE_COMPILER_OPTIONS)
+
+
+def _replay_program(run_once: bool) -> Any:
+    return replay_run_once if run_once else replay
+
+
+# Replays compiled ahead of time by `prepare_replay`, keyed by (run once, task, key shape,
+# actions shape).
 _prepared: dict[tuple[Any, ...], concurrent.futures.Future[Any]] = {}
 _prepared_lock = threading.Lock()
 _compiler = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="ceiling-replay")
 
 
-def _signature(task: Task, instance_key: Any, actions_shape: tuple[int, ...]) -> tuple[Any, ...]:
-    return task, tuple(instance_key.shape), str(instance_key.dtype), tuple(actions_shape)
+def _signature(task: Task, instance_key: Any, actions_shape: tuple[int, ...],
+               run_once: bool) -> tuple[Any, ...]:
+    return run_once, task, tuple(instance_key.shape), str(instance_key.dtype), tuple(actions_shape)
 
 
-def prepare_replay(task: Task, instance_key: jax.Array, actions_shape: tuple[int, ...]) -> None:
+def prepare_replay(task: Task, instance_key: jax.Array, actions_shape: tuple[int, ...],
+                   run_once: bool = False) -> None:
     """Start compiling the replay of `actions_shape` solutions in a background thread.
 
     A search compiles its own program first; XLA releases the GIL while it compiles, so on a
     machine with a second core the replay's compile overlaps the search's instead of
     following it (`driver.solve` calls this before compiling its step). Idempotent.
     """
-    signature = _signature(task, instance_key, actions_shape)
+    signature = _signature(task, instance_key, actions_shape, run_once)
+    program = _replay_program(run_once)
     with _prepared_lock:
         if signature in _prepared:
             return
         key = jax.ShapeDtypeStruct(instance_key.shape, instance_key.dtype)
         actions = jax.ShapeDtypeStruct(actions_shape, jnp.int32)
         _prepared[signature] = _compiler.submit(
-            lambda: replay.lower(task, key, actions).compile())
+            lambda: program.lower(task, key, actions).compile())
 
 
-def _replay(task: Task, instance_key: jax.Array, actions: jax.Array) -> Any:
+def _replay(task: Task, instance_key: jax.Array, actions: jax.Array, run_once: bool) -> Any:
     with _prepared_lock:
-        prepared = _prepared.get(_signature(task, instance_key, actions.shape))
+        prepared = _prepared.get(_signature(task, instance_key, actions.shape, run_once))
     if prepared is None:
-        return replay(task, instance_key, actions)
+        return _replay_program(run_once)(task, instance_key, actions)
     return prepared.result()(instance_key, actions)
 
 
 def verified_solution(
-    task: Task, instance_key: jax.Array, actions: Any, total_return: float, won: bool
+    task: Task, instance_key: jax.Array, actions: Any, total_return: float, won: bool,
+    run_once: bool = False,
 ) -> Solution:
-    """Replay `actions` and build the Solution; raise if the replay disagrees."""
+    """Replay `actions` and build the Solution; raise if the replay disagrees. `run_once`: the
+    solution came from a program compiled with the run-once options (a budget-free strategy),
+    so the replay is compiled with them too."""
     actions = np.asarray(actions, dtype=np.int32)
     # device_put, not jnp.asarray: the latter compiles a small program per new shape
     if not isinstance(instance_key, jax.Array):
         instance_key = jax.device_put(np.asarray(instance_key))
-    replayed, replayed_won = _replay(task, instance_key, jax.device_put(actions))
+    replayed, replayed_won = _replay(task, instance_key, jax.device_put(actions), run_once)
     replayed = float(replayed)
     if not np.isclose(replayed, total_return, rtol=0.0, atol=REPLAY_TOLERANCE):
         raise CeilingError(

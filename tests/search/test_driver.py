@@ -107,3 +107,30 @@ def test_a_wrong_reported_return_fails_verification(connector_task, small_policy
         verified_solution(connector_task, KEYS[0], actions, reported + 1.0, False)
     with pytest.raises(CeilingError, match="failed verification"):
         verified_solution(connector_task, KEYS[1], jnp.asarray(actions), reported + 0.5, False)
+
+
+
+def test_a_solution_is_replayed_as_the_program_that_found_it_was_compiled(
+    connector_task, small_policy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A search's solution is replayed by a program compiled with the default XLA options, as
+    the search's own; a budget-free strategy's by one with the run-once options, as its single
+    episode. Compiled differently, the same actions can end differently where the dynamics
+    amplify last-bit float differences: SGBS from the shipped IPPO found a won battle on
+    smax:smacv2_5_units test instance 25 (return 2.0) that the run-once replay lost (0.98)."""
+    from ceiling.search import solution
+
+    real, asked = solution._replay_program, []
+
+    def recording(run_once: bool):
+        asked.append(run_once)
+        return real(run_once)
+
+    monkeypatch.setattr(solution, "_replay_program", recording)
+    policy, params = small_policy
+    for name, run_once in (("greedy", True), ("sampling", False)):
+        asked.clear()
+        strategy = make_strategy(name, connector_task, policy, 4)
+        result = solve(strategy, params, KEYS[0], Budget(rollouts=4), jax.random.PRNGKey(0))
+        assert asked and set(asked) == {run_once}
+        assert result.solution.verified == pytest.approx(result.solution.total_return, abs=1e-4)
