@@ -182,8 +182,11 @@ def _draw(rows: list[dict[str, Any]], baselines: dict[str, dict[int, float]],
     bounds = stats.normalisation_bounds(rows, baselines)
     suites = sorted({s["suite"] for s in sweeps}) or sorted({r["suite"] for r in rows})
     commands = list(dict.fromkeys(s["command"] for s in sweeps))
-    caption = (f"Suite {', '.join(suites)}; produced by `{'`, `'.join(commands)}` then "
-               f"`ceiling report {db} --out {out_dir}`.")
+    # The commands that filled the store, listed once at the top; each figure's caption names
+    # the suite and the store and points there.
+    reproduce = commands + [f"ceiling report {db} --out {out_dir}"]
+    caption = f"Suite {', '.join(suites)}, store {db}; the commands that made it are at the top."
+    reproduce_title = "Produced by these commands, in this order:"
 
     figures: list[tuple[str, str]] = []  # (file, title)
     answer_figure = plot_answer(gains, staging / "gain_over_zero_shot.png")
@@ -256,14 +259,16 @@ def _draw(rows: list[dict[str, Any]], baselines: dict[str, dict[int, float]],
         "headline is 30 s × 64 attempts); the gain is of the mean return over the zero-shot "
         "mean of the base policy with the best zero-shot mean, on the same instances, with a "
         "paired bootstrap 95 % CI. Filled markers: the best per task.")
-    intro = (f"{len(rows)} stored cells ({failures} failures recorded"
+    intro = (f"{len(rows)} stored cells ({failures} failure{'' if failures == 1 else 's'} "
+             "recorded"
              + (f"; {len(problems)} rows could not be read and are left out, listed at the end"
                 if problems else "")
              + "). Scores are min-max normalised per task (min: uniform random policy's mean "
              "return on the same test instances; max: best return stored for the task). IQM "
              "and 95 % stratified bootstrap confidence intervals as in rliable.")
 
-    md = [f"# Benchmark report: {', '.join(suites)}", "", f"_{caption}_", ""]
+    md = [f"# Benchmark report: {', '.join(suites)}", "", reproduce_title, ""]
+    md += [f"- `{command}`" for command in reproduce] + [""]
     md += [f"**Warning:** {warning}" for warning in pooled] + ([""] if pooled else [])
 
     def md_table(title: str, header: list[str], body: list[list[str]]) -> list[str]:
@@ -290,10 +295,16 @@ def _draw(rows: list[dict[str, Any]], baselines: dict[str, dict[int, float]],
 
     esc = html.escape
 
-    def html_table(title: str, header: list[str], body: list[list[str]]) -> list[str]:
+    def html_table(title: str, header: list[str], body: list[list[str]],
+                   nowrap: tuple[int, ...] = ()) -> list[str]:
+        """`nowrap`: the columns kept on one line (a figure with its interval, a verdict)."""
+        def cell(column: int, text: str) -> str:
+            style = " style='white-space:nowrap'" if column in nowrap else ""
+            return f"<td{style}>{esc(text)}</td>"
+
         return ([f"<h2>{esc(title)}</h2><table><tr>"
                  + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>"]
-                + ["<tr>" + "".join(f"<td>{esc(c)}</td>" for c in cells) + "</tr>"
+                + ["<tr>" + "".join(cell(i, c) for i, c in enumerate(cells)) + "</tr>"
                    for cells in body] + ["</table>"])
 
     page = ["<!doctype html><html><head><meta charset='utf-8'>",
@@ -305,13 +316,14 @@ def _draw(rows: list[dict[str, Any]], baselines: dict[str, dict[int, float]],
             "img{max-width:100%;height:auto}figure{margin:16px 0}"
             "figcaption{font-size:13px;color:#444}</style></head><body>",
             f"<h1>Benchmark report: {esc(', '.join(suites))}</h1>",
-            f"<p><em>{esc(caption)}</em></p>"]
+            f"<p>{esc(reproduce_title)}</p><ul>"]
+    page += [f"<li><code>{esc(command)}</code></li>" for command in reproduce] + ["</ul>"]
     page += [f"<p><strong>Warning:</strong> {esc(warning)}</p>" for warning in pooled]
-    page += html_table(*claims_table) + [f"<p>{esc(claims_text)}</p>",
+    page += html_table(*claims_table, nowrap=(2, 5)) + [f"<p>{esc(claims_text)}</p>",
                                          "<p>How each claim is measured:</p><ul>"]
     page += [f"<li>{esc(definition)}</li>" for definition in definitions] + ["</ul>"]
     if answer:
-        page += html_table(*answer_table) + [f"<p>{esc(answer_text)}</p>"]
+        page += html_table(*answer_table, nowrap=(3,)) + [f"<p>{esc(answer_text)}</p>"]
     if answer_figure:
         page.append("<figure><img src='gain_over_zero_shot.png' alt='gain over the best "
                     f"zero-shot policy'><figcaption>{esc(caption)}</figcaption></figure>")

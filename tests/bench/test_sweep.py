@@ -145,6 +145,9 @@ def test_report_from_a_sweep(tmp_path: Path, reference) -> None:
             "anytime_connector_con-5x5x3a.png"} <= written
     readme = (out / "README.md").read_text()
     assert "ceiling report" in readme and "Suite smoke" in readme
+    # the commands that filled the store are listed once, at the top, not under every figure
+    assert readme.count("- `ceiling bench ") == 1
+    assert readme.index("- `ceiling bench ") < readme.index("## ")
     assert "| connector:con-5x5x3a | sampling (ippo, 64 rollouts, width 16) |" in readme
     assert main(["report", str(db), "--out", str(out)]) == 2  # no silent overwrite
 
