@@ -24,14 +24,6 @@ from ceiling.tasks.base import Task
 # (SMAX's health fractions) may differ in the last bits; anything larger is a real mismatch.
 REPLAY_TOLERANCE = 1e-4
 
-# A replay is compiled with the XLA options of the program whose solution it checks: the
-# run-once options (optimisation off) for a budget-free strategy's single episode, the default
-# ones for a search. The two compile the same float arithmetic differently, and in SMAX a
-# last-bit difference in a unit's health can decide a battle: SGBS from IPPO on
-# smax:smacv2_5_units test instance 25 found a won episode (return 2.0) that the run-once
-# replay lost (0.98), while the default-compiled replay, alone or vmapped, won it.
-
-
 
 @dataclasses.dataclass(frozen=True)
 class Solution:
@@ -64,7 +56,14 @@ def _play_back(task: Task, instance_key: jax.Array,
     return rewards.sum(), state.timestep.won
 
 
-# The replay of a search's solution, and of a budget-free strategy's (`Strategy.jitted_step`).
+# A replay is compiled with the XLA options of the program whose solution it checks: the
+# run-once options (optimisation off) for a budget-free strategy's single episode, the default
+# ones for a search. The two compile the same float arithmetic differently, and in SMAX a
+# last-bit difference in a unit's health can decide a battle: SGBS from IPPO on
+# smax:smacv2_5_units test instance 25 found a won episode (return 2.0) that the run-once
+# replay lost (0.98), while the default-compiled replay, alone or vmapped, won it.
+# `replay` for a search's solution, `replay_run_once` for a budget-free strategy's
+# (`Strategy.jitted_step`).
 replay = jax.jit(_play_back, static_argnums=0)
 replay_run_once = jax.jit(_play_back, static_argnums=0,
                           compiler_options=RUN_ONCE_COMPILER_OPTIONS)
