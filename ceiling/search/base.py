@@ -167,12 +167,18 @@ class Strategy(abc.ABC):
     def best(self, state: SearchState) -> Incumbent:
         return state.incumbent
 
+    @property
+    def compiled_for_one_run(self) -> bool:
+        """Whether the step is compiled for a fast compile rather than a fast run (XLA's
+        run-once options): a budget-free strategy runs it once per instance. Its solutions
+        are replayed by a program compiled the same way (`ceiling.search.solution`)."""
+        return self.budget_free
+
     @functools.cached_property
     def jitted_step(self) -> Any:
         """`step` under `jax.jit`, kept with the strategy so that searching many instances
-        with one strategy object compiles once. A budget-free strategy runs its step once per
-        instance, so it is compiled for a fast compile rather than a fast run."""
-        if self.budget_free:
+        with one strategy object compiles once (`compiled_for_one_run` picks the options)."""
+        if self.compiled_for_one_run:
             return jax.jit(self.step, compiler_options=RUN_ONCE_COMPILER_OPTIONS)
         return jax.jit(self.step)
 

@@ -94,7 +94,8 @@ def solve(
     limit = strategy.batch_limit(budget)  # an inexact rollout budget fails before compiling
     state = strategy.init(key, params, instance_key)
     prepare_replay(strategy.task, instance_key,
-                   jax.eval_shape(strategy.best, state).actions.shape, strategy.budget_free)
+                   jax.eval_shape(strategy.best, state).actions.shape,
+                   strategy.compiled_for_one_run)
     # Outside the clock: compile (later instances reuse the code), then one warm-up batch of
     # each program the search may run, thrown away (the search itself starts from `state`).
     # How long a warm-up batch took is the first estimate of a batch's duration.
@@ -138,7 +139,7 @@ def solve(
     incumbent = strategy.best(state)
     solution = verified_solution(
         strategy.task, instance_key, incumbent.actions, float(incumbent.total_return),
-        bool(incumbent.won), run_once=strategy.budget_free,
+        bool(incumbent.won), run_once=strategy.compiled_for_one_run,
     )
     result = SearchResult(
         solution=solution, trace=trace, budget=budget, strategy=strategy.name,
