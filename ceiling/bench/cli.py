@@ -88,7 +88,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         store_random_baselines,
         validate_suite,
     )
-    from ceiling.bench.store import Store
+    from ceiling.bench.store import CONTENDED_CPU_SHARE, Store
 
     integrity = "full" if args.full_check else "quick"
     if args.dry_run and Path(args.db).is_dir():
@@ -157,6 +157,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     print(f"suite {suite.name}: {stats.done} cells stored, {stats.failed} failed, "
           f"{skipped} skipped; {stats.wall_seconds:.1f} s wall, {timing} ({executor})",
           flush=True)
+    if stats.contended:
+        print(f"warning: {stats.contended} of the {stats.done} cells stored had less than "
+              f"{100 * CONTENDED_CPU_SHARE:.0f} % of a CPU core while they ran: another process "
+              "competed for the machine, so their time budgets bought fewer rollouts than on an "
+              "idle one; `ceiling report` lists them. For comparable cells, run sweeps with "
+              "nothing else running, one cell per core", file=sys.stderr, flush=True)
     return 1 if stats.failed else 0
 
 

@@ -39,7 +39,7 @@ from ceiling.bench.figures import (
     plot_grid,
     plot_iqm,
 )
-from ceiling.bench.store import Store
+from ceiling.bench.store import CONTENDED_CPU_SHARE, Store, contended
 from ceiling.errors import CeilingError
 from ceiling.outputs import check_writable
 
@@ -88,9 +88,11 @@ def claim_rows(results: list[ClaimResult]) -> list[list[str]]:
 
 def rollout_rows(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     """Header and rows: per task, search strategy (base policy) and width, the rollouts a cell
-    spent (mean over its instances and seeds), one column per budget."""
+    spent (mean over its instances and seeds), one column per budget, and the least CPU share
+    any of its cells had ("–" where none was measured)."""
     budgets: dict[str, tuple[float, int]] = {}  # label: sort key
     spent: dict[tuple[str, tuple[str, str, str], int], dict[str, list[int]]] = {}
+    shares: dict[tuple[str, tuple[str, str, str], int], list[float]] = {}
     for row in rows:
         config = stats.config_of(row)
         if stats.is_zero_shot(config.strategy):
@@ -99,13 +101,51 @@ def rollout_rows(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]
                                      f"{config.rollouts} rollouts" if config.rollouts else "")
                          if p)
         budgets[label] = (config.seconds or 0.0, config.rollouts or 0)
-        spent.setdefault((row["task"], config.family, config.width), {}).setdefault(
-            label, []).append(int(row["rollouts_done"]))
+        key = (row["task"], config.family, config.width)
+        spent.setdefault(key, {}).setdefault(label, []).append(int(row["rollouts_done"]))
+        if row.get("cpu_share") is not None:
+            shares.setdefault(key, []).append(float(row["cpu_share"]))
     columns = sorted(budgets, key=lambda label: budgets[label])
     body = [[task, family_label(family), str(width)]
             + [f"{np.mean(by_budget[c]):,.0f}" if c in by_budget else "–" for c in columns]
+            + [f"{min(shares[(task, family, width)]):.2f}" if (task, family, width) in shares
+               else "–"]
             for (task, family, width), by_budget in sorted(spent.items())]
-    return ["task", "strategy (base policy)", "width"] + columns, body
+    return ["task", "strategy (base policy)", "width"] + columns + ["least CPU share"], body
+
+
+def cpu_warnings(rows: list[dict[str, Any]]) -> list[str]:
+    """What the store says of the machine its searching cells ran on: the cells that had less
+    than `CONTENDED_CPU_SHARE` of a core (another process competed, so their time budgets
+    bought fewer rollouts), and the cells stored before the CPU share was measured."""
+    from ceiling.bench.figures import budget_label
+
+    searching = [row for row in rows if not stats.is_zero_shot(row["strategy"])]
+    warnings = []
+    slow: dict[str, list[float]] = {}
+    for row in filter(contended, searching):
+        config = stats.config_of(row)
+        where = f"{row['task']} {family_label(config.family)} {budget_label(config)}"
+        slow.setdefault(where, []).append(float(row["cpu_share"]))
+    if slow:
+        count = sum(len(found) for found in slow.values())
+        listed = "; ".join(f"{where}: {len(found)} cell{'s' if len(found) > 1 else ''}, "
+                           f"least {min(found):.2f}" for where, found in sorted(slow.items()))
+        warnings.append(
+            f"{count} of {len(searching)} searching cells had less than "
+            f"{100 * CONTENDED_CPU_SHARE:.0f} % of a CPU core while they ran ({listed}): another "
+            "process competed for the machine, so their time budgets bought fewer rollouts "
+            "than an idle machine's and they are not comparable with the others by time. "
+            "Rerun them with nothing else running, or compare by rollouts (the table at the "
+            "end).")
+    unmeasured = sum(row.get("cpu_share") is None for row in searching)
+    if unmeasured:
+        warnings.append(
+            f"{unmeasured} of {len(searching)} searching cells were stored before ceiling "
+            "recorded each cell's CPU share (store schema version 3), so whether another "
+            "process competed with them for the CPU is not known; cells stored in different "
+            "sessions compare by time only if the machine was equally fast and idle in each.")
+    return warnings
 
 
 def _stage(out_dir: Path) -> Path:
@@ -223,6 +263,7 @@ def _draw(rows: list[dict[str, Any]], baselines: dict[str, dict[int, float]],
         "lacks the cells it needs. Every verdict is computed from the store.")
     definitions = [f"{c.number}. {c.definition}" for c in claims]
     rollout_header, rollouts = rollout_rows(rows)
+    warnings = pooled + cpu_warnings(rows)
     iqm_rows = [[row["config"].label, ", ".join(row["tasks"]), str(row["runs"]),
                  f"{row['iqm']:.3f} [{row['ci95'][0]:.3f}, {row['ci95'][1]:.3f}]",
                  _fmt(row["probability_of_improvement"], 2)] for row in table]
@@ -269,7 +310,7 @@ def _draw(rows: list[dict[str, Any]], baselines: dict[str, dict[int, float]],
 
     md = [f"# Benchmark report: {', '.join(suites)}", "", reproduce_title, ""]
     md += [f"- `{command}`" for command in reproduce] + [""]
-    md += [f"**Warning:** {warning}" for warning in pooled] + ([""] if pooled else [])
+    md += [f"**Warning:** {warning}\n" for warning in warnings]
 
     def md_table(title: str, header: list[str], body: list[list[str]]) -> list[str]:
         return ([f"## {title}", "", "| " + " | ".join(header) + " |",
@@ -318,7 +359,7 @@ def _draw(rows: list[dict[str, Any]], baselines: dict[str, dict[int, float]],
             f"<h1>Benchmark report: {esc(', '.join(suites))}</h1>",
             f"<p>{esc(reproduce_title)}</p><ul>"]
     page += [f"<li><code>{esc(command)}</code></li>" for command in reproduce] + ["</ul>"]
-    page += [f"<p><strong>Warning:</strong> {esc(warning)}</p>" for warning in pooled]
+    page += [f"<p><strong>Warning:</strong> {esc(warning)}</p>" for warning in warnings]
     page += html_table(*claims_table, nowrap=(2, 5)) + [f"<p>{esc(claims_text)}</p>",
                                          "<p>How each claim is measured:</p><ul>"]
     page += [f"<li>{esc(definition)}</li>" for definition in definitions] + ["</ul>"]

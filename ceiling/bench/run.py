@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import jax
 import numpy as np
 
-from ceiling.bench.store import Row, Store
+from ceiling.bench.store import Row, Store, contended
 from ceiling.bench.suite import Cell, Suite
 from ceiling.errors import CeilingError
 
@@ -43,6 +43,7 @@ class SweepStats:
     running: int = 0
     wall_seconds: float = 0.0
     solve_seconds: float = 0.0
+    contended: int = 0  # stored cells that had less than `CONTENDED_CPU_SHARE` of a core
 
 
 class Prepared:
@@ -171,12 +172,16 @@ def compute_cell(cell: Cell, suite_name: str, prepared: Prepared) -> tuple[Row, 
     key = prepared.search_key(cell.seed, cell.task, cell.instance)
     instance = instance_key(cell.task, cell.instance)
     aborted = None
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     try:
         result = solve(strategy, checkpoint.params, instance, budget, key)
     except SearchAborted as err:
         result, aborted = err.result, str(err)
     solve_seconds = time.perf_counter() - start
+    # The process's CPU time (all its threads) per wall second: how much of a core the cell
+    # had. Below 1 for a single-threaded cell means another process took part of its core,
+    # and its time budget bought fewer rollouts than it would on an idle machine.
+    cpu_share = (time.process_time() - cpu_start) / max(solve_seconds, 1e-9)
     solution = result.solution
     row = Row(
         config_hash=cell.key, suite=suite_name, task=cell.task, instance=cell.instance,
@@ -190,6 +195,7 @@ def compute_cell(cell: Cell, suite_name: str, prepared: Prepared) -> tuple[Row, 
         compile_seconds=float(result.compile_seconds), search_seconds=float(result.seconds),
         rollouts_done=int(result.rollouts),
         actions=json.dumps(np.asarray(solution.actions).tolist(), separators=(",", ":")),
+        cpu_share=float(cpu_share),
     )
     return row, solve_seconds
 
@@ -258,6 +264,7 @@ def record_outcome(
         store.add(row)
         stats.done += 1
         stats.solve_seconds += solve_seconds
+        stats.contended += contended(row)
 
 
 def describe(cell: Cell) -> str:

@@ -14,6 +14,11 @@ store is read as it is. The versions:
 2. `results.actions`: the verified solution's joint actions, JSON `[[a_1, ..., a_A] per step]`,
    so `ceiling solve` can be checked against a stored cell action by action. Rows from a
    version-1 store keep NULL there.
+3. `results.cpu_share`: the CPU seconds the cell's process used per wall-clock second while it
+   ran (compiling, searching, replaying): about 1.0 for a single-threaded cell with a core to
+   itself, less when another process competed for the core, so that a report can tell a time
+   budget that bought fewer rollouts because the machine was busy. Rows stored before keep
+   NULL (not measured).
 
 Tables: `results` (one row per cell), `baselines` (the uniform random policy's return per task
 and instance: the minimum of the per-task normalisation), `failures` (cells that raised; not
@@ -43,7 +48,7 @@ from typing import Any
 from ceiling import __version__
 from ceiling.errors import CeilingError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -72,7 +77,8 @@ CREATE TABLE IF NOT EXISTS results (
     rollouts_done INTEGER NOT NULL,
     ceiling_version TEXT NOT NULL,
     created TEXT NOT NULL,
-    actions TEXT
+    actions TEXT,
+    cpu_share REAL
 );
 CREATE TABLE IF NOT EXISTS baselines (
     task TEXT NOT NULL, instance INTEGER NOT NULL, kind TEXT NOT NULL, total_return REAL NOT NULL,
@@ -91,6 +97,7 @@ CREATE TABLE IF NOT EXISTS sweeps (
 # Additive upgrades: the statements that bring a store of version V - 1 to version V.
 _UPGRADES: dict[int, tuple[str, ...]] = {
     2: ("ALTER TABLE results ADD COLUMN actions TEXT",),
+    3: ("ALTER TABLE results ADD COLUMN cpu_share REAL",),
 }
 
 # Columns that identify a cell and its outcome; timings, version and timestamps are left out
@@ -105,9 +112,21 @@ _HEAVY_COLUMNS = ("actions",)
 # What a stored value must be, per column, for `rows()` to hand it out.
 _INTEGER_COLUMNS = ("instance", "width", "seed", "rollouts_done")
 _NUMBER_COLUMNS = ("total_return", "verified_return", "compile_seconds", "search_seconds")
-_OPTIONAL_NUMBER_COLUMNS = ("seconds", "rollouts")
+_OPTIONAL_NUMBER_COLUMNS = ("seconds", "rollouts", "cpu_share")
 
 INTEGRITY_CHECKS = {"quick": "quick_check", "full": "integrity_check"}
+
+# A searching cell whose process had less than this share of a core while it ran competed with
+# another process for the CPU: its time budget bought fewer rollouts than an idle machine's.
+# (Sweep cells run single-threaded, one per core, so an idle machine gives them about 1.0.)
+CONTENDED_CPU_SHARE = 0.8
+
+
+def contended(row: dict[str, Any] | Row) -> bool:
+    """Whether a stored cell ran with less than `CONTENDED_CPU_SHARE` of a core (False when its
+    CPU share was not measured: a row stored before schema version 3)."""
+    share = row.cpu_share if isinstance(row, Row) else row.get("cpu_share")
+    return share is not None and share < CONTENDED_CPU_SHARE
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,6 +156,7 @@ class Row:
     search_seconds: float
     rollouts_done: int
     actions: str | None = None  # JSON [[a_1, ..., a_A] per step]: the verified solution
+    cpu_share: float | None = None  # CPU seconds per wall second while the cell ran
 
 
 def _now() -> str:

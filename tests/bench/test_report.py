@@ -218,6 +218,55 @@ def test_the_report_gives_the_rollouts_each_cell_spent_next_to_its_budget(
     assert "<th>2 s</th>" in page and "<td>321</td>" in page
 
 
+def test_cells_that_competed_for_the_cpu_are_named_and_unmeasured_ones_counted(
+        store: Path, tmp_path: Path) -> None:
+    connection = sqlite3.connect(store)
+    with connection:
+        connection.execute("UPDATE results SET cpu_share = 0.97")
+        # Two cells of one configuration shared their core with another process; one cell
+        # predates the measurement (as a row of an upgraded version-2 store does).
+        connection.execute("UPDATE results SET cpu_share = 0.45 WHERE config_hash IN "
+                           "('s0-2.0-16', 's3-2.0-16')")
+        connection.execute("UPDATE results SET cpu_share = 0.79 WHERE config_hash = 's1-2.0-16'")
+        connection.execute("UPDATE results SET cpu_share = NULL WHERE config_hash = 's2-1.0-8'")
+        connection.execute("UPDATE results SET cpu_share = NULL WHERE strategy = 'greedy'")
+    connection.close()
+    write_report(store, tmp_path / "report")
+    readme = (tmp_path / "report" / "README.md").read_text()
+    warnings = [line for line in readme.splitlines() if line.startswith("**Warning:**")]
+    assert len(warnings) == 2, warnings
+    assert warnings[0].startswith("**Warning:** 3 of 24 searching cells had less than 80 % of a "
+                                  "CPU core while they ran (connector:con-5x5x3a sampling "
+                                  "(mappo) 2 s × 16: 3 cells, least 0.45)")
+    # The zero-shot cells have no budget to lose, so their missing share is not counted.
+    assert warnings[1].startswith("**Warning:** 1 of 24 searching cells were stored before")
+    table = readme.split("## Rollouts spent per cell")[1].split("\n## ")[0]
+    assert "| width | 1 s | 2 s | least CPU share |" in table
+    assert "| connector:con-5x5x3a | sampling (mappo) | 16 | 161 | 321 | 0.45 |" in table
+    assert "| connector:con-5x5x3a | sampling (mappo) | 8 | 81 | 161 | 0.97 |" in table
+
+    connection = sqlite3.connect(store)
+    with connection:
+        connection.execute("UPDATE results SET cpu_share = 1.0")
+    connection.close()
+    write_report(store, tmp_path / "idle", force=True)
+    assert "**Warning:**" not in (tmp_path / "idle" / "README.md").read_text()
+
+
+def test_a_contended_cell_is_counted_by_the_sweep(tmp_path: Path) -> None:
+    from ceiling.bench.run import SweepStats, record_outcome
+    from ceiling.bench.suite import load_suite
+
+    cell = load_suite(Path(__file__).resolve().parents[2] / "suites" / "smoke.yaml").cells()[0]
+    stats = SweepStats()
+    with Store(tmp_path / "s.sqlite") as opened:
+        for key, share in (("idle", 0.99), ("busy", 0.5), ("old", None)):
+            row = dataclasses.replace(_row(key, "sampling", 0, 1.0, 1.0, 8), cpu_share=share)
+            record_outcome(opened, stats, cell, row, None, 1.0)
+        assert [r["cpu_share"] for r in opened.rows()] == [0.5, 0.99, None]
+    assert (stats.done, stats.contended) == (3, 1)
+
+
 def test_anytime_axes_end_at_the_budget_and_label_the_zero_shot_line(
         store: Path, drawn: list[Any]) -> None:
     from ceiling.bench.store import Store as Opened

@@ -64,7 +64,7 @@ def _v1_store(path: Path) -> None:
                  ("sampling", 1, 0.75)]):
             data = dataclasses.asdict(_row(f"old{i}", value, strategy=strategy,
                                            instance=instance))
-            del data["actions"]
+            del data["actions"], data["cpu_share"]
             data.update(won=None, verified=1, ceiling_version="0.0.0", created="2025-01-01")
             connection.execute(f"INSERT INTO results ({', '.join(data)}) VALUES "
                                f"({', '.join('?' for _ in data)})", tuple(data.values()))
@@ -129,18 +129,20 @@ def test_a_version_1_store_is_upgraded_in_place_for_writing(tmp_path: Path) -> N
     before = connection.execute("SELECT * FROM results ORDER BY config_hash").fetchall()
     connection.close()
     with Store(path) as store:
-        assert store.version == SCHEMA_VERSION == 2
-        store.add(_row("new", 3.0, actions="[[0,1,2]]"))
+        assert store.version == SCHEMA_VERSION == 3
+        store.add(dataclasses.replace(_row("new", 3.0, actions="[[0,1,2]]"), cpu_share=0.97))
     version, columns = _schema(path)
-    assert version == "2" and columns[-1] == "actions"
+    assert version == "3" and columns[-2:] == ["actions", "cpu_share"]
     connection = sqlite3.connect(path)
     after = connection.execute("SELECT * FROM results WHERE config_hash != 'new' "
                                "ORDER BY config_hash").fetchall()
     connection.close()
-    assert after == [(*row, None) for row in before]  # every old row kept, actions NULL
+    # Every old row kept, its actions and CPU share NULL (not measured).
+    assert after == [(*row, None, None) for row in before]
     with Store(path) as store:  # opening it again changes nothing
         rows = {r["config_hash"]: r for r in store.rows(actions=True)}
         assert rows["new"]["actions"] == [[0, 1, 2]] and rows["old0"]["actions"] is None
+        assert rows["new"]["cpu_share"] == 0.97 and rows["old0"]["cpu_share"] is None
         assert len(rows) == 5
 
 

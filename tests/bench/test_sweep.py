@@ -68,6 +68,8 @@ def reference(tmp_path_factory: pytest.TempPathFactory, compile_cache) -> tuple[
     with Store(db) as store:
         table = store.outcome_table()
         assert len(table) == len(cells) and store.failure_count() == 0
+        # Each cell records how much of a core its process had (CPU seconds per wall second).
+        assert all(row["cpu_share"] > 0 for row in store.rows())
         return suite_path, table, db
 
 
@@ -167,6 +169,7 @@ def test_ray_executor_stores_the_same_rows_as_the_local_one(
         stats = run_ray(suite, store, cells, max_retries=1)
         assert (stats.done, stats.failed) == (len(cells), 0)
         ray_rows = store.outcome_table()
+        assert all(row["cpu_share"] > 0 for row in store.rows())  # measured on the workers
     local = {row[0]: row for row in reference[1]}
     assert len(ray_rows) == len(cells) == 4
     # Same cells as the local sweep (smoke's cells are a subset of the resume suite's).
