@@ -12,6 +12,13 @@ and worse). The figures that BENCHMARKS.md quotes for the claims sweep come from
 `--gain-from 10` adds each configuration's own gain from a 10 s budget to the cell's (same
 task, width and configuration, paired on the instances both budgets measured).
 
+`--against OLD.sqlite` compares instead the cells that were run again: every cell stored in both
+stores under one config hash but at different times (deleted from the store and rerun), per
+task, budget and configuration, with its mean return and rollouts in each and the paired
+difference new - old. BENCHMARKS.md's rerun of the claims sweep's contended cells comes from
+
+    python benchmarks/paired.py results/bench/cpu/store.sqlite --against OLD.sqlite
+
 A configuration is named `strategy:checkpoint`, with its options appended as JSON when it
 has any (`compass:compass:{"temperature": 0.0}`); `--list` prints the names in the store.
 """
@@ -112,6 +119,36 @@ def table(cell: Cell, configs: dict[str, list[dict[str, Any]]], versus: list[str
     return "\n".join(lines)
 
 
+def rerun_table(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> str:
+    """The cells of `new` that `old` holds too, stored at another time: per task, budget and
+    configuration, old and new mean return and rollouts, and the paired difference."""
+    before = {r["config_hash"]: r for r in old}
+    pairs: dict[tuple[Cell, str], list[tuple[dict[str, Any], dict[str, Any]]]] = defaultdict(
+        list)
+    for r in new:
+        was = before.get(r["config_hash"])
+        if was is not None and was["created"] != r["created"]:
+            pairs[((r["task"], r["seconds"], r["rollouts"], r["width"]), label(r))].append(
+                (was, r))
+    if not pairs:
+        return "no cell was run again"
+    header = ["task", "budget", "configuration", "instances", "mean return (old -> new)",
+              "rollouts per cell (old -> new)", "new - old [95 % CI] (better/worse)"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for (cell, name), found in sorted(pairs.items(), key=lambda i: (order_key(i[0][0]),
+                                                                     i[0][1])):
+        returns = [{r["instance"]: r["total_return"] for r in side} for side in zip(*found,
+                                                                                    strict=True)]
+        rollouts = [np.mean([r["rollouts_done"] for r in side]) for side in zip(*found,
+                                                                                strict=True)]
+        lines.append("| " + " | ".join([
+            cell[0], budget_text(cell), f"`{name}`", str(len(found)),
+            f"{np.mean(list(returns[0].values())):.2f} -> {np.mean(list(returns[1].values())):.2f}",
+            f"{rollouts[0]:,.0f} -> {rollouts[1]:,.0f}",
+            difference_text(compare(returns[1], returns[0]))]) + " |")
+    return "\n".join(lines)
+
+
 def order_key(cell: Cell) -> tuple[str, float, int, int]:
     return cell[0], cell[1] or 0.0, cell[2] or 0, cell[3]
 
@@ -127,6 +164,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--gain-from", type=float, metavar="SECONDS",
                         help="add each configuration's gain from this smaller time budget")
     parser.add_argument("--list", action="store_true", help="print the configurations and stop")
+    parser.add_argument("--against", metavar="OLD_DB",
+                        help="compare the cells run again since this copy of the store")
     args = parser.parse_args(argv)
     if args.gain_from is not None and (args.seconds is None or args.gain_from >= args.seconds):
         sys.exit("--gain-from needs --seconds, and a smaller budget than it")
@@ -138,6 +177,10 @@ def main(argv: list[str] | None = None) -> None:
     unknown = sorted(set(args.task or []) - set(tasks))
     if unknown:
         sys.exit(f"--task {', '.join(unknown)}: not in {args.db}; its tasks: {', '.join(tasks)}")
+    if args.against:
+        with Store(args.against, create=False) as store:
+            print(rerun_table(store.rows(), rows))
+        return
     names = sorted({label(r) for r in rows})
     if args.list:
         print("\n".join(names))

@@ -80,3 +80,20 @@ def test_gain_from_needs_a_smaller_budget(paired: Any, tmp_path: Path) -> None:
         paired.main([str(tmp_path / "none.sqlite"), "--gain-from", "10"])
     with pytest.raises(SystemExit, match="smaller budget"):
         paired.main([str(tmp_path / "none.sqlite"), "--seconds", "10", "--gain-from", "30"])
+
+
+def test_cells_run_again_are_paired_with_their_earlier_rows(paired: Any) -> None:
+    def stored(key: str, instance: int, value: float, created: str, rollouts: int) -> dict:
+        return {**_row("sampling", "mappo", instance, value), "config_hash": key,
+                "created": created, "rollouts_done": rollouts}
+
+    old = [stored("a", 0, 1.0, "day1", 100), stored("b", 1, 2.0, "day1", 100),
+           stored("c", 2, 5.0, "day1", 100), stored("gone", 3, 9.0, "day1", 100)]
+    new = [stored("a", 0, 2.0, "day2", 300), stored("b", 1, 2.5, "day2", 300),
+           stored("c", 2, 5.0, "day1", 100), stored("added", 4, 0.0, "day2", 300)]
+    lines = paired.rerun_table(old, new).splitlines()
+    # Only a and b were run again (c is the same row; "gone" and "added" have no partner).
+    assert len(lines) == 3
+    assert lines[2] == ("| t | 30 s x 64 | `sampling:mappo` | 2 | 1.50 -> 2.25 | 100 -> 300 | "
+                        "+0.75 [+0.50, +1.00] (2/0) |")
+    assert paired.rerun_table(old, old) == "no cell was run again"
