@@ -12,12 +12,14 @@ and worse). The figures that BENCHMARKS.md quotes for the claims sweep come from
 `--gain-from 10` adds each configuration's own gain from a 10 s budget to the cell's (same
 task, width and configuration, paired on the instances both budgets measured).
 
-`--against OLD.sqlite` compares instead the cells that were run again: every cell stored in both
-stores under one config hash but at different times (deleted from the store and rerun), per
-task, budget and configuration, with its mean return and rollouts in each and the paired
-difference new - old. BENCHMARKS.md's rerun of the claims sweep's contended cells comes from
+`--replaced` compares instead the cells that were run again (`ceiling bench --rerun`) with
+the rows they replaced (the store's `replaced` table; the first row stored for each cell), per
+task, budget and configuration: mean return and rollouts before and after, and the paired
+difference new - old. `--against OLD.sqlite` does the same against an earlier copy of the
+store (every cell stored in both under one config hash at different times). BENCHMARKS.md's
+rerun of the claims sweep comes from
 
-    python benchmarks/paired.py results/bench/cpu/store.sqlite --against OLD.sqlite
+    python benchmarks/paired.py results/bench/cpu/store.sqlite --replaced
 
 A configuration is named `strategy:checkpoint`, with its options appended as JSON when it
 has any (`compass:compass:{"temperature": 0.0}`); `--list` prints the names in the store.
@@ -119,15 +121,17 @@ def table(cell: Cell, configs: dict[str, list[dict[str, Any]]], versus: list[str
     return "\n".join(lines)
 
 
-def rerun_table(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> str:
-    """The cells of `new` that `old` holds too, stored at another time: per task, budget and
-    configuration, old and new mean return and rollouts, and the paired difference."""
+def rerun_table(old: list[dict[str, Any]], new: list[dict[str, Any]],
+                same_time: bool = False) -> str:
+    """The cells of `new` that `old` holds too, stored at another time (or, `same_time`,
+    whenever: `old` are replaced rows): per task, budget and configuration, old and new mean
+    return and rollouts, and the paired difference."""
     before = {r["config_hash"]: r for r in old}
     pairs: dict[tuple[Cell, str], list[tuple[dict[str, Any], dict[str, Any]]]] = defaultdict(
         list)
     for r in new:
         was = before.get(r["config_hash"])
-        if was is not None and was["created"] != r["created"]:
+        if was is not None and (same_time or was["created"] != r["created"]):
             pairs[((r["task"], r["seconds"], r["rollouts"], r["width"]), label(r))].append(
                 (was, r))
     if not pairs:
@@ -149,6 +153,22 @@ def rerun_table(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def replaced_rows(db: str) -> list[dict[str, Any]]:
+    """The first row stored for each cell in the store's `replaced` table (the earliest
+    replaced), decoded as `Store.rows()` decodes its rows (none before schema version 4)."""
+    with Store(db, create=False) as store:
+        if store.version < 4:
+            return []
+        found = store.connection.execute(
+            "SELECT row FROM replaced ORDER BY replaced DESC, rowid DESC").fetchall()
+    first = {}
+    for (text,) in found:  # the earliest last, so it stays
+        row = json.loads(text)
+        row["options"] = json.loads(row["options"])
+        first[row["config_hash"]] = row
+    return list(first.values())
+
+
 def order_key(cell: Cell) -> tuple[str, float, int, int]:
     return cell[0], cell[1] or 0.0, cell[2] or 0, cell[3]
 
@@ -166,6 +186,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--list", action="store_true", help="print the configurations and stop")
     parser.add_argument("--against", metavar="OLD_DB",
                         help="compare the cells run again since this copy of the store")
+    parser.add_argument("--replaced", action="store_true",
+                        help="compare the cells run again with the rows they replaced")
     args = parser.parse_args(argv)
     if args.gain_from is not None and (args.seconds is None or args.gain_from >= args.seconds):
         sys.exit("--gain-from needs --seconds, and a smaller budget than it")
@@ -180,6 +202,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.against:
         with Store(args.against, create=False) as store:
             print(rerun_table(store.rows(), rows))
+        return
+    if args.replaced:
+        print(rerun_table(replaced_rows(args.db), rows, same_time=True))
         return
     names = sorted({label(r) for r in rows})
     if args.list:

@@ -84,6 +84,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from ceiling.bench.run import (
         Prepared,
         SweepStats,
+        cells_to_rerun,
         run_local,
         store_random_baselines,
         validate_suite,
@@ -96,10 +97,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if not args.dry_run:
         check_db_path(args.db)
     db_exists = Path(args.db).is_file()
-    stored: set[str] = set()
+    shares: dict[str, float | None] = {}  # stored cells: their CPU share
     if db_exists:  # read what is there (and check it) before anything else
         with Store(args.db, create=False, integrity=integrity) as store:
-            stored = store.stored_keys()
+            shares = store.cpu_shares()
     if args.ray_address is not None:
         args.ray = True
     if args.compile_cache:
@@ -115,11 +116,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
         suite = validate_suite(args.suite, prepared, memory=args.ray_address is None,
                                tasks=args.tasks)
     all_cells = suite.cells()
-    cells = [cell for cell in all_cells if cell.key not in stored]
+    again = cells_to_rerun(all_cells, shares, args.rerun or ())
+    cells = [cell for cell in all_cells if cell.key not in shares or cell.key in again]
     skipped = len(all_cells) - len(cells)
     part = f" (tasks {', '.join(suite.tasks)} only)" if args.tasks else ""
+    rerun = (f" ({len(again)} of them again, replacing their stored rows: --rerun "
+             f"{' '.join(args.rerun)})" if args.rerun else "")
     print(f"suite {suite.name}{part}: {len(all_cells)} cells, {skipped} already in {args.db}, "
-          f"{len(cells)} to run", flush=True)
+          f"{len(cells)} to run{rerun}", flush=True)
     if args.dry_run or not cells:
         return 0
     executor = "ray" if args.ray else "local"
@@ -127,7 +131,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     command += ["--tasks", ",".join(args.tasks)] if args.tasks else []
     command += ["--ray-address", args.ray_address] if args.ray_address else (
         ["--ray"] if args.ray else [])
-    stats = SweepStats(total=len(cells), skipped=skipped)
+    command += [part for which in args.rerun or () for part in ("--rerun", which)]
+    stats = SweepStats(total=len(cells), skipped=skipped, replacing=frozenset(again))
     session: Any = contextlib.nullcontext()
     if args.ray:
         from ceiling.bench.ray_executor import ray_session
@@ -162,7 +167,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
               f"{100 * CONTENDED_CPU_SHARE:.0f} % of a CPU core while they ran: another process "
               "competed for the machine, so their time budgets bought fewer rollouts than on an "
               "idle one; `ceiling report` lists them. For comparable cells, run sweeps with "
-              "nothing else running, one cell per core", file=sys.stderr, flush=True)
+              "nothing else running, one cell per core; `--rerun contended` runs them again",
+              file=sys.stderr, flush=True)
     return 1 if stats.failed else 0
 
 
@@ -193,6 +199,8 @@ def _task_list(text: str) -> list[str]:
 
 
 def add_bench_parsers(sub: Any) -> None:
+    from ceiling.bench.store import RERUN_CHOICES
+
     p = sub.add_parser("bench", help="run a benchmark suite into a resumable SQLite store")
     p.add_argument("suite", help="suite YAML (see suites/smoke.yaml)")
     p.add_argument("--db", required=True, help="results database; stored cells are skipped")
@@ -208,6 +216,11 @@ def add_bench_parsers(sub: Any) -> None:
                    help="run only these of the suite's tasks (a sweep in parts: the cells "
                         "are the whole suite's, so the parts fill one store); the others are "
                         "neither checked nor run")
+    p.add_argument("--rerun", action="append", choices=sorted(RERUN_CHOICES),
+                   help="also run again the suite's stored searching cells of this kind, "
+                        "replacing their rows (the old ones are kept in the store's `replaced` "
+                        "table): " + "; ".join(f"{k}: {v}" for k, v in RERUN_CHOICES.items())
+                        + " (repeatable)")
     p.add_argument("--dry-run", action="store_true",
                    help="validate (building every strategy, checking every budget and width) "
                         "and count cells only")

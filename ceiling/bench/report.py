@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import html
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -136,15 +137,16 @@ def cpu_warnings(rows: list[dict[str, Any]]) -> list[str]:
             f"{100 * CONTENDED_CPU_SHARE:.0f} % of a CPU core while they ran ({listed}): another "
             "process competed for the machine, so their time budgets bought fewer rollouts "
             "than an idle machine's and they are not comparable with the others by time. "
-            "Rerun them with nothing else running, or compare by rollouts (the table at the "
-            "end).")
+            "Run them again with nothing else running (`ceiling bench SUITE --db STORE --rerun "
+            "contended`), or compare by rollouts (the table at the end).")
     unmeasured = sum(row.get("cpu_share") is None for row in searching)
     if unmeasured:
         warnings.append(
             f"{unmeasured} of {len(searching)} searching cells were stored before ceiling "
             "recorded each cell's CPU share (store schema version 3), so whether another "
             "process competed with them for the CPU is not known; cells stored in different "
-            "sessions compare by time only if the machine was equally fast and idle in each.")
+            "sessions compare by time only if the machine was equally fast and idle in each "
+            "(`ceiling bench SUITE --db STORE --rerun unmeasured` runs them again, measured).")
     return warnings
 
 
@@ -188,6 +190,7 @@ def write_report(db: str | Path, out: str | Path, force: bool = False,
         baselines = store.baselines("random")
         sweeps = store.sweeps()
         failures = store.failure_count()
+        replaced = store.replaced_count()
         problems = list(store.problems)
     if not rows:
         raise CeilingError(f"results database {db} holds no results yet; run `ceiling bench`"
@@ -199,8 +202,8 @@ def write_report(db: str | Path, out: str | Path, force: bool = False,
                            "nothing was written") from None
     try:
         pooled = stats.pooled_checkpoints(rows)
-        paths = _draw(rows, baselines, sweeps, failures, problems, pooled, db, out_dir,
-                      staging)
+        paths = _draw(rows, baselines, sweeps, (failures, replaced), problems, pooled, db,
+                      out_dir, staging)
         _publish(staging, out_dir)
     except OSError as err:
         shutil.rmtree(staging, ignore_errors=True)
@@ -215,8 +218,10 @@ def write_report(db: str | Path, out: str | Path, force: bool = False,
 
 
 def _draw(rows: list[dict[str, Any]], baselines: dict[str, dict[int, float]],
-          sweeps: list[dict[str, Any]], failures: int, problems: list[str], pooled: list[str],
-          db: str | Path, out_dir: Path, staging: Path) -> list[Path]:
+          sweeps: list[dict[str, Any]], counts: tuple[int, int], problems: list[str],
+          pooled: list[str], db: str | Path, out_dir: Path, staging: Path) -> list[Path]:
+    """`counts`: the failures recorded and the rows replaced by reruns."""
+    failures, replaced = counts
     table = stats.aggregate(rows, baselines)
     gains = stats.gains_over_zero_shot(rows)
     bounds = stats.normalisation_bounds(rows, baselines)
@@ -302,6 +307,8 @@ def _draw(rows: list[dict[str, Any]], baselines: dict[str, dict[int, float]],
         "paired bootstrap 95 % CI. Filled markers: the best per task.")
     intro = (f"{len(rows)} stored cells ({failures} failure{'' if failures == 1 else 's'} "
              "recorded"
+             + (f"; {replaced} earlier row{'' if replaced == 1 else 's'} of cells run again, "
+                "kept apart in the store's replaced table and not used" if replaced else "")
              + (f"; {len(problems)} rows could not be read and are left out, listed at the end"
                 if problems else "")
              + "). Scores are min-max normalised per task (min: uniform random policy's mean "
@@ -359,7 +366,10 @@ def _draw(rows: list[dict[str, Any]], baselines: dict[str, dict[int, float]],
             f"<h1>Benchmark report: {esc(', '.join(suites))}</h1>",
             f"<p>{esc(reproduce_title)}</p><ul>"]
     page += [f"<li><code>{esc(command)}</code></li>" for command in reproduce] + ["</ul>"]
-    page += [f"<p><strong>Warning:</strong> {esc(warning)}</p>" for warning in warnings]
+    # A warning's `command` spans (Markdown code) are code on the page too.
+    page += ["<p><strong>Warning:</strong> "
+             + re.sub(r"`([^`]+)`", r"<code>\1</code>", esc(warning)) + "</p>"
+             for warning in warnings]
     page += html_table(*claims_table, nowrap=(2, 5)) + [f"<p>{esc(claims_text)}</p>",
                                          "<p>How each claim is measured:</p><ul>"]
     page += [f"<li>{esc(definition)}</li>" for definition in definitions] + ["</ul>"]

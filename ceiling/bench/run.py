@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import jax
 import numpy as np
 
-from ceiling.bench.store import Row, Store, contended
+from ceiling.bench.store import CONTENDED_CPU_SHARE, Row, Store, contended
 from ceiling.bench.suite import Cell, Suite
 from ceiling.errors import CeilingError
 
@@ -44,6 +44,7 @@ class SweepStats:
     wall_seconds: float = 0.0
     solve_seconds: float = 0.0
     contended: int = 0  # stored cells that had less than `CONTENDED_CPU_SHARE` of a core
+    replacing: frozenset[str] = frozenset()  # cells run again whose stored rows they replace
 
 
 class Prepared:
@@ -228,6 +229,24 @@ def pending_cells(suite: Suite, store: Store) -> tuple[list[Cell], int]:
     return pending, len(cells) - len(pending)
 
 
+def cells_to_rerun(cells: list[Cell], shares: dict[str, float | None],
+                   which: Collection[str]) -> set[str]:
+    """The keys of the stored searching `cells` that `which` (`RERUN_CHOICES`) selects:
+    `shares` is the store's {config hash: CPU share or None}. A zero-shot cell has no budget
+    to lose to a busy machine, so it is never run again."""
+    from ceiling.bench.stats import is_zero_shot
+
+    keys = set()
+    for cell in cells:
+        if cell.key not in shares or is_zero_shot(cell.strategy):
+            continue
+        share = shares[cell.key]
+        if ("unmeasured" in which and share is None) or (
+                "contended" in which and share is not None and share < CONTENDED_CPU_SHARE):
+            keys.add(cell.key)
+    return keys
+
+
 def run_local(
     suite: Suite, store: Store, cells: list[Cell], prepared: Prepared,
     on_update: Callable[[SweepStats, str], None] | None = None, stats: SweepStats | None = None,
@@ -256,12 +275,13 @@ def record_outcome(
     store: Store, stats: SweepStats, cell: Cell, row: Row | None, error: str | None,
     solve_seconds: float,
 ) -> None:
-    """Store a finished cell's row, or its failure, and count it (both executors)."""
+    """Store a finished cell's row (in place of its stored one if `stats.replacing` names
+    it), or its failure, and count it (both executors). A failed rerun keeps the old row."""
     if row is None:
         store.add_failure(cell.key, cell.task, cell.strategy, str(error))
         stats.failed += 1
     else:
-        store.add(row)
+        store.add(row, replace=cell.key in stats.replacing)
         stats.done += 1
         stats.solve_seconds += solve_seconds
         stats.contended += contended(row)

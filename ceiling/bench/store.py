@@ -19,10 +19,14 @@ store is read as it is. The versions:
    itself, less when another process competed for the core, so that a report can tell a time
    budget that bought fewer rollouts because the machine was busy. Rows stored before keep
    NULL (not measured).
+4. `replaced`: rows that `ceiling bench --rerun` ran again, each kept as JSON with its config
+   hash and when it was replaced, so the store stays a full history of what was run.
 
 Tables: `results` (one row per cell), `baselines` (the uniform random policy's return per task
 and instance: the minimum of the per-task normalisation), `failures` (cells that raised; not
-results, so a rerun retries them) and `sweeps` (which suite and command wrote to the store).
+results, so a rerun retries them), `sweeps` (which suite and command wrote to the store) and
+`replaced` (earlier rows of cells run again on purpose, `ceiling bench --rerun`: a row is
+never changed in place, it is moved there in the transaction that stores its replacement).
 
 Damage is found, not read past. Opening runs SQLite's `quick_check` (every page's structure,
 linear in the file's size: milliseconds for a sweep's store) or, with `integrity="full"`, its
@@ -48,7 +52,7 @@ from typing import Any
 from ceiling import __version__
 from ceiling.errors import CeilingError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -92,12 +96,17 @@ CREATE TABLE IF NOT EXISTS sweeps (
     suite TEXT NOT NULL, suite_path TEXT NOT NULL, command TEXT NOT NULL, executor TEXT NOT NULL,
     cells INTEGER NOT NULL, created TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS replaced (
+    config_hash TEXT NOT NULL, row TEXT NOT NULL, replaced TEXT NOT NULL
+);
 """
 
 # Additive upgrades: the statements that bring a store of version V - 1 to version V.
 _UPGRADES: dict[int, tuple[str, ...]] = {
     2: ("ALTER TABLE results ADD COLUMN actions TEXT",),
     3: ("ALTER TABLE results ADD COLUMN cpu_share REAL",),
+    4: ("CREATE TABLE replaced (config_hash TEXT NOT NULL, row TEXT NOT NULL, "
+        "replaced TEXT NOT NULL)",),
 }
 
 # Columns that identify a cell and its outcome; timings, version and timestamps are left out
@@ -119,7 +128,14 @@ INTEGRITY_CHECKS = {"quick": "quick_check", "full": "integrity_check"}
 # A searching cell whose process had less than this share of a core while it ran competed with
 # another process for the CPU: its time budget bought fewer rollouts than an idle machine's.
 # (Sweep cells run single-threaded, one per core, so an idle machine gives them about 1.0.)
-CONTENDED_CPU_SHARE = 0.8
+CONTENDED_CPU_SHARE = 0.9
+
+
+# What `ceiling bench --rerun` can run again (zero-shot cells never: they have no budget).
+RERUN_CHOICES = {
+    "contended": f"cells that had less than {100 * CONTENDED_CPU_SHARE:.0f} % of a CPU core",
+    "unmeasured": "cells stored before ceiling measured their CPU share",
+}
 
 
 def contended(row: dict[str, Any] | Row) -> bool:
@@ -251,10 +267,13 @@ class Store:
                 "ceiling to read it - it is left untouched")
         return version
 
+    def _tables(self) -> set[str]:
+        return {name for (name,) in self.connection.execute(
+            "SELECT name FROM sqlite_master WHERE type='table'")}
+
     def _check_version(self, upgrade: bool) -> int:
         """The store's schema version, once it is created or (`upgrade`) brought up to date."""
-        tables = {name for (name,) in self.connection.execute(
-            "SELECT name FROM sqlite_master WHERE type='table'")}
+        tables = self._tables()
         if "meta" in tables:
             version = self._stored_version()
             if version < SCHEMA_VERSION and upgrade:
@@ -306,7 +325,10 @@ class Store:
         self.close()
 
     # -- writes: each one transaction ------------------------------------------------------
-    def add(self, row: Row) -> None:
+    def add(self, row: Row, replace: bool = False) -> None:
+        """Store `row`. A cell already stored keeps its row (two drivers racing on one cell
+        keep the first), unless `replace`: then the stored row moves to `replaced` and `row`
+        takes its place, in one transaction (`ceiling bench --rerun`)."""
         if self.version < SCHEMA_VERSION:
             raise CeilingError(f"results database {self.path} (schema version {self.version}) "
                                "was opened for reading; open it with create=True to upgrade "
@@ -319,7 +341,17 @@ class Store:
         columns = ", ".join(data)
         marks = ", ".join("?" for _ in data)
         with self.connection:
-            # OR IGNORE: two drivers racing on one cell keep the first row; rows never change.
+            if replace:
+                cursor = self.connection.execute("SELECT * FROM results WHERE config_hash=?",
+                                                 (row.config_hash,))
+                names = [d[0] for d in cursor.description]
+                for values in cursor.fetchall():
+                    self.connection.execute(
+                        "INSERT INTO replaced VALUES (?, ?, ?)",
+                        (row.config_hash, json.dumps(dict(zip(names, values, strict=True))),
+                         data["created"]))
+                self.connection.execute("DELETE FROM results WHERE config_hash=?",
+                                        (row.config_hash,))
             self.connection.execute(f"INSERT OR IGNORE INTO results ({columns}) VALUES ({marks})",
                                     tuple(data.values()))
 
@@ -345,6 +377,18 @@ class Store:
         with self._reading():
             return {key for (key,) in self.connection.execute(
                 "SELECT config_hash FROM results")}
+
+    def cpu_shares(self) -> dict[str, float | None]:
+        """{config hash: the cell's CPU share, None where it was not measured}."""
+        with self._reading():
+            return {key: share for key, share in self.connection.execute(
+                f"SELECT config_hash, {self._select(['cpu_share'])} FROM results")}
+
+    def replaced_count(self) -> int:
+        if "replaced" not in self._tables():
+            return 0
+        with self._reading():
+            return int(self.connection.execute("SELECT COUNT(*) FROM replaced").fetchone()[0])
 
     def baselines(self, kind: str = "random") -> dict[str, dict[int, float]]:
         """{task: {instance: return}} of baseline `kind`; values that are not numbers are left

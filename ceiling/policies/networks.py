@@ -44,6 +44,7 @@ import numpy as np
 from ceiling.errors import CeilingError
 from ceiling.policies.joint import (
     action_log_prob,
+    first_occurrences,
     greedy_action,
     sample_action,
     top_k_joint_actions,
@@ -415,6 +416,28 @@ class Policy:
         actions = actions.at[:, 0].set(greedy_action(flat))
         batch = logits.shape[:-2]
         return actions.reshape(*batch, *actions.shape[1:]), log_probs.reshape(*batch, k)
+
+    def sample_children(
+        self,
+        params: Params,
+        observation: jax.Array,
+        action_mask: jax.Array,
+        key: jax.Array,
+        k: int,
+        latent: jax.Array | None = None,
+    ) -> tuple[jax.Array, jax.Array]:
+        """Like `expand`, but entries 1..k-1 are joint actions sampled from the policy (at
+        temperature 1) instead of the next most probable ones: the greedy joint action and
+        `k - 1` samples [..., k, A], with their log-probabilities [..., k]; a repeat of an
+        earlier entry gets -inf (no child). SGBS's restarts expand with these, so that each
+        pass from the root explores other children."""
+        logits = self.act(params, observation, action_mask, latent)  # [..., A, n]
+        wide = jnp.broadcast_to(logits[..., None, :, :],
+                                (*logits.shape[:-2], k, *logits.shape[-2:]))
+        actions = sample_action(key, wide)
+        actions = actions.at[..., 0, :].set(greedy_action(logits))
+        log_probs = action_log_prob(wide, actions).sum(-1)
+        return actions, jnp.where(first_occurrences(actions), log_probs, -jnp.inf)
 
 
 @register_architecture("mlp")

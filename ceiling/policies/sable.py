@@ -559,6 +559,9 @@ class SablePolicy(Policy):
         log_probs = action_log_prob(logits, actions).sum(-1)
         return actions, jnp.where(first_occurrences(actions), log_probs, -jnp.inf)
 
+    # SABLE's K best cannot be merged agent by agent, so `expand` already samples.
+    sample_children = expand
+
     def value(self, params: Params, observation: jax.Array, global_state: jax.Array) -> jax.Array:
         """Per-agent values [..., A] from the encoded observations (z = 0 for a conditioned
         policy); the global state is not used: the encoder already sees every agent."""

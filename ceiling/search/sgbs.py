@@ -10,8 +10,13 @@ children across all parents by (return so far + rollout return). A node's greedy
 continues exactly the rollout that scored the node, so it inherits that score instead of being
 simulated again: below the root a step runs `beam_width * (expansion - 1)` rollouts (at the
 root, `expansion`), which the defaults make equal to `width` when `expansion - 1` divides it.
-Every node is finished after `horizon` steps, so that is `max_steps`; a step on an exhausted
-beam changes nothing.
+Every node is finished after `horizon` steps, so one pass of the search is at most `horizon`
+steps. Without restarts (the default, SGBS as published) that is `max_steps`: the search ends
+when its one pass does, whatever budget is left, and a step on an exhausted beam changes
+nothing. With `restarts`, a finished pass starts again from the root, and every later pass
+expands each node into its greedy joint action and `expansion - 1` joint actions sampled from
+the policy (`Policy.sample_children`), so each pass explores other children and the search
+spends its whole budget.
 """
 
 from __future__ import annotations
@@ -42,7 +47,9 @@ class Beam(NamedTuple):
     prefix_actions: jax.Array  # [B, T, A] int32 joint actions from the root (rows >= depth: 0)
     score: jax.Array  # [B] float32 prefix return + return of the node's greedy rollout
     alive: jax.Array  # [B] bool: the slot holds an unfinished node to expand
-    depth: jax.Array  # [] int32 levels expanded so far
+    depth: jax.Array  # [] int32 levels expanded so far in this pass
+    root: TaskState  # the instance's initial state, where a restart begins
+    passes: jax.Array  # [] int32 passes finished (only restarts make it more than 1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +59,10 @@ class SGBSOptions(StrategyOptions):
         None, help="nodes kept per level, at most width // (expansion - 1) (the default)")
     expansion: int | None = option(
         None, help=f"children per node, at most width (default: min({DEFAULT_EXPANSION}, width))")
+    restarts: bool = option(
+        False, help="when a pass from the root has finished every node, start another whose "
+                    "children are the greedy joint action and sampled ones, until the budget "
+                    "is spent (default: one pass, as published)")
 
 
 # `init` runs outside the driver's jit, and an eager reset dispatches op by op (seconds).
@@ -111,13 +122,16 @@ class SGBS(Strategy):
 
     @property
     def max_steps(self) -> int | None:
-        return self.task.spec.horizon  # every node is finished by then
+        # Every node is finished after one pass; restarts search on until the budget ends.
+        return None if self.options.restarts else self.task.spec.horizon
 
     def init_inner(self, key: jax.Array, params: Params, instance_key: jax.Array) -> Beam:
         del key, params  # every search starts from the root alone
-        spec = self.task.spec
-        root = _reset(self.task, instance_key)
-        size = self.beam_width
+        return self._start(_reset(self.task, instance_key), jnp.zeros((), jnp.int32))
+
+    def _start(self, root: TaskState, passes: jax.Array) -> Beam:
+        """A beam holding the root alone, to begin pass number `passes` (from 0)."""
+        spec, size = self.task.spec, self.beam_width
         return Beam(
             nodes=jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (size, *x.shape)), root),
             prefix_return=jnp.zeros((size,), jnp.float32),
@@ -125,6 +139,8 @@ class SGBS(Strategy):
             score=jnp.full((size,), -jnp.inf, jnp.float32),
             alive=jnp.arange(size) == 0,
             depth=jnp.zeros((), jnp.int32),
+            root=root,
+            passes=passes,
         )
 
     def _greedy_rollout(self, params: Params, state: TaskState) -> Episode:
@@ -143,6 +159,12 @@ class SGBS(Strategy):
         # only matters to a policy that samples its children (a factorised one does not).
         actions, log_probs = self.policy.expand(params, observed.observation,
                                                 observed.action_mask, key, k)
+        if self.options.restarts:  # passes after the first expand into sampled children
+            sampled = self.policy.sample_children(params, observed.observation,
+                                                  observed.action_mask, key, k)
+            later = state.passes > 0
+            actions = jnp.where(later, sampled[0], actions)
+            log_probs = jnp.where(later, sampled[1], log_probs)
         legal = (jnp.isfinite(log_probs) & state.alive[:, None]).reshape(-1)  # [B * K]
         flat_actions = actions.reshape(size * k, -1)
 
@@ -180,5 +202,12 @@ class SGBS(Strategy):
             score=kept,
             alive=jnp.isfinite(kept),
             depth=state.depth + 1,
+            root=state.root,
+            passes=state.passes,
         )
+        if self.options.restarts:  # every node finished: the next step begins a new pass
+            over = ~beam.alive.any()
+            again = self._start(state.root, state.passes + 1)
+            beam = jax.tree_util.tree_map(lambda fresh, old: jnp.where(over, fresh, old),
+                                          again, beam)
         return Batch(attempts, inner=beam)

@@ -97,3 +97,29 @@ def test_cells_run_again_are_paired_with_their_earlier_rows(paired: Any) -> None
     assert lines[2] == ("| t | 30 s x 64 | `sampling:mappo` | 2 | 1.50 -> 2.25 | 100 -> 300 | "
                         "+0.75 [+0.50, +1.00] (2/0) |")
     assert paired.rerun_table(old, old) == "no cell was run again"
+
+
+def test_a_cell_run_again_twice_is_compared_with_its_first_row(paired: Any, tmp_path) -> None:
+    import dataclasses
+
+    from ceiling.bench.store import Row, Store
+
+    def row(value: float) -> Row:
+        return Row(config_hash="a", suite="t", task="t", instance=0, checkpoint="shipped:mappo",
+                   algorithm="mappo", checkpoint_sha256="x", strategy="sampling",
+                   options='{"temperature": 0.5}', seconds=30.0, rollouts=None, width=64,
+                   seed=0, total_return=value, won=None, verified=True, verified_return=value,
+                   aborted=None, trace="[[0.1, 64, 1.0]]", compile_seconds=0.1,
+                   search_seconds=30.0, rollouts_done=10)
+
+    db = tmp_path / "r.sqlite"
+    with Store(db) as store:
+        store.add(row(1.0))
+        store.add(dataclasses.replace(row(2.0), rollouts_done=20), replace=True)
+        store.add(dataclasses.replace(row(4.0), rollouts_done=40), replace=True)
+        now = store.rows()
+    (old,) = paired.replaced_rows(str(db))
+    assert old["total_return"] == 1.0 and old["options"] == {"temperature": 0.5}
+    lines = paired.rerun_table([old], now, same_time=True).splitlines()
+    assert lines[2].startswith('| t | 30 s x 64 | `sampling:mappo:{"temperature": 0.5}` | 1 | '
+                               "1.00 -> 4.00 | 10 -> 40 | +3.00")

@@ -4,6 +4,7 @@ one upgraded additively."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import sqlite3
 from pathlib import Path
 
@@ -99,6 +100,23 @@ def test_rows_round_trip_and_are_never_overwritten(tmp_path) -> None:
         assert "actions" not in rows[0]  # left out unless asked for
 
 
+def test_a_replaced_row_moves_to_the_replaced_table_in_one_step(tmp_path: Path) -> None:
+    with Store(tmp_path / "r.sqlite") as store:
+        store.add(dataclasses.replace(_row("a", 1.0), cpu_share=0.4))
+        store.add(_row("b", 2.0))
+        store.add(dataclasses.replace(_row("a", 5.0), cpu_share=0.99), replace=True)
+        store.add(_row("c", 3.0), replace=True)  # nothing stored to replace: a plain add
+        rows = {r["config_hash"]: r for r in store.rows()}
+        assert {k: (r["total_return"], r["cpu_share"]) for k, r in rows.items()} == {
+            "a": (5.0, 0.99), "b": (2.0, None), "c": (3.0, None)}
+        assert store.replaced_count() == 1
+        ((key, old, when),) = store.connection.execute("SELECT * FROM replaced").fetchall()
+        old = json.loads(old)
+        assert key == "a" and (old["total_return"], old["cpu_share"]) == (1.0, 0.4)
+        assert when == rows["a"]["created"]
+        assert store.cpu_shares() == {"a": 0.99, "b": None, "c": None}
+
+
 def test_actions_round_trip(tmp_path: Path) -> None:
     with Store(tmp_path / "r.sqlite") as store:
         store.add(_row("a", 1.0, actions="[[1,2,0],[4,0,3]]"))
@@ -129,10 +147,11 @@ def test_a_version_1_store_is_upgraded_in_place_for_writing(tmp_path: Path) -> N
     before = connection.execute("SELECT * FROM results ORDER BY config_hash").fetchall()
     connection.close()
     with Store(path) as store:
-        assert store.version == SCHEMA_VERSION == 3
+        assert store.version == SCHEMA_VERSION == 4
         store.add(dataclasses.replace(_row("new", 3.0, actions="[[0,1,2]]"), cpu_share=0.97))
+        assert store.replaced_count() == 0  # the table of replaced rows exists, empty
     version, columns = _schema(path)
-    assert version == "3" and columns[-2:] == ["actions", "cpu_share"]
+    assert version == "4" and columns[-2:] == ["actions", "cpu_share"]
     connection = sqlite3.connect(path)
     after = connection.execute("SELECT * FROM results WHERE config_hash != 'new' "
                                "ORDER BY config_hash").fetchall()

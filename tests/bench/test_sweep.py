@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -152,6 +154,52 @@ def test_report_from_a_sweep(tmp_path: Path, reference) -> None:
     assert readme.index("- `ceiling bench ") < readme.index("## ")
     assert "| connector:con-5x5x3a | sampling (ippo, 64 rollouts, width 16) |" in readme
     assert main(["report", str(db), "--out", str(out)]) == 2  # no silent overwrite
+
+
+@pytest.mark.slow
+def test_rerun_runs_contended_or_unmeasured_cells_again_and_keeps_their_old_rows(
+        tmp_path: Path, reference, compile_cache) -> None:
+    suite_path, expected, reference_db = reference
+    db = tmp_path / "busy.sqlite"
+    shutil.copy(reference_db, db)
+    connection = sqlite3.connect(db)
+    with connection:
+        # Two searching cells had half a core; one was stored before shares were measured;
+        # the zero-shot (greedy) cells are never run again, contended or not.
+        searching = [key for (key,) in connection.execute(
+            "SELECT config_hash FROM results WHERE strategy != 'greedy' ORDER BY config_hash")]
+        connection.execute("UPDATE results SET cpu_share = 0.5 WHERE strategy = 'greedy'")
+        busy, unmeasured = searching[:2], searching[2]
+        connection.executemany("UPDATE results SET cpu_share = 0.5 WHERE config_hash = ?",
+                               [(key,) for key in busy])
+        connection.execute("UPDATE results SET cpu_share = NULL WHERE config_hash = ?",
+                           (unmeasured,))
+        before = dict(connection.execute("SELECT config_hash, created FROM results"))
+    connection.close()
+
+    def run(which: str) -> str:
+        finished = subprocess.run(_bench(suite_path, db) + ["--rerun", which],
+                                  env=compile_cache, capture_output=True, text=True,
+                                  timeout=300)
+        assert finished.returncode == 0, finished.stderr
+        return finished.stdout
+
+    assert "2 to run (2 of them again, replacing their stored rows: --rerun contended)" in run(
+        "contended")
+    with Store(db) as store:
+        assert store.outcome_table() == expected  # the same searches, run again
+        shares = store.cpu_shares()
+        rows = {r["config_hash"]: r for r in store.rows()}
+        replaced = store.connection.execute("SELECT config_hash, row FROM replaced").fetchall()
+    assert sorted(key for key, _ in replaced) == sorted(busy)
+    assert all(json.loads(row)["cpu_share"] == 0.5 for _, row in replaced)
+    assert all(shares[key] is not None and shares[key] != 0.5 for key in busy)
+    changed = {key for key, row in rows.items() if row["created"] != before[key]}
+    assert changed == set(busy) and shares[unmeasured] is None
+    assert "1 to run (1 of them again" in run("unmeasured")
+    with Store(db) as store:
+        assert store.replaced_count() == 3 and store.cpu_shares()[unmeasured] is not None
+        assert store.outcome_table() == expected
 
 
 @pytest.mark.slow

@@ -214,6 +214,58 @@ def test_sgbs_on_sable_expands_sampled_children_and_is_verified(connector_task) 
     assert len(paths) == int(np.asarray(beam.alive).sum()) >= 2
 
 
+def test_restarts_search_again_from_the_root_with_sampled_children() -> None:
+    # A 1-node beam with 2 children per node: one pass often misses this tree's optimum.
+    # With restarts the first pass is the plain search's, then pass after pass begins again
+    # at the root with sampled children until the rollout budget is spent.
+    task = TreeTask()
+    plain = make_strategy("sgbs", task, ObservedLogits(), 2, beam_width=1, expansion=2)
+    again = make_strategy("sgbs", task, ObservedLogits(), 2, beam_width=1, expansion=2,
+                          restarts=True)
+    assert (plain.max_steps, again.max_steps) == (3, None)
+    passes = 20
+    budget = Budget(rollouts=2 * 3 * passes)
+    improved = 0
+    for instance in jax.random.split(jax.random.PRNGKey(11), 4):
+        optimum, greedy = tree_optimum_and_greedy(task, instance)
+        one = solve(plain, None, instance, budget, jax.random.PRNGKey(0))
+        many = solve(again, None, instance, budget, jax.random.PRNGKey(0))
+        assert (one.batches, many.batches) == (3, 3 * passes)
+        assert many.rollouts == budget.rollouts  # the whole budget is spent
+        assert many.solution.verified == pytest.approx(many.solution.total_return, abs=1e-5)
+        # The first pass is the plain search: its best after 3 steps is the plain answer.
+        first = [p.best_return for p in many.trace if p.rollouts <= 2 * 3]
+        assert first[-1] == one.solution.total_return
+        assert greedy - 1e-5 <= one.solution.total_return <= many.solution.total_return
+        assert many.solution.total_return <= optimum + 1e-5
+        improved += many.solution.total_return > one.solution.total_return + 1e-6
+    assert improved >= 1  # later passes explored children the first one never tried
+
+    # A finished pass leaves the beam at the root, alone, for the next one.
+    state = again.init(jax.random.PRNGKey(0), None, jax.random.PRNGKey(3))
+    step = jax.jit(again.step)
+    for _ in range(3):
+        state = step(state)
+    assert (int(state.inner.passes), int(state.inner.depth)) == (1, 0)
+    np.testing.assert_array_equal(state.inner.alive, [True])
+    assert int(state.inner.nodes.env[1][0]) == 0  # the root node
+
+
+def test_sampled_children_start_with_the_greedy_action_and_drop_repeats() -> None:
+    policy = ObservedLogits()
+    logits = jnp.array([[[2.0, 0.0], [0.0, 1.0]]])  # one node, 2 agents x 2 actions
+    mask = jnp.array([[[True, True], [True, False]]])  # agent 1 has one legal action
+    actions, log_probs = policy.sample_children(None, logits, mask, jax.random.PRNGKey(0), 6)
+    assert actions.shape == (1, 6, 2) and log_probs.shape == (1, 6)
+    np.testing.assert_array_equal(actions[0, 0], [0, 0])  # greedy first
+    assert bool((actions[0, :, 1] == 0).all())  # never a masked action
+    # Only 2 legal joint actions exist: at most 2 children are real, the rest are repeats.
+    real = np.isfinite(np.asarray(log_probs[0]))
+    assert real[0] and 1 <= real.sum() <= 2
+    seen = {tuple(a) for a, r in zip(np.asarray(actions[0]), real, strict=True) if r}
+    assert len(seen) == real.sum()
+
+
 def test_every_beam_score_is_its_greedy_rollout_return() -> None:
     # Greedy children are never simulated: their inherited score must still be exact.
     task = TreeTask()
