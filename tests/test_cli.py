@@ -99,6 +99,22 @@ def test_installed_entry_point_reports_errors_without_traceback() -> None:
     assert result.stderr.strip() == expected
 
 
+def test_every_command_prints_its_help(capsys) -> None:
+    import argparse
+
+    from ceiling.cli import build_parser
+
+    (sub,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    for name in sub.choices:
+        with pytest.raises(SystemExit) as info:
+            main([name, "--help"])
+        assert info.value.code == 0, name
+        assert capsys.readouterr().out.startswith(f"usage: ceiling {name}")
+    main_help = subprocess.run([sys.executable, "-m", "ceiling.cli", "bench", "--help"],
+                               capture_output=True, text=True, timeout=120)
+    assert "cells that had less than 90 % of a CPU core" in " ".join(main_help.stdout.split())
+
+
 @pytest.mark.parametrize("argv", [["train"], ["evaluate"], ["frobnicate"]])
 def test_usage_errors_exit_nonzero(argv) -> None:
     with pytest.raises(SystemExit) as info:

@@ -220,7 +220,7 @@ def add_bench_parsers(sub: Any) -> None:
                    help="also run again the suite's stored searching cells of this kind, "
                         "replacing their rows (the old ones are kept in the store's `replaced` "
                         "table): " + "; ".join(f"{k}: {v}" for k, v in RERUN_CHOICES.items())
-                        + " (repeatable)")
+                        .replace("%", "%%") + " (repeatable)")  # argparse formats help with %
     p.add_argument("--dry-run", action="store_true",
                    help="validate (building every strategy, checking every budget and width) "
                         "and count cells only")
