@@ -165,7 +165,9 @@ def test_rerun_runs_contended_or_unmeasured_cells_again_and_keeps_their_old_rows
     connection = sqlite3.connect(db)
     with connection:
         # Two searching cells had half a core; one was stored before shares were measured;
-        # the zero-shot (greedy) cells are never run again, contended or not.
+        # the zero-shot (greedy) cells are never run again, contended or not. Every other cell
+        # had a whole core (the reference sweep itself may have run on a busy machine).
+        connection.execute("UPDATE results SET cpu_share = 1.0")
         searching = [key for (key,) in connection.execute(
             "SELECT config_hash FROM results WHERE strategy != 'greedy' ORDER BY config_hash")]
         connection.execute("UPDATE results SET cpu_share = 0.5 WHERE strategy = 'greedy'")
