@@ -95,7 +95,7 @@ def solve(
     state = strategy.init(key, params, instance_key)
     prepare_replay(strategy.task, instance_key,
                    jax.eval_shape(strategy.best, state).actions.shape,
-                   strategy.compiled_for_one_run)
+                   strategy.compiled_for_one_run, strategy.width)
     # Outside the clock: compile (later instances reuse the code), then one warm-up batch of
     # each program the search may run, thrown away (the search itself starts from `state`).
     # How long a warm-up batch took is the first estimate of a batch's duration.
@@ -139,7 +139,7 @@ def solve(
     incumbent = strategy.best(state)
     solution = verified_solution(
         strategy.task, instance_key, incumbent.actions, float(incumbent.total_return),
-        bool(incumbent.won), run_once=strategy.compiled_for_one_run,
+        bool(incumbent.won), run_once=strategy.compiled_for_one_run, width=strategy.width,
     )
     result = SearchResult(
         solution=solution, trace=trace, budget=budget, strategy=strategy.name,
@@ -174,6 +174,6 @@ def solve_instances(
     returns = np.asarray(incumbents.total_return)
     return [
         verified_solution(strategy.task, instance_keys[i], incumbents.actions[i],
-                          float(returns[i]), bool(incumbents.won[i]))
+                          float(returns[i]), bool(incumbents.won[i]), width=strategy.width)
         for i in range(instance_keys.shape[0])
     ]

@@ -56,74 +56,102 @@ def _play_back(task: Task, instance_key: jax.Array,
     return rewards.sum(), state.timestep.won
 
 
-# A replay is compiled with the XLA options of the program whose solution it checks: the
-# run-once options (optimisation off) for a budget-free strategy's single episode, the default
-# ones for a search. The two compile the same float arithmetic differently, and in SMAX a
-# last-bit difference in a unit's health can decide a battle: SGBS from IPPO on
-# smax:smacv2_5_units test instance 25 found a won episode (return 2.0) that the run-once
-# replay lost (0.98), while the default-compiled replay, alone or vmapped, won it.
-# `replay` for a search's solution, `replay_run_once` for a budget-free strategy's
-# (`Strategy.jitted_step`).
+def _play_back_batch(task: Task, instance_key: jax.Array, actions: jax.Array,
+                     width: int) -> tuple[jax.Array, jax.Array]:
+    """`_play_back` run in `width` identical lanes (vmapped), lane 0's outcome."""
+    keys = jnp.broadcast_to(instance_key, (width, *instance_key.shape))
+    lanes = jnp.broadcast_to(actions, (width, *actions.shape))
+    total, won = jax.vmap(lambda k, a: _play_back(task, k, a))(keys, lanes)
+    return total[0], won[0]
+
+
+# A replay runs the float arithmetic the search ran. XLA compiles the same step differently
+# with its run-once options (optimisation off) and with its defaults, and differently again
+# when vmapped over a batch (vectorised across the lanes) than alone, and in SMAX a last-bit
+# difference in a unit's health or position can decide a battle:
+# - SGBS from IPPO on smax:smacv2_5_units test instance 25 found a won episode (return 2.0)
+#   that the run-once replay lost (0.98);
+# - the same SGBS on test instance 4 found a won episode that a default-compiled replay lost
+#   (0.944) alone or vmapped over 2 or 8 lanes, and won vmapped over 64 lanes, the search's
+#   width (`ceiling solve --checkpoint shipped:ippo --task smax:smacv2_5_units --instance 4
+#   --strategy sgbs --width 64 --seconds 30` failed its verification before this replay).
+# So a budget-free strategy's single episode (compiled with the run-once options,
+# `Strategy.jitted_step`) is replayed alone by `replay_run_once`, and a search's solution by
+# `replay_batch`, in as many identical lanes as the search's rollouts ran (its width), with the
+# default options. Every lane plays the same actions; lane 0 is read.
 replay = jax.jit(_play_back, static_argnums=0)
 replay_run_once = jax.jit(_play_back, static_argnums=0,
                           compiler_options=RUN_ONCE_COMPILER_OPTIONS)
+replay_batch = jax.jit(_play_back_batch, static_argnums=(0, 3))
 
 
-def _replay_program(run_once: bool) -> Any:
-    return replay_run_once if run_once else replay
+def _lower(run_once: bool, width: int, task: Task, key: Any, actions: Any) -> Any:
+    """The replay program for a solution of this kind, lowered for these arguments."""
+    if run_once:
+        return replay_run_once.lower(task, key, actions)
+    if width > 1:
+        return replay_batch.lower(task, key, actions, width)
+    return replay.lower(task, key, actions)
 
 
-# Replays compiled ahead of time by `prepare_replay`, keyed by (run once, task, key shape,
-# actions shape).
+# Replays compiled ahead of time by `prepare_replay`, keyed by (run once, width, task, key
+# shape, actions shape).
 _prepared: dict[tuple[Any, ...], concurrent.futures.Future[Any]] = {}
 _prepared_lock = threading.Lock()
 _compiler = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="ceiling-replay")
 
 
 def _signature(task: Task, instance_key: Any, actions_shape: tuple[int, ...],
-               run_once: bool) -> tuple[Any, ...]:
-    return run_once, task, tuple(instance_key.shape), str(instance_key.dtype), tuple(actions_shape)
+               run_once: bool, width: int) -> tuple[Any, ...]:
+    return (run_once, width, task, tuple(instance_key.shape), str(instance_key.dtype),
+            tuple(actions_shape))
 
 
 def prepare_replay(task: Task, instance_key: jax.Array, actions_shape: tuple[int, ...],
-                   run_once: bool = False) -> None:
+                   run_once: bool = False, width: int = 1) -> None:
     """Start compiling the replay of `actions_shape` solutions in a background thread.
 
     A search compiles its own program first; XLA releases the GIL while it compiles, so on a
     machine with a second core the replay's compile overlaps the search's instead of
     following it (`driver.solve` calls this before compiling its step). Idempotent.
     """
-    signature = _signature(task, instance_key, actions_shape, run_once)
-    program = _replay_program(run_once)
+    signature = _signature(task, instance_key, actions_shape, run_once, width)
     with _prepared_lock:
         if signature in _prepared:
             return
         key = jax.ShapeDtypeStruct(instance_key.shape, instance_key.dtype)
         actions = jax.ShapeDtypeStruct(actions_shape, jnp.int32)
         _prepared[signature] = _compiler.submit(
-            lambda: program.lower(task, key, actions).compile())
+            lambda: _lower(run_once, width, task, key, actions).compile())
 
 
-def _replay(task: Task, instance_key: jax.Array, actions: jax.Array, run_once: bool) -> Any:
+def _replay(task: Task, instance_key: jax.Array, actions: jax.Array, run_once: bool,
+            width: int) -> Any:
     with _prepared_lock:
-        prepared = _prepared.get(_signature(task, instance_key, actions.shape, run_once))
+        prepared = _prepared.get(_signature(task, instance_key, actions.shape, run_once, width))
     if prepared is None:
-        return _replay_program(run_once)(task, instance_key, actions)
+        if run_once:
+            return replay_run_once(task, instance_key, actions)
+        if width > 1:
+            return replay_batch(task, instance_key, actions, width)
+        return replay(task, instance_key, actions)
     return prepared.result()(instance_key, actions)
 
 
 def verified_solution(
     task: Task, instance_key: jax.Array, actions: Any, total_return: float, won: bool,
-    run_once: bool = False,
+    run_once: bool = False, width: int = 1,
 ) -> Solution:
     """Replay `actions` and build the Solution; raise if the replay disagrees. `run_once`: the
     solution came from a program compiled with the run-once options (a budget-free strategy),
-    so the replay is compiled with them too."""
+    so the replay is compiled with them too; otherwise `width` > 1 replays it in that many
+    identical vmapped lanes, as the search that found it ran its rollouts."""
     actions = np.asarray(actions, dtype=np.int32)
     # device_put, not jnp.asarray: the latter compiles a small program per new shape
     if not isinstance(instance_key, jax.Array):
         instance_key = jax.device_put(np.asarray(instance_key))
-    replayed, replayed_won = _replay(task, instance_key, jax.device_put(actions), run_once)
+    replayed, replayed_won = _replay(task, instance_key, jax.device_put(actions), run_once,
+                                     width)
     replayed = float(replayed)
     if not np.isclose(replayed, total_return, rtol=0.0, atol=REPLAY_TOLERANCE):
         raise CeilingError(

@@ -113,24 +113,39 @@ def test_a_wrong_reported_return_fails_verification(connector_task, small_policy
 def test_a_solution_is_replayed_as_the_program_that_found_it_was_compiled(
     connector_task, small_policy, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A search's solution is replayed by a program compiled with the default XLA options, as
-    the search's own; a budget-free strategy's by one with the run-once options, as its single
-    episode. Compiled differently, the same actions can end differently where the dynamics
-    amplify last-bit float differences: SGBS from the shipped IPPO found a won battle on
-    smax:smacv2_5_units test instance 25 (return 2.0) that the run-once replay lost (0.98)."""
+    """A search's solution is replayed in a batch of the search's width, compiled with the
+    default XLA options, as the search's own rollouts; a budget-free strategy's alone, with
+    the run-once options, as its single episode. Compiled differently, the same actions can
+    end differently where the dynamics amplify last-bit float differences: SGBS from the
+    shipped IPPO found a won battle on smax:smacv2_5_units test instance 25 (return 2.0) that
+    the run-once replay lost (0.98), and one on instance 4 that a default-compiled replay lost
+    (0.944) alone or in 2 or 8 lanes and won in 64, the search's width."""
     from ceiling.search import solution
 
-    real, asked = solution._replay_program, []
+    real, asked = solution._signature, []
 
-    def recording(run_once: bool):
-        asked.append(run_once)
-        return real(run_once)
+    def recording(task, instance_key, actions_shape, run_once, width):
+        asked.append((run_once, width))
+        return real(task, instance_key, actions_shape, run_once, width)
 
-    monkeypatch.setattr(solution, "_replay_program", recording)
+    monkeypatch.setattr(solution, "_signature", recording)
     policy, params = small_policy
     for name, run_once in (("greedy", True), ("sampling", False)):
         asked.clear()
         strategy = make_strategy(name, connector_task, policy, 4)
         result = solve(strategy, params, KEYS[0], Budget(rollouts=4), jax.random.PRNGKey(0))
-        assert asked and set(asked) == {run_once}
+        assert asked and set(asked) == {(run_once, 4)}
         assert result.solution.verified == pytest.approx(result.solution.total_return, abs=1e-4)
+
+
+def test_a_replay_in_lanes_plays_the_actions_in_every_lane(connector_task, small_policy) -> None:
+    from ceiling.search.solution import replay, replay_batch
+
+    policy, params = small_policy
+    episodes = evaluate_batch(connector_task, policy, params, KEYS, jax.random.PRNGKey(1),
+                              greedy=False)
+    for i in range(len(KEYS)):
+        alone = replay(connector_task, KEYS[i], episodes.actions[i])
+        lanes = replay_batch(connector_task, KEYS[i], episodes.actions[i], 8)
+        assert float(lanes[0]) == float(alone[0]) == pytest.approx(
+            float(episodes.total_return[i]), abs=1e-4)
