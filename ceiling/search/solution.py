@@ -127,14 +127,9 @@ def prepare_replay(task: Task, instance_key: jax.Array, actions_shape: tuple[int
 
 def _replay(task: Task, instance_key: jax.Array, actions: jax.Array, run_once: bool,
             width: int) -> Any:
+    prepare_replay(task, instance_key, actions.shape, run_once, width)  # a no-op if prepared
     with _prepared_lock:
-        prepared = _prepared.get(_signature(task, instance_key, actions.shape, run_once, width))
-    if prepared is None:
-        if run_once:
-            return replay_run_once(task, instance_key, actions)
-        if width > 1:
-            return replay_batch(task, instance_key, actions, width)
-        return replay(task, instance_key, actions)
+        prepared = _prepared[_signature(task, instance_key, actions.shape, run_once, width)]
     return prepared.result()(instance_key, actions)
 
 
