@@ -14,7 +14,8 @@ Run from the repository root:
         --checkpoint ceiling/checkpoints/rware-tiny-2ag-hard/compass
 
 The base is the checkpoint the COMPASS run started from (its manifest's `training.from`);
-`--base DIR` overrides it.
+`--base DIR` overrides it. `--split train` measures on training instances instead (drawn
+with `--train-seed`), for choosing between training settings without looking at the test set.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from ceiling.training.compass import EVAL_KEY, make_latent_scores
 
 
 def measure(checkpoint_dir: str, base_dir: str | None, count: int,
-            num_latents: int) -> dict[str, Any]:
+            num_latents: int, split: str = "test", train_seed: int = 0) -> dict[str, Any]:
     compass = load_checkpoint(checkpoint_dir)
     if not compass.policy.config.conditioned:
         sys.exit(f"{checkpoint_dir} is not a COMPASS (latent-conditioned) checkpoint")
@@ -44,7 +45,7 @@ def measure(checkpoint_dir: str, base_dir: str | None, count: int,
         sys.exit(f"{checkpoint_dir} does not record the checkpoint it started from; give --base")
     base = load_checkpoint(base_dir, task=compass.task_name)
     task = make(compass.task_name)
-    keys = instances(compass.task_name, "test", count)
+    keys = instances(compass.task_name, split, count, jax.random.PRNGKey(train_seed))
     latents = sample_prior(jax.random.PRNGKey(EVAL_KEY),
                            (num_latents, compass.policy.config.latent_dim))
     found = make_latent_scores(task, compass.policy, keys, latents,
@@ -65,7 +66,7 @@ def measure(checkpoint_dir: str, base_dir: str | None, count: int,
         "best latent − base's best sample (paired)": best - found.base_sampled.max(axis=1),
     }
     result: dict[str, Any] = {
-        "task": compass.task_name, "instances": count, "latents": num_latents,
+        "task": compass.task_name, "split": split, "instances": count, "latents": num_latents,
         "rows": {name: mean_ci(values) for name, values in columns.items()},
         "tie_share": float((ordered[:, -1] == ordered[:, -2]).mean()),
         "z0_vs_base_percent": 100 * (found.zero.mean() - base_greedy.mean())
@@ -82,14 +83,19 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", required=True, help="a COMPASS checkpoint directory")
     parser.add_argument("--base", help="the base checkpoint (default: the one it started from)")
-    parser.add_argument("--instances", type=int, default=128, help="test instances (128)")
+    parser.add_argument("--instances", type=int, default=128, help="instances (128)")
+    parser.add_argument("--split", choices=("test", "train"), default="test",
+                        help="the test set's first instances (default), or training ones")
+    parser.add_argument("--train-seed", type=int, default=0,
+                        help="the key training instances are drawn with (--split train)")
     parser.add_argument("--latents", type=int, default=64, help="fixed latents (64)")
     args = parser.parse_args(argv)
     if args.instances < 2 or args.latents < 2:
         parser.error("--instances and --latents must be at least 2")
-    result = measure(args.checkpoint, args.base, args.instances, args.latents)
-    print(f"{result['task']}: {result['instances']} test instances, {result['latents']} "
-          "fixed latents\n")
+    result = measure(args.checkpoint, args.base, args.instances, args.latents, args.split,
+                     args.train_seed)
+    print(f"{result['task']}: {result['instances']} {result['split']} instances, "
+          f"{result['latents']} fixed latents\n")
     print("| measure | mean [95 % CI] |\n|---|---|")
     for name, (mean, low, high) in result["rows"].items():
         print(f"| {name} | {mean:.3f} [{low:.3f}, {high:.3f}] |")
