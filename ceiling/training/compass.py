@@ -6,7 +6,8 @@ so z = 0 is the base policy, with small random initial weights so that latents d
 first update on. Each update then, as Poppy and COMPASS do for actor-critic domains:
 
 1. draws `num_envs` training instances and `num_latents` latents per instance from the prior;
-2. plays one sampled rollout (temperature 1) of every (instance, latent) pair;
+2. plays one sampled rollout (temperature 1, or `compass_temperature`) of every (instance,
+   latent) pair;
 3. per instance, the latent with the best return wins and is trained on *that same rollout*
    (replayed from its key, so with its log-probabilities), with the contrastive advantage
    "best return minus second best" (`compass_advantage: second`): a latent is pushed towards
@@ -87,9 +88,10 @@ def latent_returns(
     instance_keys: jax.Array,
     latents: jax.Array,
     keys: jax.Array | None = None,
+    temperature: float = 1.0,
 ) -> tuple[jax.Array, jax.Array]:
     """Returns and win flags [N, L] of latents [N, L, d] on instances [N, 2]: sampled with
-    `keys` [N, L, 2] (temperature 1), arg-max without."""
+    `keys` [N, L, 2] at `temperature`, arg-max without."""
     greedy = keys is None
     keys = jnp.zeros((*latents.shape[:2], 2), jnp.uint32) if keys is None else keys
 
@@ -97,7 +99,8 @@ def latent_returns(
         instance_key: jax.Array, zs: jax.Array, ks: jax.Array
     ) -> tuple[jax.Array, jax.Array]:
         episodes = jax.vmap(lambda z, k: run_episode(
-            task, policy, params, instance_key, k, greedy=greedy, latent=z))(zs, ks)
+            task, policy, params, instance_key, k, greedy=greedy, temperature=temperature,
+            latent=z))(zs, ks)
         return episodes.total_return, episodes.won
 
     return jax.vmap(per_instance)(instance_keys, latents, keys)
@@ -133,20 +136,22 @@ def select_and_record(
     instance_keys: jax.Array,
     latents: jax.Array,
     key: jax.Array,
+    temperature: float = 1.0,
 ) -> tuple[jax.Array, jax.Array, Any, Transition, jax.Array]:
-    """Winner takes all on sampled rollouts: play every latent of latents [E, L, d] once,
-    keep the best per instance and replay exactly its rollout (same key) with a record.
+    """Winner takes all on sampled rollouts: play every latent of latents [E, L, d] once at
+    `temperature`, keep the best per instance and replay exactly its rollout (same key) with a
+    record (log-probabilities under the untempered policy, as PPO's ratio needs).
 
     Returns the winners' latents [E, d], all sampled returns [E, L], the winners' replayed
     episodes [E], their transitions time-major [T, E, ...] and the live mask [T, E].
     """
     num_envs, num_latents = latents.shape[:2]
     keys = jax.random.split(key, num_envs * num_latents).reshape(num_envs, num_latents, -1)
-    returns, _ = latent_returns(task, policy, params, instance_keys, latents, keys)
+    returns, _ = latent_returns(task, policy, params, instance_keys, latents, keys, temperature)
     winner, chosen = winners_take_all(returns, latents)
     chosen_keys = keys[jnp.arange(num_envs), winner]
     episodes, trajectories = jax.vmap(
-        lambda ik, k, z: record_episode(task, policy, params, ik, k, 1.0, z)
+        lambda ik, k, z: record_episode(task, policy, params, ik, k, temperature, z)
     )(instance_keys, chosen_keys, chosen)
     batch = jax.tree_util.tree_map(lambda x: jnp.swapaxes(x, 0, 1), trajectories.transitions)
     return chosen, returns, episodes, batch, trajectories.live.T
@@ -186,7 +191,8 @@ def make_compass_update(
         instance_keys = train_keys(instance_key, num_envs)
         latents = sample_prior(latent_key, (num_envs, num_latents, policy.config.latent_dim))
         chosen, returns, episodes, batch, live = select_and_record(
-            task, policy, runner.params, instance_keys, latents, record_key)
+            task, policy, runner.params, instance_keys, latents, record_key,
+            config.compass_temperature)
         # The same advantage at every step of the winner's episode, in units of the spread of
         # returns (Adam makes the overall scale moot; this keeps tasks comparable).
         advantage = (contrastive_advantage(returns, config.compass_advantage)

@@ -61,6 +61,7 @@ class PPOConfig:
     latent_learning_rate: float = 1e-3  # Adam rate of the latent weights
     trunk_lr_scale: float = 0.0  # the rest of the actor learns at this x learning_rate
     compass_advantage: str = "second"  # winner's return minus the second best's, or the "mean"
+    compass_temperature: float = 1.0  # of the sampled rollouts that pick and train the winners
     # SABLE only (the paper's defaults: 1 block, embedding 64, 1 head):
     embed_dim: int = 64  # token width of the encoder and decoder
     num_blocks: int = 1  # retention blocks in the encoder, and again in the decoder
@@ -87,7 +88,8 @@ class PPOConfig:
         for name in ("total_steps", "num_envs", "rollout_length", "num_epochs",
                      "num_minibatches", "learning_rate", "max_grad_norm", "eval_every",
                      "eval_instances", "num_latents", "latent_dim", "latent_scale",
-                     "latent_learning_rate", "embed_dim", "num_blocks", "num_heads"):
+                     "latent_learning_rate", "compass_temperature", "embed_dim", "num_blocks",
+                     "num_heads"):
             positive(name)
         for name in ("latent_rank", "latent_init", "trunk_lr_scale"):
             if getattr(self, name) < 0:

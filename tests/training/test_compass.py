@@ -141,6 +141,30 @@ def test_the_winner_is_trained_on_the_rollout_that_won(connector_task, small_pol
     assert not np.allclose(np.asarray(other), np.asarray(logits))
 
 
+@pytest.mark.slow
+def test_winners_are_picked_and_replayed_at_the_training_temperature(connector_task,
+                                                                     small_policy) -> None:
+    from ceiling.training.compass import latent_returns
+
+    base_policy, base_params = small_policy
+    policy, params = condition(base_policy, base_params, 8, jax.random.PRNGKey(1), 0, 10.0, 0.05)
+    keys = instances(TASK, "train", 3, key=jax.random.PRNGKey(5))
+    latents = jax.random.uniform(jax.random.PRNGKey(6), (3, 6, 8), minval=-1, maxval=1)
+    greedy, _ = latent_returns(connector_task, policy, params, keys, latents)
+    cold = select_and_record(connector_task, policy, params, keys, latents,
+                             jax.random.PRNGKey(7), temperature=1e-4)
+    warm = select_and_record(connector_task, policy, params, keys, latents,
+                             jax.random.PRNGKey(7))
+    # Near zero temperature a latent's sampled rollout is its arg-max one (up to logits that
+    # tie within the temperature); at 1, with the same keys, far fewer are.
+    cold_same = np.isclose(np.asarray(cold[1]), np.asarray(greedy), atol=1e-5).mean()
+    warm_same = np.isclose(np.asarray(warm[1]), np.asarray(greedy), atol=1e-5).mean()
+    assert cold_same >= 0.8 and cold_same > warm_same + 0.2, (cold_same, warm_same)
+    # The winner's record replays its rollout at that temperature.
+    np.testing.assert_allclose(np.asarray(cold[2].total_return),
+                               np.asarray(cold[1]).max(axis=1), atol=1e-5)
+
+
 def test_latent_scores_of_a_zero_latent_map_are_the_base_policy(connector_task,
                                                                 small_policy) -> None:
     # With the latent map at zero every latent is the base policy, so each latent's arg-max

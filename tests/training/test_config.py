@@ -27,6 +27,7 @@ def test_defaults_follow_the_literature() -> None:
         ({"total_steps": 100}, "total_steps"),
         ({"num_envs": "many"}, "num_envs"),
         ({"learing_rate": 1e-3}, "learing_rate"),
+        ({"compass_temperature": 0.0}, "compass_temperature"),
     ],
 )
 def test_invalid_hyperparameters_name_the_field(overrides, field) -> None:
