@@ -38,6 +38,7 @@ import yaml
 from ceiling.errors import CeilingError
 from ceiling.policies.checkpoint import save_checkpoint
 from ceiling.policies.networks import Params, Policy
+from ceiling.training.config import PPOConfig
 from ceiling.training.convergence import convergence_report
 
 STANDARD_SUMMARY = ("mean_return", "ci95", "win_rate", "num_instances")
@@ -85,11 +86,22 @@ def start_run_dir(out: Path, header: dict[str, Any], force: bool, resume: bool) 
         raise CeilingError(f"cannot resume {out}: no run was started there ({path} is missing)")
     stored = yaml.safe_load(path.read_text())
     wanted = yaml.safe_load(yaml.safe_dump(header, sort_keys=False))
-    differ = sorted(k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k))
+    defaults = _field_defaults()
+    differ = sorted(k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k)
+                    and not (k not in stored and k in defaults and wanted[k] == defaults[k]))
     if differ:
         raise CeilingError(f"cannot resume {out} with a different configuration; differing "
                            "fields: " + ", ".join(f"{k} (run: {stored.get(k)!r}, now: "
                                                   f"{wanted.get(k)!r})" for k in differ))
+
+
+def _field_defaults() -> dict[str, Any]:
+    """The training config's defaults, as its `config.yaml` writes them. A field added after a
+    run was started is missing from that run's file; its default is what the code did before
+    the field existed (every new field is added so), so a run at that default resumes."""
+    fields = {f.name: f.default for f in dataclasses.fields(PPOConfig)
+              if f.default is not dataclasses.MISSING}
+    return yaml.safe_load(yaml.safe_dump(fields))
 
 
 def eval_fields(summary: dict[str, Any]) -> dict[str, Any]:

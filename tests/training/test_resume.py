@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import yaml
 
 from ceiling.cli import main
 from ceiling.errors import CeilingError
@@ -73,6 +74,21 @@ def test_resume_refuses_a_different_config_or_a_missing_run(tmp_path) -> None:
         train(TASK, CONFIG, out, resume=True)
     with pytest.raises(CeilingError, match="--resume continues a run and --force"):
         train(TASK, CONFIG, out, force=True, resume=True)
+
+
+def test_a_run_started_before_a_field_existed_resumes_at_its_default(tmp_path) -> None:
+    header = {"task": TASK, **PPOConfig(compass_temperature=1.0).to_dict()}
+    older = {k: v for k, v in header.items() if k != "compass_temperature"}
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "config.yaml").write_text(yaml.safe_dump(older, sort_keys=False))
+    loop.start_run_dir(out, header, force=False, resume=True)  # the field's default: the same
+    with pytest.raises(CeilingError, match=r"compass_temperature \(run: None, now: 0.5\)"):
+        loop.start_run_dir(out, {**header, "compass_temperature": 0.5}, False, True)
+    # A field that the run's file records is compared as it is, default or not.
+    (out / "config.yaml").write_text(yaml.safe_dump({**header, "compass_temperature": 0.5}))
+    with pytest.raises(CeilingError, match="compass_temperature"):
+        loop.start_run_dir(out, header, force=False, resume=True)
 
 
 @pytest.mark.slow
