@@ -103,8 +103,9 @@ _compiler = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="ceiling
 
 def _signature(task: Task, instance_key: Any, actions_shape: tuple[int, ...],
                run_once: bool, width: int) -> tuple[Any, ...]:
-    return (run_once, width, task, tuple(instance_key.shape), str(instance_key.dtype),
-            tuple(actions_shape))
+    # A run-once replay plays alone whatever the width (`_lower`): one program for all widths.
+    return (run_once, 1 if run_once else width, task, tuple(instance_key.shape),
+            str(instance_key.dtype), tuple(actions_shape))
 
 
 def prepare_replay(task: Task, instance_key: jax.Array, actions_shape: tuple[int, ...],

@@ -38,7 +38,7 @@ import yaml
 from ceiling.errors import CeilingError
 from ceiling.policies.checkpoint import save_checkpoint
 from ceiling.policies.networks import Params, Policy
-from ceiling.training.config import PPOConfig
+from ceiling.training.config import FIELDS
 from ceiling.training.convergence import convergence_report
 
 STANDARD_SUMMARY = ("mean_return", "ci95", "win_rate", "num_instances")
@@ -99,7 +99,7 @@ def _field_defaults() -> dict[str, Any]:
     """The training config's defaults, as its `config.yaml` writes them. A field added after a
     run was started is missing from that run's file; its default is what the code did before
     the field existed (every new field is added so), so a run at that default resumes."""
-    fields = {f.name: f.default for f in dataclasses.fields(PPOConfig)
+    fields = {name: f.default for name, f in FIELDS.items()
               if f.default is not dataclasses.MISSING}
     return yaml.safe_load(yaml.safe_dump(fields))
 
