@@ -82,14 +82,16 @@ class MLP(nn.Module):
 
 
 class ConditionedMLP(nn.Module):
-    """`MLP` whose first hidden pre-activation also receives a map of a latent z.
+    """`MLP` whose first hidden pre-activation (first `latent_layers`, full rank) also receives
+    a map of a latent z.
 
     `latent_rank` > 0: a low-rank map `latent_out(latent_in(z))` whose output weights start at
     zero (the first COMPASS design, kept so its checkpoints load). `latent_rank` = 0: a
     full-rank map `latent_full(latent_scale * z)`, no bias, so z = 0 adds nothing; the input
-    scale makes each Adam step move the latent pathway `latent_scale` times further. The layer
-    names of `MLP` are kept (Dense_0, Dense_1, ...), so a base actor's parameters slot in
-    unchanged next to the new ones.
+    scale makes each Adam step move the latent pathway `latent_scale` times further; with
+    `latent_layers` > 1 the next hidden layers get maps of their own (`latent_full_1`, ...).
+    The layer names of `MLP` are kept (Dense_0, Dense_1, ...), so a base actor's parameters
+    slot in unchanged next to the new ones.
     """
 
     hidden_sizes: Sequence[int]
@@ -98,6 +100,7 @@ class ConditionedMLP(nn.Module):
     head_scale: float
     latent_rank: int
     latent_scale: float = 1.0
+    latent_layers: int = 1
 
     @nn.compact
     def __call__(self, x: jax.Array, z: jax.Array) -> jax.Array:
@@ -109,9 +112,10 @@ class ConditionedMLP(nn.Module):
                                 kernel_init=_orthogonal(1.0), name="latent_in")(z)
                 h = h + nn.Dense(size, use_bias=False, kernel_init=nn.initializers.zeros,
                                  name="latent_out")(code)
-            elif index == 0:
+            elif index < self.latent_layers and self.latent_rank == 0:
+                name = "latent_full" if index == 0 else f"latent_full_{index}"
                 h = h + nn.Dense(size, use_bias=False, kernel_init=nn.initializers.zeros,
-                                 name="latent_full")(self.latent_scale * z)
+                                 name=name)(self.latent_scale * z)
             x = act(h)
         return nn.Dense(self.out_size, kernel_init=_orthogonal(self.head_scale),
                         name=f"Dense_{len(self.hidden_sizes)}")(x)
@@ -128,6 +132,7 @@ class NetworkConfig:
     latent_rank: int = 4  # rank of the latent's input map (when latent_dim > 0); 0: full rank
     architecture: str = "mlp"  # a name in the architecture registry (`architectures()`)
     latent_scale: float = 1.0  # the latent's input scale (full-rank map)
+    latent_layers: int = 1  # MLP hidden layers that receive the latent (full-rank map)
     # SABLE only (hidden_sizes and activation are the MLP's):
     embed_dim: int = 64  # width of every token (observation and action embeddings)
     num_blocks: int = 1  # retention blocks in the encoder, and again in the decoder
@@ -169,6 +174,13 @@ class NetworkConfig:
             raise CeilingError(f"latent_dim and latent_rank must be >= 0 (rank 0: full rank) "
                                f"and latent_scale > 0, got {self.latent_dim}, "
                                f"{self.latent_rank} and {self.latent_scale}")
+        deepest = len(self.hidden_sizes) if self.architecture == "mlp" and (
+            self.latent_rank == 0) else 1
+        if not 1 <= self.latent_layers <= deepest:
+            raise CeilingError(f"latent_layers must be in [1, {deepest}] here, got "
+                               f"{self.latent_layers}: a latent reaches up to every hidden "
+                               "layer of a full-rank conditioned MLP, and the first layer "
+                               "only of a low-rank map or of SABLE")
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -185,6 +197,8 @@ class NetworkConfig:
                         latent_prior=LATENT_PRIOR)
             if self.latent_rank == 0:
                 data["latent_scale"] = self.latent_scale
+            if self.latent_layers != 1:
+                data["latent_layers"] = self.latent_layers
         return data
 
     @classmethod
@@ -198,6 +212,7 @@ class NetworkConfig:
             latent_rank=int(data.get("latent_rank", 4)),
             architecture=str(data.get("architecture", "mlp")),
             latent_scale=float(data.get("latent_scale", 1.0)),
+            latent_layers=int(data.get("latent_layers", 1)),
             embed_dim=int(data.get("embed_dim", 64)),
             num_blocks=int(data.get("num_blocks", 1)),
             num_heads=int(data.get("num_heads", 1)),
@@ -454,7 +469,8 @@ class MLPPolicy(Policy):
         self.actor: nn.Module
         if config.conditioned:
             self.actor = ConditionedMLP(config.hidden_sizes, spec.num_actions, config.activation,
-                                        0.01, config.latent_rank, config.latent_scale)
+                                        0.01, config.latent_rank, config.latent_scale,
+                                        config.latent_layers)
         else:
             self.actor = MLP(config.hidden_sizes, spec.num_actions, config.activation, 0.01)
         self.critic = MLP(config.hidden_sizes, 1, config.activation, 1.0)
@@ -524,15 +540,17 @@ def condition(
     latent_rank: int = 4,
     latent_scale: float = 1.0,
     latent_init: float = 0.0,
+    latent_layers: int = 1,
 ) -> tuple[Policy, Params]:
     """A latent-conditioned copy of an unconditioned policy (MLP or SABLE) that acts exactly
     like it at z = 0 (and, with `latent_init` = 0, for every z).
 
     The base actor's and critic's parameters are kept as they are; the latent map is a
     top-level layer of the actor. With `latent_rank` > 0 the new `latent_in` is random and
-    `latent_out` zero; with `latent_rank` = 0 the full-rank `latent_full` map starts at zero,
-    or at normal weights of std `latent_init` so that different latents act a little
-    differently from the first update on.
+    `latent_out` zero; with `latent_rank` = 0 the full-rank `latent_full` map (and one per
+    further hidden layer up to `latent_layers`, MLP only) starts at zero, or at normal weights
+    of std `latent_init` so that different latents act a little differently from the first
+    update on.
     """
     if not policy.conditionable:
         conditionable = [name for name in architectures() if policy_class(name).conditionable]
@@ -547,13 +565,15 @@ def condition(
     if latent_init < 0:
         raise CeilingError(f"latent_init must be >= 0, got {latent_init!r}")
     config = dataclasses.replace(policy.config, latent_dim=latent_dim, latent_rank=latent_rank,
-                                 latent_scale=float(latent_scale))
+                                 latent_scale=float(latent_scale), latent_layers=latent_layers)
     conditioned = make_policy(policy.spec, config)
     fresh = conditioned.init(key)
     actor = dict(fresh["actor"]["params"])
     actor.update(params["actor"]["params"])
     if latent_rank == 0 and latent_init > 0:
-        kernel = actor["latent_full"]["kernel"]
-        actor["latent_full"] = {"kernel": latent_init * jax.random.normal(
-            jax.random.fold_in(key, 1), kernel.shape, kernel.dtype)}
+        for index in range(latent_layers):
+            name = "latent_full" if index == 0 else f"latent_full_{index}"
+            kernel = actor[name]["kernel"]
+            actor[name] = {"kernel": latent_init * jax.random.normal(
+                jax.random.fold_in(key, 1 + index), kernel.shape, kernel.dtype)}
     return conditioned, {"actor": {"params": actor}, "critic": params["critic"]}

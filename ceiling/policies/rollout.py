@@ -27,6 +27,9 @@ class Episode(NamedTuple):
     total_return: jax.Array  # [] float32 team return
     won: jax.Array  # [] bool (False where the task has no win condition)
     length: jax.Array  # [] int32 steps until done
+    # [] float32 Σ_t r_t (1 − t/T) over the rollout's T steps: the return with earlier rewards
+    # weighted more, to break ties between equal returns (NaN where not tracked: SGBS)
+    early_return: jax.Array
 
 
 class Transition(NamedTuple):
@@ -97,8 +100,9 @@ def play(
 
     step_keys = jax.random.split(key, length)
     (state, timestep), out = jax.lax.scan(body, (state, timestep), step_keys)
+    earliness = 1.0 - jnp.arange(length, dtype=jnp.float32) / length
     episode = Episode(actions=out[0], total_return=out[1].sum(), won=timestep.won,
-                      length=state.step)
+                      length=state.step, early_return=(out[1] * earliness).sum())
     if not record:
         return episode, None
     return episode, Trajectory(transitions=out[2], live=out[3], finite=out[4].all())

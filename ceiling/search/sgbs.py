@@ -188,7 +188,8 @@ class SGBS(Strategy):
         offset = jnp.clip(times - state.depth - 1, 0, self._rollout_length - 1)
         sequences = jnp.where((times <= state.depth)[None, :, None], prefix_actions[gather],
                               rollout.actions[:, offset])
-        attempts = Episode(sequences, totals, rollout.won, rollout.length)
+        attempts = Episode(sequences, totals, rollout.won, rollout.length,
+                           early_return=jnp.full_like(totals, jnp.nan))  # not kept on the beam
 
         reused = (jnp.arange(size * k) % k == 0) & ~first & legal
         child_score = jnp.where(reused, jnp.repeat(state.score, k), -jnp.inf)

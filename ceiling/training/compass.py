@@ -13,7 +13,8 @@ first update on. Each update then, as Poppy and COMPASS do for actor-critic doma
    "best return minus second best" (`compass_advantage: second`): a latent is pushed towards
    what made it beat the other `num_latents - 1` on this instance, and an instance where the
    best two tie teaches nothing; or "best minus the mean over latents" (`mean`), which also
-   learns from ties. No critic, no entropy bonus.
+   learns from ties; or "second-early", where the tied best latent whose rewards came earliest
+   wins a tie. No critic, no entropy bonus.
 
 Only the latent weights learn at `latent_learning_rate`; the rest of the actor at
 `trunk_lr_scale * learning_rate` (0 by default: the trunk stays the base policy, so z = 0 acts
@@ -81,6 +82,32 @@ def num_compass_updates(config: PPOConfig, task: Task) -> int:
     return max(1, config.total_steps // steps_per_update(config, task))
 
 
+def latent_episodes(
+    task: Task,
+    policy: Policy,
+    params: Params,
+    instance_keys: jax.Array,
+    latents: jax.Array,
+    keys: jax.Array | None = None,
+    temperature: float = 1.0,
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Returns, win flags and early returns (`Episode.early_return`) [N, L] of latents
+    [N, L, d] on instances [N, 2]: sampled with `keys` [N, L, 2] at `temperature`, arg-max
+    without."""
+    greedy = keys is None
+    keys = jnp.zeros((*latents.shape[:2], 2), jnp.uint32) if keys is None else keys
+
+    def per_instance(
+        instance_key: jax.Array, zs: jax.Array, ks: jax.Array
+    ) -> tuple[jax.Array, jax.Array, jax.Array]:
+        episodes = jax.vmap(lambda z, k: run_episode(
+            task, policy, params, instance_key, k, greedy=greedy, temperature=temperature,
+            latent=z))(zs, ks)
+        return episodes.total_return, episodes.won, episodes.early_return
+
+    return jax.vmap(per_instance)(instance_keys, latents, keys)
+
+
 def latent_returns(
     task: Task,
     policy: Policy,
@@ -90,35 +117,49 @@ def latent_returns(
     keys: jax.Array | None = None,
     temperature: float = 1.0,
 ) -> tuple[jax.Array, jax.Array]:
-    """Returns and win flags [N, L] of latents [N, L, d] on instances [N, 2]: sampled with
-    `keys` [N, L, 2] at `temperature`, arg-max without."""
-    greedy = keys is None
-    keys = jnp.zeros((*latents.shape[:2], 2), jnp.uint32) if keys is None else keys
-
-    def per_instance(
-        instance_key: jax.Array, zs: jax.Array, ks: jax.Array
-    ) -> tuple[jax.Array, jax.Array]:
-        episodes = jax.vmap(lambda z, k: run_episode(
-            task, policy, params, instance_key, k, greedy=greedy, temperature=temperature,
-            latent=z))(zs, ks)
-        return episodes.total_return, episodes.won
-
-    return jax.vmap(per_instance)(instance_keys, latents, keys)
+    """Returns and win flags [N, L] of `latent_episodes`."""
+    returns, won, _ = latent_episodes(task, policy, params, instance_keys, latents, keys,
+                                      temperature)
+    return returns, won
 
 
-def winners_take_all(returns: jax.Array, latents: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """The best latent per instance: indices [N] (first wins ties) and latents [N, d]."""
-    winner = jnp.argmax(returns, axis=1)
+def winners_take_all(
+    returns: jax.Array, latents: jax.Array, early: jax.Array | None = None
+) -> tuple[jax.Array, jax.Array]:
+    """The best latent per instance: indices [N] and latents [N, d]. Without `early` [N, L]
+    the first wins ties; with it, the one whose rewards came earliest among the tied."""
+    if early is None:
+        winner = jnp.argmax(returns, axis=1)
+    else:
+        tied_best = returns == returns.max(axis=1, keepdims=True)
+        winner = jnp.argmax(jnp.where(tied_best, early, -jnp.inf), axis=1)
     return winner, latents[jnp.arange(latents.shape[0]), winner]
 
 
-def contrastive_advantage(returns: jax.Array, baseline: str = "second") -> jax.Array:
+def contrastive_advantage(
+    returns: jax.Array, baseline: str = "second", early: jax.Array | None = None
+) -> jax.Array:
     """[N] the best return per instance of returns [N, L] minus the second best's ("second":
-    0 on a tie, so a tied instance teaches nothing) or minus the mean over latents ("mean")."""
+    0 on a tie, so a tied instance teaches nothing) or minus the mean over latents ("mean").
+
+    "second-early" (needs `early` [N, L], `Episode.early_return`) breaks ties instead: where
+    the best two returns tie, the tied latent whose rewards came strictly earliest wins, with
+    the advantage of a typical win (the mean gap over this batch's untied instances, 1 if
+    none); instances whose tied best also tie in earliness still teach nothing.
+    """
     top_two, _ = jax.lax.top_k(returns, 2)
     if baseline == "mean":
         return top_two[:, 0] - returns.mean(axis=1)
-    return top_two[:, 0] - top_two[:, 1]
+    gap = top_two[:, 0] - top_two[:, 1]
+    if baseline == "second":
+        return gap
+    assert baseline == "second-early" and early is not None, "second-early needs early returns"
+    tied_best = returns == top_two[:, :1]
+    first_two, _ = jax.lax.top_k(jnp.where(tied_best, early, -jnp.inf), 2)
+    earlier = first_two[:, 0] > first_two[:, 1]
+    untied = gap > 0
+    typical = jnp.where(untied.any(), (gap * untied).sum() / jnp.maximum(untied.sum(), 1), 1.0)
+    return jnp.where(untied, gap, jnp.where(earlier, typical, 0.0))
 
 
 class _NoCritic(NamedTuple):
@@ -137,24 +178,30 @@ def select_and_record(
     latents: jax.Array,
     key: jax.Array,
     temperature: float = 1.0,
-) -> tuple[jax.Array, jax.Array, Any, Transition, jax.Array]:
+    advantage: str = "second",
+) -> tuple[jax.Array, jax.Array, jax.Array, Any, Transition, jax.Array]:
     """Winner takes all on sampled rollouts: play every latent of latents [E, L, d] once at
-    `temperature`, keep the best per instance and replay exactly its rollout (same key) with a
-    record (log-probabilities under the untempered policy, as PPO's ratio needs).
+    `temperature`, keep the best per instance (ties broken as `advantage` says, see
+    `contrastive_advantage`) and replay exactly its rollout (same key) with a record
+    (log-probabilities under the untempered policy, as PPO's ratio needs).
 
-    Returns the winners' latents [E, d], all sampled returns [E, L], the winners' replayed
-    episodes [E], their transitions time-major [T, E, ...] and the live mask [T, E].
+    Returns the winners' latents [E, d], all sampled returns [E, L], the winners' contrastive
+    advantages [E], their replayed episodes [E], their transitions time-major [T, E, ...] and
+    the live mask [T, E].
     """
     num_envs, num_latents = latents.shape[:2]
     keys = jax.random.split(key, num_envs * num_latents).reshape(num_envs, num_latents, -1)
-    returns, _ = latent_returns(task, policy, params, instance_keys, latents, keys, temperature)
-    winner, chosen = winners_take_all(returns, latents)
+    returns, _, early = latent_episodes(task, policy, params, instance_keys, latents, keys,
+                                        temperature)
+    winner, chosen = winners_take_all(returns, latents,
+                                      early if advantage == "second-early" else None)
     chosen_keys = keys[jnp.arange(num_envs), winner]
     episodes, trajectories = jax.vmap(
         lambda ik, k, z: record_episode(task, policy, params, ik, k, temperature, z)
     )(instance_keys, chosen_keys, chosen)
     batch = jax.tree_util.tree_map(lambda x: jnp.swapaxes(x, 0, 1), trajectories.transitions)
-    return chosen, returns, episodes, batch, trajectories.live.T
+    advantages = contrastive_advantage(returns, advantage, early)
+    return chosen, returns, advantages, episodes, batch, trajectories.live.T
 
 
 def make_compass_optimizer(config: PPOConfig, num_updates: int) -> optax.GradientTransformation:
@@ -190,13 +237,12 @@ def make_compass_update(
         key, instance_key, latent_key, record_key, epoch_key = jax.random.split(runner.key, 5)
         instance_keys = train_keys(instance_key, num_envs)
         latents = sample_prior(latent_key, (num_envs, num_latents, policy.config.latent_dim))
-        chosen, returns, episodes, batch, live = select_and_record(
+        chosen, returns, advantage, episodes, batch, live = select_and_record(
             task, policy, runner.params, instance_keys, latents, record_key,
-            config.compass_temperature)
+            config.compass_temperature, config.compass_advantage)
         # The same advantage at every step of the winner's episode, in units of the spread of
         # returns (Adam makes the overall scale moot; this keeps tasks comparable).
-        advantage = (contrastive_advantage(returns, config.compass_advantage)
-                     / (returns.std() + 1e-8))
+        advantage = advantage / (returns.std() + 1e-8)
         advantages = jnp.broadcast_to(advantage[None, :, None], batch.value.shape)
 
         def loss(params: Params, indices: jax.Array) -> tuple[jax.Array, tuple[jax.Array, ...]]:
@@ -239,7 +285,7 @@ def compass_policy(
                 "or start from an unconditioned IPPO/MAPPO checkpoint")
         return base.policy, base.params
     return condition(base.policy, base.params, config.latent_dim, key, config.latent_rank,
-                     config.latent_scale, config.latent_init)
+                     config.latent_scale, config.latent_init, config.latent_layers)
 
 
 class LatentScores(NamedTuple):

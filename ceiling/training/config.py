@@ -21,7 +21,8 @@ from ceiling.policies.networks import ACTIVATIONS, ALGORITHMS, architectures
 # What `ceiling train --algo` accepts: the base trainers (IPPO, MAPPO, SABLE), and COMPASS,
 # which starts from a base checkpoint (`--from`) and keeps that checkpoint's network and critic.
 TRAIN_ALGORITHMS = (*ALGORITHMS, "compass")
-COMPASS_ADVANTAGES = ("second", "mean")  # the baseline the winning latent is compared with
+# the baseline the winning latent is compared with (ceiling.training.compass.contrastive_advantage)
+COMPASS_ADVANTAGES = ("second", "mean", "second-early")
 # Fields only SABLE reads: written to run headers and manifests of SABLE runs only, so that the
 # configs of IPPO/MAPPO/COMPASS runs (and resuming them) are what they were before SABLE.
 SABLE_FIELDS = ("embed_dim", "num_blocks", "num_heads", "shuffle_agents")
@@ -58,9 +59,12 @@ class PPOConfig:
     latent_rank: int = 0  # 0: a full-rank latent input (rank 4 was the first design)
     latent_scale: float = 10.0  # the latent's input scale (full rank)
     latent_init: float = 0.01  # std of the full-rank latent weights at the start
+    latent_layers: int = 1  # hidden layers of an MLP that receive the latent (full rank)
     latent_learning_rate: float = 1e-3  # Adam rate of the latent weights
     trunk_lr_scale: float = 0.0  # the rest of the actor learns at this x learning_rate
-    compass_advantage: str = "second"  # winner's return minus the second best's, or the "mean"
+    # winner's return minus the second best's, or the "mean"; "second-early": ties broken by
+    # which rewards came earlier
+    compass_advantage: str = "second"
     compass_temperature: float = 1.0  # of the sampled rollouts that pick and train the winners
     # SABLE only (the paper's defaults: 1 block, embedding 64, 1 head):
     embed_dim: int = 64  # token width of the encoder and decoder
@@ -89,7 +93,7 @@ class PPOConfig:
                      "num_minibatches", "learning_rate", "max_grad_norm", "eval_every",
                      "eval_instances", "num_latents", "latent_dim", "latent_scale",
                      "latent_learning_rate", "compass_temperature", "embed_dim", "num_blocks",
-                     "num_heads"):
+                     "num_heads", "latent_layers"):
             positive(name)
         for name in ("latent_rank", "latent_init", "trunk_lr_scale"):
             if getattr(self, name) < 0:

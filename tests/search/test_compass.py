@@ -55,6 +55,31 @@ def test_fresh_conditioning_leaves_the_policy_unchanged(task_name) -> None:
     assert not np.allclose(policy.act(moved, obs, mask, z), policy.act(moved, obs, mask, -z))
 
 
+def test_a_latent_reaches_every_hidden_layer_asked_for(small_policy) -> None:
+    base, base_params = small_policy
+    spec = base.spec
+    policy, params = condition(base, base_params, 4, jax.random.PRNGKey(1), 0, 10.0, 0.05,
+                               latent_layers=2)
+    actor = params["actor"]["params"]
+    assert actor["latent_full"]["kernel"].shape == (4, base.config.hidden_sizes[0])
+    assert actor["latent_full_1"]["kernel"].shape == (4, base.config.hidden_sizes[1])
+    obs = jax.random.normal(jax.random.PRNGKey(2), (3, spec.num_agents, *spec.observation_shape))
+    mask = jnp.ones((3, spec.num_agents, spec.num_actions), bool)
+    # z = 0 is the base policy; with only the second layer's map moving, z still matters.
+    np.testing.assert_allclose(policy.act(params, obs, mask), base.act(base_params, obs, mask),
+                               atol=1e-6)
+    first_off = {"actor": {"params": {**actor, "latent_full": {
+        "kernel": jnp.zeros_like(actor["latent_full"]["kernel"])}}}, "critic": params["critic"]}
+    z = jnp.ones((3, 4))
+    assert not np.allclose(policy.act(first_off, obs, mask, z),
+                           policy.act(first_off, obs, mask, -z))
+    # It round-trips through the manifest's network config, and what cannot take it says so.
+    assert NetworkConfig.from_dict(policy.config.to_dict()) == policy.config
+    for layers, rank in ((3, 0), (0, 0), (2, 4)):
+        with pytest.raises(CeilingError, match="latent_layers must be in"):
+            condition(base, base_params, 4, jax.random.PRNGKey(1), rank, latent_layers=layers)
+
+
 def test_winner_takes_all_on_a_toy_batch() -> None:
     returns = jnp.array([[1.0, 5.0, 2.0], [7.0, 0.0, 7.0], [3.0, 3.0, 3.0]])
     latents = jnp.arange(3 * 3 * 2, dtype=jnp.float32).reshape(3, 3, 2)

@@ -14,7 +14,12 @@ from ceiling.errors import CeilingError
 from ceiling.policies.checkpoint import load_checkpoint, save_checkpoint
 from ceiling.policies.networks import condition
 from ceiling.tasks import instances
-from ceiling.training.compass import compass_policy, contrastive_advantage, select_and_record
+from ceiling.training.compass import (
+    compass_policy,
+    contrastive_advantage,
+    select_and_record,
+    winners_take_all,
+)
 from ceiling.training.config import resolve_config
 
 TASK = "connector:con-5x5x3a"
@@ -116,13 +121,31 @@ def test_contrastive_advantage_skips_ties_or_compares_with_the_mean() -> None:
                                [1.0, 2.0 - 4.0 / 3.0, 3.0], rtol=1e-6)
 
 
+def test_second_early_breaks_ties_by_the_earlier_rewards() -> None:
+    returns = jnp.array([[1.0, 3.0, 2.0], [2.0, 2.0, 0.0], [5.0, 1.0, 0.0], [4.0, 4.0, 4.0]])
+    early = jnp.array([[0.9, 1.0, 1.9], [1.2, 1.5, 0.0], [2.0, 0.9, 0.0], [3.0, 3.0, 1.0]])
+    latents = jnp.arange(12.0).reshape(4, 3, 1)
+    # Untied instances keep their gap; the tie on instance 1 goes to the earlier latent with
+    # the mean untied gap (1 and 4: 2.5); instance 3's earliest two tie again: no gradient.
+    np.testing.assert_allclose(contrastive_advantage(returns, "second-early", early),
+                               [1.0, 2.5, 4.0, 0.0])
+    winner, chosen = winners_take_all(returns, latents, early)
+    np.testing.assert_array_equal(winner, [1, 1, 0, 0])
+    np.testing.assert_array_equal(chosen[:, 0], [1.0, 4.0, 6.0, 9.0])
+    # Without early returns the first of the tied wins, as before.
+    np.testing.assert_array_equal(winners_take_all(returns, latents)[0], [1, 0, 0, 0])
+    all_tied = contrastive_advantage(jnp.ones((2, 3)), "second-early",
+                                     jnp.array([[1.0, 0.0, 0.0], [0.0, 0.0, 0.0]]))
+    np.testing.assert_allclose(all_tied, [1.0, 0.0])  # no untied instance: a win counts 1
+
+
 @pytest.mark.slow
 def test_the_winner_is_trained_on_the_rollout_that_won(connector_task, small_policy) -> None:
     base_policy, base_params = small_policy
     policy, params = condition(base_policy, base_params, 8, jax.random.PRNGKey(1), 0, 10.0, 0.05)
     keys = instances(TASK, "train", 3, key=jax.random.PRNGKey(5))
     latents = jax.random.uniform(jax.random.PRNGKey(6), (3, 6, 8), minval=-1, maxval=1)
-    chosen, returns, episodes, batch, live = select_and_record(
+    chosen, returns, _, episodes, batch, live = select_and_record(
         connector_task, policy, params, keys, latents, jax.random.PRNGKey(7))
     best = np.argmax(np.asarray(returns), axis=1)
     np.testing.assert_array_equal(chosen, np.asarray(latents)[np.arange(3), best])
@@ -161,7 +184,7 @@ def test_winners_are_picked_and_replayed_at_the_training_temperature(connector_t
     warm_same = np.isclose(np.asarray(warm[1]), np.asarray(greedy), atol=1e-5).mean()
     assert cold_same >= 0.8 and cold_same > warm_same + 0.2, (cold_same, warm_same)
     # The winner's record replays its rollout at that temperature.
-    np.testing.assert_allclose(np.asarray(cold[2].total_return),
+    np.testing.assert_allclose(np.asarray(cold[3].total_return),
                                np.asarray(cold[1]).max(axis=1), atol=1e-5)
 
 
@@ -185,3 +208,20 @@ def test_latent_scores_of_a_zero_latent_map_are_the_base_policy(connector_task,
     np.testing.assert_allclose(found.sampled, found.base_sampled, atol=1e-5)
     # Sampled rollouts differ between action keys (the pairing is not trivially constant).
     assert len(np.unique(found.base_sampled.round(4))) > 1
+
+
+def test_early_return_weights_each_reward_by_how_early_it_came(connector_task,
+                                                                small_policy) -> None:
+    from ceiling.policies.rollout import record_episode
+
+    policy, params = small_policy
+    key = instances(TASK, "train", 1, key=jax.random.PRNGKey(3))[0]
+    episode, trajectory = record_episode(connector_task, policy, params, key,
+                                         jax.random.PRNGKey(4))
+    rewards = np.asarray(trajectory.transitions.reward, np.float64)
+    horizon = rewards.shape[0]
+    assert np.count_nonzero(rewards) > 1  # something to weigh
+    weights = 1.0 - np.arange(horizon) / horizon
+    np.testing.assert_allclose(float(episode.early_return), (rewards * weights).sum(),
+                               rtol=1e-5)
+    np.testing.assert_allclose(float(episode.total_return), rewards.sum(), rtol=1e-5)
