@@ -82,8 +82,8 @@ class MLP(nn.Module):
 
 
 class ConditionedMLP(nn.Module):
-    """`MLP` whose first hidden pre-activation (first `latent_layers`, full rank) also receives
-    a map of a latent z.
+    """`MLP` whose first hidden pre-activation (or its first `latent_layers`, full rank) also
+    receives a map of a latent z.
 
     `latent_rank` > 0: a low-rank map `latent_out(latent_in(z))` whose output weights start at
     zero (the first COMPASS design, kept so its checkpoints load). `latent_rank` = 0: a
