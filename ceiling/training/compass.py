@@ -82,7 +82,7 @@ def num_compass_updates(config: PPOConfig, task: Task) -> int:
     return max(1, config.total_steps // steps_per_update(config, task))
 
 
-def latent_episodes(
+def latent_returns(
     task: Task,
     policy: Policy,
     params: Params,
@@ -106,21 +106,6 @@ def latent_episodes(
         return episodes.total_return, episodes.won, episodes.early_return
 
     return jax.vmap(per_instance)(instance_keys, latents, keys)
-
-
-def latent_returns(
-    task: Task,
-    policy: Policy,
-    params: Params,
-    instance_keys: jax.Array,
-    latents: jax.Array,
-    keys: jax.Array | None = None,
-    temperature: float = 1.0,
-) -> tuple[jax.Array, jax.Array]:
-    """Returns and win flags [N, L] of `latent_episodes`."""
-    returns, won, _ = latent_episodes(task, policy, params, instance_keys, latents, keys,
-                                      temperature)
-    return returns, won
 
 
 def winners_take_all(
@@ -191,8 +176,8 @@ def select_and_record(
     """
     num_envs, num_latents = latents.shape[:2]
     keys = jax.random.split(key, num_envs * num_latents).reshape(num_envs, num_latents, -1)
-    returns, _, early = latent_episodes(task, policy, params, instance_keys, latents, keys,
-                                        temperature)
+    returns, _, early = latent_returns(task, policy, params, instance_keys, latents, keys,
+                                       temperature)
     winner, chosen = winners_take_all(returns, latents,
                                       early if advantage == "second-early" else None)
     chosen_keys = keys[jnp.arange(num_envs), winner]
@@ -317,10 +302,10 @@ def make_latent_scores(
 
     @jax.jit
     def returns(params: Params) -> tuple[jax.Array, ...]:
-        totals, wins = latent_returns(task, policy, params, test_keys, per_instance)
-        sampled, _ = latent_returns(task, policy, params, test_keys, per_instance, keys)
+        totals, wins, _ = latent_returns(task, policy, params, test_keys, per_instance)
+        sampled, _, _ = latent_returns(task, policy, params, test_keys, per_instance, keys)
         zero = jnp.zeros((count, 1, latents.shape[-1]))
-        zero_totals, _ = latent_returns(task, policy, params, test_keys, zero)
+        zero_totals, _, _ = latent_returns(task, policy, params, test_keys, zero)
         return totals, wins, sampled, zero_totals[:, 0]
 
     base_sampled = None

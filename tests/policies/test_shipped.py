@@ -60,8 +60,8 @@ def test_shipped_compass_checkpoints_have_specialised_latents(task: str, label: 
     # Different latents are different policies: their greedy returns differ on test instances.
     keys = instances(task, "test", 8)
     latents = sample_prior(jax.random.PRNGKey(1), (8, 16, 16))
-    returns, _ = latent_returns(make(task), checkpoint.policy, checkpoint.params, keys,
-                                       latents)
+    returns, _, _ = latent_returns(make(task), checkpoint.policy, checkpoint.params, keys,
+                                   latents)
     assert float(np.asarray(returns).std(axis=1).max()) > 0.0
 
 

@@ -173,7 +173,7 @@ def test_winners_are_picked_and_replayed_at_the_training_temperature(connector_t
     policy, params = condition(base_policy, base_params, 8, jax.random.PRNGKey(1), 0, 10.0, 0.05)
     keys = instances(TASK, "train", 3, key=jax.random.PRNGKey(5))
     latents = jax.random.uniform(jax.random.PRNGKey(6), (3, 6, 8), minval=-1, maxval=1)
-    greedy, _ = latent_returns(connector_task, policy, params, keys, latents)
+    greedy, _, _ = latent_returns(connector_task, policy, params, keys, latents)
     cold = select_and_record(connector_task, policy, params, keys, latents,
                              jax.random.PRNGKey(7), temperature=1e-4)
     warm = select_and_record(connector_task, policy, params, keys, latents,
