@@ -98,9 +98,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
         check_db_path(args.db)
     db_exists = Path(args.db).is_file()
     shares: dict[str, float | None] = {}  # stored cells: their CPU share
+    identities: dict[str, Any] = {}  # stored cells: what they searched, and with which params
     if db_exists:  # read what is there (and check it) before anything else
         with Store(args.db, create=False, integrity=integrity) as store:
             shares = store.cpu_shares()
+            identities = store.cell_identities()
     if args.ray_address is not None:
         args.ray = True
     if args.compile_cache:
@@ -120,10 +122,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     cells = [cell for cell in all_cells if cell.key not in shares or cell.key in again]
     skipped = len(all_cells) - len(cells)
     part = f" (tasks {', '.join(suite.tasks)} only)" if args.tasks else ""
+    kinds = [kind for kind in args.rerun or () if kind != "superseded"]  # it says its own
     rerun = (f" ({len(again)} of them again, replacing their stored rows: --rerun "
-             f"{' '.join(args.rerun)})" if args.rerun else "")
+             f"{' '.join(kinds)})" if kinds else "")
     print(f"suite {suite.name}{part}: {len(all_cells)} cells, {skipped} already in {args.db}, "
           f"{len(cells)} to run{rerun}", flush=True)
+    superseding = _superseded(args, all_cells, identities, shares, integrity)
     if args.dry_run or not cells:
         return 0
     executor = "ray" if args.ray else "local"
@@ -132,7 +136,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     command += ["--ray-address", args.ray_address] if args.ray_address else (
         ["--ray"] if args.ray else [])
     command += [part for which in args.rerun or () for part in ("--rerun", which)]
-    stats = SweepStats(total=len(cells), skipped=skipped, replacing=frozenset(again))
+    stats = SweepStats(total=len(cells), skipped=skipped, replacing=frozenset(again),
+                       superseding=superseding)
     session: Any = contextlib.nullcontext()
     if args.ray:
         from ceiling.bench.ray_executor import ray_session
@@ -170,6 +175,38 @@ def cmd_bench(args: argparse.Namespace) -> int:
               "nothing else running, one cell per core; `--rerun contended` runs them again",
               file=sys.stderr, flush=True)
     return 1 if stats.failed else 0
+
+
+def _superseded(args: argparse.Namespace, cells: list[Any], identities: dict[str, Any],
+                shares: dict[str, float | None], integrity: str) -> dict[str, tuple[str, ...]]:
+    """Rows stored for an earlier checkpoint under one of the suite's labels (a retrained
+    shipped checkpoint, say). Without `--rerun superseded`: a warning, as the report would pool
+    them with the new checkpoint's. With it: those whose cells the new checkpoint has stored
+    already move to the store's `replaced` table now, and the returned {cell key: old config
+    hashes} lists the rest, each to move as its cell's new row is stored."""
+    from ceiling.bench.run import superseded_rows
+    from ceiling.bench.store import Store
+
+    found = superseded_rows(cells, identities)
+    if not found:
+        return {}
+    if "superseded" not in (args.rerun or ()):
+        labels = sorted({f"{c.task} {c.checkpoint.spec}" for c in cells if c.key in found})
+        print(f"warning: {len(found)} of the suite's cells are stored for an earlier checkpoint "
+              f"under the same label ({'; '.join(labels)}): the report pools the old rows with "
+              "the new ones as one checkpoint's. `--rerun superseded` moves the old rows to the "
+              "store's `replaced` table as the new ones are stored", file=sys.stderr, flush=True)
+        return {}
+    pending = {key: olds for key, olds in found.items() if key not in shares}
+    print(f"--rerun superseded: {len(pending)} of the cells to run take the place of rows "
+          "stored for an earlier checkpoint under the same label", flush=True)
+    stored = [old for key, olds in found.items() if key in shares for old in olds]
+    if stored and not args.dry_run:
+        with Store(args.db, integrity=integrity) as store:
+            store.retire(stored)
+        print(f"--rerun superseded: moved {len(stored)} rows of an earlier checkpoint, whose "
+              "cells the new one has stored already, to the store's `replaced` table", flush=True)
+    return pending
 
 
 def _phase(description: str, enabled: bool = True) -> Any:

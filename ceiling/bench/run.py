@@ -45,6 +45,8 @@ class SweepStats:
     solve_seconds: float = 0.0
     contended: int = 0  # stored cells that had less than `CONTENDED_CPU_SHARE` of a core
     replacing: frozenset[str] = frozenset()  # cells run again whose stored rows they replace
+    # {cell key: config hashes of its rows for an earlier checkpoint}, moved out as it is stored
+    superseding: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
 
 
 class Prepared:
@@ -247,6 +249,25 @@ def cells_to_rerun(cells: list[Cell], shares: dict[str, float | None],
     return keys
 
 
+def superseded_rows(cells: list[Cell], identities: dict[str, tuple[tuple[Any, ...], str]]
+                    ) -> dict[str, tuple[str, ...]]:
+    """{cell key: the config hashes of the stored rows it supersedes}, from the store's
+    `cell_identities()`: rows of the same cell (task, checkpoint label, strategy, options,
+    budget, width, instance, seed) searched with other parameters, i.e. by the checkpoint that
+    the label named before it was retrained. The cell itself may be stored already."""
+    stored: dict[tuple[Any, ...], list[tuple[str, str]]] = {}
+    for key, (identity, sha) in identities.items():
+        stored.setdefault(identity, []).append((key, sha))
+    found = {}
+    for cell in cells:
+        identity = (cell.task, cell.checkpoint.spec, cell.strategy, cell.options, cell.seconds,
+                    cell.rollouts, cell.width, cell.instance, cell.seed)
+        old = tuple(key for key, sha in stored.get(identity, ()) if sha != cell.checkpoint.sha256)
+        if old:
+            found[cell.key] = old
+    return found
+
+
 def run_local(
     suite: Suite, store: Store, cells: list[Cell], prepared: Prepared,
     on_update: Callable[[SweepStats, str], None] | None = None, stats: SweepStats | None = None,
@@ -276,12 +297,14 @@ def record_outcome(
     solve_seconds: float,
 ) -> None:
     """Store a finished cell's row (in place of its stored one if `stats.replacing` names
-    it), or its failure, and count it (both executors). A failed rerun keeps the old row."""
+    it, and of its rows for an earlier checkpoint that `stats.superseding` lists), or its
+    failure, and count it (both executors). A failed rerun keeps the old rows."""
     if row is None:
         store.add_failure(cell.key, cell.task, cell.strategy, str(error))
         stats.failed += 1
     else:
-        store.add(row, replace=cell.key in stats.replacing)
+        store.add(row, replace=cell.key in stats.replacing,
+                  supersedes=stats.superseding.get(cell.key, ()))
         stats.done += 1
         stats.solve_seconds += solve_seconds
         stats.contended += contended(row)

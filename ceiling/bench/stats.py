@@ -207,8 +207,9 @@ def pooled_checkpoints(rows: Sequence[dict[str, Any]]) -> list[str]:
         found.setdefault((task, label), set()).add(sha)
     return [f"{task}: rows of {len(shas)} checkpoints labelled {label!r} (parameters "
             f"{', '.join(sorted(sha[:12] for sha in shas))}) are pooled as one checkpoint's; "
-            "delete the superseded checkpoint's rows from the store, or run the new one into "
-            "another store" for (task, label), shas in sorted(found.items()) if len(shas) > 1]
+            "`ceiling bench SUITE --db STORE --rerun superseded` moves the earlier "
+            "checkpoint's rows out of the results"
+            for (task, label), shas in sorted(found.items()) if len(shas) > 1]
 
 
 def zero_shot(rows: Sequence[dict[str, Any]]) -> dict[str, tuple[str, float]]:

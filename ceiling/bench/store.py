@@ -45,7 +45,7 @@ import datetime
 import json
 import math
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -135,7 +135,16 @@ CONTENDED_CPU_SHARE = 0.9
 RERUN_CHOICES = {
     "contended": f"cells that had less than {100 * CONTENDED_CPU_SHARE:.0f} % of a CPU core",
     "unmeasured": "cells stored before ceiling measured their CPU share",
+    "superseded": "cells (zero-shot ones too) stored for an earlier checkpoint under the "
+                  "same label (one retrained since): the new checkpoint's cells run anyway, and "
+                  "this moves the old rows out of the results as the new ones are stored",
 }
+
+# What identifies a cell apart from the checkpoint's parameters: a stored row that matches a
+# suite cell here but was searched with other parameters (`checkpoint_sha256`) under the same
+# checkpoint label is that cell's row for an earlier checkpoint.
+CELL_COLUMNS = ("task", "checkpoint", "strategy", "options", "seconds", "rollouts", "width",
+                "instance", "seed")
 
 
 def contended(row: dict[str, Any] | Row) -> bool:
@@ -325,14 +334,13 @@ class Store:
         self.close()
 
     # -- writes: each one transaction ------------------------------------------------------
-    def add(self, row: Row, replace: bool = False) -> None:
+    def add(self, row: Row, replace: bool = False, supersedes: Sequence[str] = ()) -> None:
         """Store `row`. A cell already stored keeps its row (two drivers racing on one cell
         keep the first), unless `replace`: then the stored row moves to `replaced` and `row`
-        takes its place, in one transaction (`ceiling bench --rerun`)."""
-        if self.version < SCHEMA_VERSION:
-            raise CeilingError(f"results database {self.path} (schema version {self.version}) "
-                               "was opened for reading; open it with create=True to upgrade "
-                               "it and write")
+        takes its place, in one transaction (`ceiling bench --rerun`). The rows whose config
+        hashes `supersedes` names (the same cell's rows for an earlier checkpoint under the
+        same label) move to `replaced` in that transaction too."""
+        self._check_writable()
         data = dataclasses.asdict(row)
         data["won"] = None if row.won is None else int(row.won)
         data["verified"] = int(row.verified)
@@ -341,19 +349,34 @@ class Store:
         columns = ", ".join(data)
         marks = ", ".join("?" for _ in data)
         with self.connection:
-            if replace:
-                cursor = self.connection.execute("SELECT * FROM results WHERE config_hash=?",
-                                                 (row.config_hash,))
-                names = [d[0] for d in cursor.description]
-                for values in cursor.fetchall():
-                    self.connection.execute(
-                        "INSERT INTO replaced VALUES (?, ?, ?)",
-                        (row.config_hash, json.dumps(dict(zip(names, values, strict=True))),
-                         data["created"]))
-                self.connection.execute("DELETE FROM results WHERE config_hash=?",
-                                        (row.config_hash,))
+            self._move_to_replaced(([row.config_hash] if replace else []) + list(supersedes),
+                                   data["created"])
             self.connection.execute(f"INSERT OR IGNORE INTO results ({columns}) VALUES ({marks})",
                                     tuple(data.values()))
+
+    def retire(self, keys: Sequence[str]) -> None:
+        """Move the rows of `keys` to `replaced`, in one transaction: rows of an earlier
+        checkpoint whose cells the new checkpoint has already stored."""
+        self._check_writable()
+        with self.connection:
+            self._move_to_replaced(keys, _now())
+
+    def _move_to_replaced(self, keys: Sequence[str], when: str) -> None:
+        """Inside the caller's transaction: each row of `keys` into `replaced`, as JSON."""
+        for key in keys:
+            cursor = self.connection.execute("SELECT * FROM results WHERE config_hash=?", (key,))
+            names = [d[0] for d in cursor.description]
+            for values in cursor.fetchall():
+                self.connection.execute(
+                    "INSERT INTO replaced VALUES (?, ?, ?)",
+                    (key, json.dumps(dict(zip(names, values, strict=True))), when))
+            self.connection.execute("DELETE FROM results WHERE config_hash=?", (key,))
+
+    def _check_writable(self) -> None:
+        if self.version < SCHEMA_VERSION:
+            raise CeilingError(f"results database {self.path} (schema version {self.version}) "
+                               "was opened for reading; open it with create=True to upgrade "
+                               "it and write")
 
     def add_failure(self, config_hash: str, task: str, strategy: str, error: str) -> None:
         with self.connection:
@@ -383,6 +406,13 @@ class Store:
         with self._reading():
             return {key: share for key, share in self.connection.execute(
                 f"SELECT config_hash, {self._select(['cpu_share'])} FROM results")}
+
+    def cell_identities(self) -> dict[str, tuple[tuple[Any, ...], str]]:
+        """{config hash: (the row's `CELL_COLUMNS` values, its checkpoint_sha256)}."""
+        with self._reading():
+            return {key: (tuple(values), sha) for key, sha, *values in self.connection.execute(
+                f"SELECT config_hash, checkpoint_sha256, {', '.join(CELL_COLUMNS)} "
+                "FROM results")}
 
     def replaced_count(self) -> int:
         if "replaced" not in self._tables():

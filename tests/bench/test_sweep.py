@@ -205,6 +205,74 @@ def test_rerun_runs_contended_or_unmeasured_cells_again_and_keeps_their_old_rows
 
 
 @pytest.mark.slow
+def test_rerun_superseded_moves_an_earlier_checkpoints_rows_out_as_the_new_ones_land(
+        tmp_path: Path, reference, compile_cache) -> None:
+    suite_path, expected, reference_db = reference
+    db = tmp_path / "retrained.sqlite"
+    shutil.copy(reference_db, db)
+    old_sha = "0" * 64
+    connection = sqlite3.connect(db)
+    with connection:
+        # Instance 0's rows (its greedy cell and its sampling cell of each of 3 seeds) as if
+        # searched by the checkpoint that shipped:ippo named before it was retrained: other
+        # parameters, so other config hashes.
+        connection.execute("UPDATE results SET checkpoint_sha256 = ?, "
+                           "config_hash = 'old' || config_hash WHERE instance = 0", (old_sha,))
+        old = {key for (key,) in connection.execute(
+            "SELECT config_hash FROM results WHERE instance = 0")}
+    connection.close()
+    assert len(old) == 4
+
+    def run(*extra: str) -> subprocess.CompletedProcess[str]:
+        finished = subprocess.run(_bench(suite_path, db) + list(extra), env=compile_cache,
+                                  capture_output=True, text=True, timeout=300)
+        assert finished.returncode == 0, finished.stderr
+        return finished
+
+    # Without the flag the sweep says the old rows would be pooled with the new ones.
+    dry = run("--dry-run")
+    assert "28 already in" in dry.stdout and "4 to run" in dry.stdout
+    assert ("warning: 4 of the suite's cells are stored for an earlier checkpoint under the "
+            "same label (connector:con-5x5x3a shipped:ippo): the report pools") in dry.stderr
+    done = run("--rerun", "superseded")
+    assert "4 to run\n" in done.stdout
+    assert ("--rerun superseded: 4 of the cells to run take the place of rows stored for an "
+            "earlier checkpoint under the same label") in done.stdout
+    assert "earlier checkpoint" not in done.stderr
+    with Store(db) as store:
+        assert store.outcome_table() == expected  # the new checkpoint's rows, and only those
+        moved = store.connection.execute("SELECT config_hash, row FROM replaced").fetchall()
+    assert {key for key, _ in moved} == old
+    assert all(json.loads(row)["checkpoint_sha256"] == old_sha for _, row in moved)
+    again = run("--rerun", "superseded")
+    assert "0 to run" in again.stdout and "--rerun superseded:" not in again.stdout
+
+
+def test_rerun_superseded_retires_old_rows_whose_cells_the_new_checkpoint_has_stored(
+        tmp_path: Path, reference) -> None:
+    """A store that already pools two checkpoints' rows (the new one's run in without the
+    flag): the flag moves the old rows out without running anything."""
+    suite_path, expected, reference_db = reference
+    db = tmp_path / "pooled.sqlite"
+    shutil.copy(reference_db, db)
+    connection = sqlite3.connect(db)
+    with connection:  # a copy of every instance-1 row, as the earlier checkpoint's
+        columns = [row[1] for row in connection.execute("PRAGMA table_info(results)")]
+        picked = ", ".join("'old' || config_hash" if c == "config_hash" else
+                           ("'" + "0" * 64 + "'") if c == "checkpoint_sha256" else c
+                           for c in columns)
+        connection.execute(f"INSERT INTO results SELECT {picked} FROM results WHERE instance = 1")
+    connection.close()
+    finished = subprocess.run(_bench(suite_path, db) + ["--rerun", "superseded"],
+                              capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr
+    assert "0 to run" in finished.stdout
+    assert "moved 4 rows of an earlier checkpoint" in finished.stdout
+    with Store(db) as store:
+        assert store.outcome_table() == expected and store.replaced_count() == 4
+
+
+@pytest.mark.slow
 def test_ray_executor_stores_the_same_rows_as_the_local_one(
     tmp_path: Path, reference, compile_cache, monkeypatch: pytest.MonkeyPatch
 ) -> None:
