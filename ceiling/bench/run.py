@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import jax
 import numpy as np
 
-from ceiling.bench.store import CONTENDED_CPU_SHARE, Row, Store, contended
+from ceiling.bench.store import CELL_COLUMNS, CONTENDED_CPU_SHARE, Row, Store, contended
 from ceiling.bench.suite import Cell, Suite
 from ceiling.errors import CeilingError
 
@@ -260,8 +260,8 @@ def superseded_rows(cells: list[Cell], identities: dict[str, tuple[tuple[Any, ..
         stored.setdefault(identity, []).append((key, sha))
     found = {}
     for cell in cells:
-        identity = (cell.task, cell.checkpoint.spec, cell.strategy, cell.options, cell.seconds,
-                    cell.rollouts, cell.width, cell.instance, cell.seed)
+        identity = tuple(cell.checkpoint.spec if name == "checkpoint" else getattr(cell, name)
+                         for name in CELL_COLUMNS)  # in the order the store reads them
         old = tuple(key for key, sha in stored.get(identity, ()) if sha != cell.checkpoint.sha256)
         if old:
             found[cell.key] = old
