@@ -6,7 +6,9 @@ local sweep. A worker keeps its loaded checkpoints and built strategies in a pro
 so cells of one (task, checkpoint, strategy, options, width) landing on the same worker compile
 once. A worker that dies is retried by Ray (`max_retries`); a `CeilingError` inside a cell
 (bad input, a failed verification) is deterministic, is not retried, and is recorded as a
-failure. Workers need ceiling installed (same version) and the checkpoint paths readable.
+failure. Each worker pins itself to a core no other worker on its machine holds
+(`ceiling.bench.pinning`). Workers need ceiling installed (same version) and the checkpoint
+paths readable.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from ceiling.bench.pinning import pin_worker
 from ceiling.bench.run import Prepared, SweepStats, compute_cell, record_outcome
 from ceiling.bench.store import Row, Store
 from ceiling.bench.suite import Cell, Suite
@@ -28,6 +31,7 @@ def ray_cell(cell: Cell, suite_name: str) -> tuple[Row | None, str | None, float
     """Runs on a worker: (row, None, solve seconds) or (None, error, 0)."""
     global _WORKER_CACHE
     if _WORKER_CACHE is None:
+        pin_worker()  # one core per worker, before the first cell compiles (ceiling.bench.pinning)
         _WORKER_CACHE = Prepared()
     try:
         row, solve_seconds = compute_cell(cell, suite_name, _WORKER_CACHE)
