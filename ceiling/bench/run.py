@@ -254,15 +254,30 @@ def superseded_rows(cells: list[Cell], identities: dict[str, tuple[tuple[Any, ..
     """{cell key: the config hashes of the stored rows it supersedes}, from the store's
     `cell_identities()`: rows of the same cell (task, checkpoint label, strategy, options,
     budget, width, instance, seed) searched with other parameters, i.e. by the checkpoint that
-    the label named before it was retrained. The cell itself may be stored already."""
+    the label named before it was retrained. Also an earlier checkpoint's rows whose options
+    none of `cells` has (the new checkpoint records other search defaults, so its cell's
+    options differ): those go with the first cell that matches them in everything but the
+    options. The cell itself may be stored already."""
     stored: dict[tuple[Any, ...], list[tuple[str, str]]] = {}
     for key, (identity, sha) in identities.items():
         stored.setdefault(identity, []).append((key, sha))
+    at = CELL_COLUMNS.index("options")
+
+    def but_options(identity: tuple[Any, ...]) -> tuple[Any, ...]:
+        return identity[:at] + identity[at + 1:]
+
+    ours = [(cell, tuple(cell.checkpoint.spec if name == "checkpoint" else getattr(cell, name)
+                         for name in CELL_COLUMNS))  # in the order the store reads them
+            for cell in cells]
+    produced = {identity for _, identity in ours}
+    orphans: dict[tuple[Any, ...], list[tuple[str, str]]] = {}
+    for identity, rows in stored.items():
+        if identity not in produced:
+            orphans.setdefault(but_options(identity), []).extend(rows)
     found = {}
-    for cell in cells:
-        identity = tuple(cell.checkpoint.spec if name == "checkpoint" else getattr(cell, name)
-                         for name in CELL_COLUMNS)  # in the order the store reads them
-        old = tuple(key for key, sha in stored.get(identity, ()) if sha != cell.checkpoint.sha256)
+    for cell, identity in ours:
+        candidates = stored.get(identity, []) + orphans.pop(but_options(identity), [])
+        old = tuple(key for key, sha in candidates if sha != cell.checkpoint.sha256)
         if old:
             found[cell.key] = old
     return found

@@ -137,7 +137,8 @@ RERUN_CHOICES = {
     "unmeasured": "cells stored before ceiling measured their CPU share",
     "superseded": "cells (zero-shot ones too) stored for an earlier checkpoint under the "
                   "same label (one retrained since): the new checkpoint's cells run anyway, and "
-                  "this moves the old rows out of the results as the new ones are stored",
+                  "this moves the old rows out of the results as the new ones are stored "
+                  "(with those under options the suite no longer has: other search defaults)",
 }
 
 # What identifies a cell apart from the checkpoint's parameters: a stored row that matches a

@@ -272,6 +272,45 @@ def test_rerun_superseded_retires_old_rows_whose_cells_the_new_checkpoint_has_st
         assert store.outcome_table() == expected and store.replaced_count() == 4
 
 
+def test_rerun_superseded_also_retires_old_rows_under_options_the_suite_no_longer_has(
+        tmp_path: Path, reference) -> None:
+    """The retrained checkpoint records another search default, so its cells' options differ
+    from the earlier checkpoint's rows: those rows match no cell, yet are superseded; rows of
+    the current checkpoint under other options (another suite's, say) are left alone."""
+    suite_path, expected, reference_db = reference
+    db = tmp_path / "defaults.sqlite"
+    shutil.copy(reference_db, db)
+    connection = sqlite3.connect(db)
+    with connection:
+        columns = [row[1] for row in connection.execute("PRAGMA table_info(results)")]
+
+        def copies(prefix: str, sha: str) -> str:
+            return ", ".join(
+                f"'{prefix}' || config_hash" if c == "config_hash" else
+                f"'{sha}'" if c == "checkpoint_sha256" else
+                """'{"temperature": 0.5}'""" if c == "options" else c for c in columns)
+
+        # instance 1's sampling rows (3 seeds) under other options: as the earlier
+        # checkpoint's, and as the current checkpoint's (which must stay)
+        current = connection.execute("SELECT checkpoint_sha256 FROM results LIMIT 1").fetchone()[0]
+        for prefix, sha in (("old", "0" * 64), ("other", current)):
+            connection.execute(f"INSERT INTO results SELECT {copies(prefix, sha)} FROM results "
+                               "WHERE instance = 1 AND strategy = 'sampling' "
+                               "AND config_hash NOT LIKE 'old%'")
+    connection.close()
+    finished = subprocess.run(_bench(suite_path, db) + ["--rerun", "superseded"],
+                              capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr
+    assert "0 to run" in finished.stdout
+    assert "moved 3 rows of an earlier checkpoint" in finished.stdout
+    with Store(db) as store:
+        assert store.replaced_count() == 3
+        moved = store.connection.execute("SELECT config_hash FROM replaced").fetchall()
+        kept = store.connection.execute(
+            "SELECT COUNT(*) FROM results WHERE config_hash LIKE 'other%'").fetchone()[0]
+    assert all(key.startswith("old") for (key,) in moved) and kept == 3
+
+
 @pytest.mark.slow
 def test_ray_executor_stores_the_same_rows_as_the_local_one(
     tmp_path: Path, reference, compile_cache, monkeypatch: pytest.MonkeyPatch
