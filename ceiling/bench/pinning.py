@@ -4,8 +4,8 @@ and pins all its threads to it.
 A cell is sized for one core, and jax runs it on one thread plus XLA's intra-op pool (one
 thread per core the process may use). Unpinned, each worker's pool threads wander over every
 core and contend with the other workers'; on the 2-core development machine a 10 s sampling
-search of RWARE tiny-4ag-hard did 1,408-1,536 rollouts unpinned and 1,856 pinned, alone or
-beside a second pinned search (BENCHMARKS.md, "Pinning sweep workers to cores";
+search of RWARE tiny-4ag-hard did 1,216-1,472 rollouts unpinned and 1,792-1,856 pinned, alone
+or beside a second pinned search (BENCHMARKS.md, "Pinning sweep workers to cores";
 `benchmarks/pinning.py`). So each Ray worker pins itself before its first cell.
 
 Claims are `flock`s on one file per core in a directory shared by the machine's workers
