@@ -201,15 +201,13 @@ def _superseded(args: argparse.Namespace, cells: list[Any], identities: dict[str
     print(f"--rerun superseded: {len(pending)} of the cells to run take the place of rows "
           "stored for an earlier checkpoint under the same label", flush=True)
     stored = [old for key, olds in found.items() if key in shares for old in olds]
-    if stored and args.dry_run:
-        print(f"--rerun superseded: would move {len(stored)} rows of an earlier checkpoint, "
-              "whose cells the new one has stored already, to the store's `replaced` table",
-              flush=True)
-    elif stored:
-        with Store(args.db, integrity=integrity) as store:
-            store.retire(stored)
-        print(f"--rerun superseded: moved {len(stored)} rows of an earlier checkpoint, whose "
-              "cells the new one has stored already, to the store's `replaced` table", flush=True)
+    if stored:
+        if not args.dry_run:
+            with Store(args.db, integrity=integrity) as store:
+                store.retire(stored)
+        print(f"--rerun superseded: {'would move' if args.dry_run else 'moved'} {len(stored)} "
+              "rows of an earlier checkpoint, whose cells the new one has stored already, to "
+              "the store's `replaced` table", flush=True)
     return pending
 
 

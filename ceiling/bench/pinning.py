@@ -67,7 +67,7 @@ def pin_worker() -> int | None:
         return None
     if not hasattr(os, "sched_setaffinity") or not os.path.isdir("/proc/self/task"):
         return None
-    allowed = sorted(os.sched_getaffinity(0))
+    allowed = list(os.sched_getaffinity(0))
     if len(allowed) < 2:
         return None  # confined already (taskset, a scheduler): nothing to choose
     _CLAIM = claim_core(allowed, lock_dir())

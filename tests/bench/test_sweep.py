@@ -32,6 +32,16 @@ def _resume_suite(tmp_path: Path) -> Path:
     return path
 
 
+def _copy_rows(connection: sqlite3.Connection, where: str, prefix: str, **values: str) -> None:
+    """Insert a copy of each stored row matching `where`, its config hash prefixed with
+    `prefix` (a cell of its own) and the named columns set to `values`."""
+    columns = [row[1] for row in connection.execute("PRAGMA table_info(results)")]
+    literal = {name: "'" + value.replace("'", "''") + "'" for name, value in values.items()}
+    picked = ", ".join(f"'{prefix}' || config_hash" if c == "config_hash" else
+                       literal.get(c, c) for c in columns)
+    connection.execute(f"INSERT INTO results SELECT {picked} FROM results WHERE {where}")
+
+
 def _count(db: Path) -> int:
     try:
         connection = sqlite3.connect(db, timeout=0.1)
@@ -257,11 +267,7 @@ def test_rerun_superseded_retires_old_rows_whose_cells_the_new_checkpoint_has_st
     shutil.copy(reference_db, db)
     connection = sqlite3.connect(db)
     with connection:  # a copy of every instance-1 row, as the earlier checkpoint's
-        columns = [row[1] for row in connection.execute("PRAGMA table_info(results)")]
-        picked = ", ".join("'old' || config_hash" if c == "config_hash" else
-                           ("'" + "0" * 64 + "'") if c == "checkpoint_sha256" else c
-                           for c in columns)
-        connection.execute(f"INSERT INTO results SELECT {picked} FROM results WHERE instance = 1")
+        _copy_rows(connection, "instance = 1", "old", checkpoint_sha256="0" * 64)
     connection.close()
     finished = subprocess.run(_bench(suite_path, db) + ["--rerun", "superseded"],
                               capture_output=True, text=True, timeout=300)
@@ -282,21 +288,13 @@ def test_rerun_superseded_also_retires_old_rows_under_options_the_suite_no_longe
     shutil.copy(reference_db, db)
     connection = sqlite3.connect(db)
     with connection:
-        columns = [row[1] for row in connection.execute("PRAGMA table_info(results)")]
-
-        def copies(prefix: str, sha: str) -> str:
-            return ", ".join(
-                f"'{prefix}' || config_hash" if c == "config_hash" else
-                f"'{sha}'" if c == "checkpoint_sha256" else
-                """'{"temperature": 0.5}'""" if c == "options" else c for c in columns)
-
         # instance 1's sampling rows (3 seeds) under other options: as the earlier
         # checkpoint's, and as the current checkpoint's (which must stay)
         current = connection.execute("SELECT checkpoint_sha256 FROM results LIMIT 1").fetchone()[0]
         for prefix, sha in (("old", "0" * 64), ("other", current)):
-            connection.execute(f"INSERT INTO results SELECT {copies(prefix, sha)} FROM results "
-                               "WHERE instance = 1 AND strategy = 'sampling' "
-                               "AND config_hash NOT LIKE 'old%'")
+            _copy_rows(connection, "instance = 1 AND strategy = 'sampling' "
+                       "AND config_hash NOT LIKE 'old%'", prefix, checkpoint_sha256=sha,
+                       options='{"temperature": 0.5}')
     connection.close()
     finished = subprocess.run(_bench(suite_path, db) + ["--rerun", "superseded"],
                               capture_output=True, text=True, timeout=300)
