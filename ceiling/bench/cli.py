@@ -98,10 +98,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
         check_db_path(args.db)
     db_exists = Path(args.db).is_file()
     shares: dict[str, float | None] = {}  # stored cells: their CPU share
+    stored: dict[str, Any] = {}  # stored cells: when they were stored
     identities: dict[str, Any] = {}  # stored cells: what they searched, and with which params
     if db_exists:  # read what is there (and check it) before anything else
         with Store(args.db, create=False, integrity=integrity) as store:
             shares = store.cpu_shares()
+            stored = store.stored_times()
             identities = store.cell_identities()
     if args.ray_address is not None:
         args.ray = True
@@ -118,7 +120,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         suite = validate_suite(args.suite, prepared, memory=args.ray_address is None,
                                tasks=args.tasks)
     all_cells = suite.cells()
-    again = cells_to_rerun(all_cells, shares, args.rerun or ())
+    again = cells_to_rerun(all_cells, shares, args.rerun or (), stored)
     cells = [cell for cell in all_cells if cell.key not in shares or cell.key in again]
     skipped = len(all_cells) - len(cells)
     part = f" (tasks {', '.join(suite.tasks)} only)" if args.tasks else ""
@@ -237,6 +239,22 @@ def _task_list(text: str) -> list[str]:
     return tasks
 
 
+def _rerun_kind(text: str) -> str:
+    from ceiling.bench.store import RERUN_CHOICES, rerun_before
+
+    if text in RERUN_CHOICES and text != "before=TIME":
+        return text
+    if text.startswith("before="):
+        try:
+            rerun_before(text)
+        except CeilingError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+        return text
+    kinds = ", ".join(sorted(RERUN_CHOICES))
+    raise argparse.ArgumentTypeError(f"{text!r} is not a kind of cell to run again; valid: "
+                                     f"{kinds}")
+
+
 def add_bench_parsers(sub: Any) -> None:
     from ceiling.bench.store import RERUN_CHOICES
 
@@ -255,7 +273,7 @@ def add_bench_parsers(sub: Any) -> None:
                    help="run only these of the suite's tasks (a sweep in parts: the cells "
                         "are the whole suite's, so the parts fill one store); the others are "
                         "neither checked nor run")
-    p.add_argument("--rerun", action="append", choices=sorted(RERUN_CHOICES),
+    p.add_argument("--rerun", action="append", type=_rerun_kind, metavar="KIND",
                    help="also run again the suite's stored searching cells of this kind, "
                         "replacing their rows (the old ones are kept in the store's `replaced` "
                         "table): " + "; ".join(f"{k}: {v}" for k, v in RERUN_CHOICES.items())

@@ -14,6 +14,7 @@ writes the store, one transaction per finished cell.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import json
 import time
 from collections.abc import Callable, Collection
@@ -22,7 +23,14 @@ from typing import TYPE_CHECKING, Any
 import jax
 import numpy as np
 
-from ceiling.bench.store import CELL_COLUMNS, CONTENDED_CPU_SHARE, Row, Store, contended
+from ceiling.bench.store import (
+    CELL_COLUMNS,
+    CONTENDED_CPU_SHARE,
+    Row,
+    Store,
+    contended,
+    rerun_before,
+)
 from ceiling.bench.suite import Cell, Suite
 from ceiling.errors import CeilingError
 
@@ -232,18 +240,24 @@ def pending_cells(suite: Suite, store: Store) -> tuple[list[Cell], int]:
 
 
 def cells_to_rerun(cells: list[Cell], shares: dict[str, float | None],
-                   which: Collection[str]) -> set[str]:
+                   which: Collection[str],
+                   stored: dict[str, datetime.datetime] | None = None) -> set[str]:
     """The keys of the stored searching `cells` that `which` (`RERUN_CHOICES`) selects:
-    `shares` is the store's {config hash: CPU share or None}. A zero-shot cell has no budget
-    to lose to a busy machine, so it is never run again."""
+    `shares` is the store's {config hash: CPU share or None}, `stored` its {config hash: when
+    stored} (needed by `before=TIME`). A zero-shot cell has no budget to lose to a busy
+    machine, so it is never run again."""
     from ceiling.bench.stats import is_zero_shot
 
+    cutoffs = [when for when in map(rerun_before, which) if when is not None]
+    if cutoffs and stored is None:
+        raise ValueError("--rerun before=TIME needs the store's times (`stored`)")
     keys = set()
     for cell in cells:
         if cell.key not in shares or is_zero_shot(cell.strategy):
             continue
         share = shares[cell.key]
-        if ("unmeasured" in which and share is None) or (
+        older = stored is not None and any(stored[cell.key] < when for when in cutoffs)
+        if older or ("unmeasured" in which and share is None) or (
                 "contended" in which and share is not None and share < CONTENDED_CPU_SHARE):
             keys.add(cell.key)
     return keys

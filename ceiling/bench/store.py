@@ -139,7 +139,25 @@ RERUN_CHOICES = {
                   "same label (one retrained since): the new checkpoint's cells run anyway, and "
                   "this moves the old rows out of the results as the new ones are stored "
                   "(with those under options the suite no longer has: other search defaults)",
+    "before=TIME": "cells stored before TIME (ISO 8601, as in `2026-12-06T04:00`; UTC unless "
+                   "it names a zone): cells run under conditions since changed, such as sweep "
+                   "workers that were not yet pinned to a core",
 }
+
+
+def rerun_before(which: str) -> datetime.datetime | None:
+    """The time a `--rerun before=TIME` names, timezone-aware (UTC when it names none); None
+    for the other kinds. A TIME that is not ISO 8601 is a clear error."""
+    if not which.startswith("before="):
+        return None
+    text = which.removeprefix("before=")
+    try:
+        when = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        raise CeilingError(f"--rerun before={text}: not an ISO 8601 time; give one such as "
+                           "before=2026-12-06T04:00 (UTC) or before=2026-12-06T05:00+01:00") \
+            from None
+    return when if when.tzinfo is not None else when.replace(tzinfo=datetime.UTC)
 
 # What identifies a cell apart from the checkpoint's parameters: a stored row that matches a
 # suite cell here but was searched with other parameters (`checkpoint_sha256`) under the same
@@ -407,6 +425,12 @@ class Store:
         with self._reading():
             return {key: share for key, share in self.connection.execute(
                 f"SELECT config_hash, {self._select(['cpu_share'])} FROM results")}
+
+    def stored_times(self) -> dict[str, datetime.datetime]:
+        """{config hash: when the row was stored (UTC)}."""
+        with self._reading():
+            return {key: datetime.datetime.fromisoformat(created) for key, created in
+                    self.connection.execute("SELECT config_hash, created FROM results")}
 
     def cell_identities(self) -> dict[str, tuple[tuple[Any, ...], str]]:
         """{config hash: (the row's `CELL_COLUMNS` values, its checkpoint_sha256)}."""

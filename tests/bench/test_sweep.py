@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import shutil
@@ -212,6 +213,63 @@ def test_rerun_runs_contended_or_unmeasured_cells_again_and_keeps_their_old_rows
     with Store(db) as store:
         assert store.replaced_count() == 3 and store.cpu_shares()[unmeasured] is not None
         assert store.outcome_table() == expected
+
+
+@pytest.mark.slow
+def test_rerun_before_a_time_runs_the_searching_cells_stored_earlier_again(
+        tmp_path: Path, reference, compile_cache) -> None:
+    suite_path, expected, reference_db = reference
+    db = tmp_path / "unpinned.sqlite"
+    shutil.copy(reference_db, db)
+    connection = sqlite3.connect(db)
+    with connection:
+        # Three searching cells and every zero-shot one were stored before 10:00 UTC, the rest
+        # at 10:00 exactly (not before it): only those three run again.
+        connection.execute("UPDATE results SET created = '2020-01-01T10:00:00+00:00'")
+        searching = [key for (key,) in connection.execute(
+            "SELECT config_hash FROM results WHERE strategy != 'greedy' ORDER BY config_hash")]
+        early = searching[:3]
+        connection.execute("UPDATE results SET created = '2020-01-01T09:59:59+00:00' "
+                           "WHERE strategy = 'greedy'")
+        connection.executemany("UPDATE results SET created = '2020-01-01T08:00:00+00:00' "
+                               "WHERE config_hash = ?", [(key,) for key in early])
+    connection.close()
+    # 11:00 in a zone one hour ahead of UTC is 10:00 UTC.
+    finished = subprocess.run(_bench(suite_path, db) + ["--rerun",
+                                                        "before=2020-01-01T11:00+01:00"],
+                              env=compile_cache, capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr
+    assert ("3 to run (3 of them again, replacing their stored rows: --rerun "
+            "before=2020-01-01T11:00+01:00)") in finished.stdout
+    with Store(db) as store:
+        assert store.outcome_table() == expected
+        assert sorted(key for (key,) in store.connection.execute(
+            "SELECT config_hash FROM replaced")) == sorted(early)
+        times = store.stored_times()
+    assert all(times[key] > datetime.datetime(2020, 1, 1, 10, tzinfo=datetime.UTC)
+               for key in early)
+    # A time given without a zone is UTC: 10:00 would select the same three, now stored later
+    # (and never the zero-shot cells, stored at 09:59:59).
+    dry = subprocess.run(_bench(suite_path, db) + ["--rerun", "before=2020-01-01T10:00",
+                                                   "--dry-run"],
+                         env=compile_cache, capture_output=True, text=True, timeout=300)
+    assert dry.returncode == 0 and "0 to run" in dry.stdout
+
+
+@pytest.mark.parametrize(("kind", "message"), [
+    ("before=yesterday", "--rerun before=yesterday: not an ISO 8601 time; give one such as "
+                         "before=2026-12-06T04:00 (UTC)"),
+    ("slow", "'slow' is not a kind of cell to run again; valid: before=TIME, contended, "
+             "superseded, unmeasured"),
+])
+def test_rerun_rejects_an_unknown_kind_or_a_time_that_is_not_iso_8601(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str, message: str) -> None:
+    db = tmp_path / "x.sqlite"
+    with pytest.raises(SystemExit) as info:  # argparse refuses it before reading the suite
+        main(["bench", str(tmp_path / "suite.yaml"), "--db", str(db), "--rerun", kind])
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not db.exists()
 
 
 @pytest.mark.slow
