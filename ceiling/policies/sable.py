@@ -74,10 +74,10 @@ def retention_decay(num_agents: int, num_heads: int, causal: bool) -> np.ndarray
 
 
 class RetentionCache(NamedTuple):
-    """The keys and values of the positions a causal retention has seen (zeros after them)."""
+    """The keys and values of the positions a causal retention has seen, in order."""
 
-    keys: jax.Array  # [..., A, H, E/H]
-    values: jax.Array  # [..., A, H, E/H]
+    keys: jax.Array  # [..., P, H, E/H], P positions so far
+    values: jax.Array  # [..., P, H, E/H]
 
 
 class Kernel(nn.Module):
@@ -120,8 +120,10 @@ class Retention(nn.Module):
     causal retention from a cache of the earlier positions' keys and values (the same row of
     the same formula), so acting costs one position's work per agent. (RetNet's recurrent form
     would carry a [E/H, E/H] state per head instead; with a handful of agents the cache is
-    smaller and its products are element-wise, which a CPU runs far faster than the state's
-    many small matrix-vector products.)"""
+    smaller.) Both forms take their products as batched matrix products (`einsum`, `@`):
+    XLA's CPU backend runs the same arithmetic written as a broadcast product and a sum
+    through a reduction kernel many times slower at these shapes (BENCHMARKS.md, "SABLE
+    beside MAPPO")."""
 
     embed_dim: int
     num_heads: int
@@ -167,12 +169,14 @@ class Retention(nn.Module):
         else:
             query, gate = self.queries(x)
             key, value = self.keys_values(context)
-        scores = jnp.einsum("...ihd,...jhd->...hij", self._heads(query),
-                            self._heads(key)) * width ** -0.5
+        # Head-major [..., H, A, E/H] operands: both products are then plain batched matrix
+        # products whose results need no transposition (a strided copy on a CPU).
+        query, key, value = (jnp.swapaxes(self._heads(part), -2, -3)
+                             for part in (query, key, value))
+        scores = query @ jnp.swapaxes(key, -1, -2) * width ** -0.5
         scores = scores * retention_decay(x.shape[-2], self.num_heads, self.causal)
         scores = scores / jnp.maximum(jnp.abs(scores.sum(-1, keepdims=True)), 1.0)
-        retained = jnp.einsum("...hij,...jhd->...ihd", scores, self._heads(value))
-        return self._finish(gate, retained)
+        return self._finish(gate, jnp.swapaxes(scores @ value, -2, -3))
 
     def step(
         self,
@@ -180,22 +184,24 @@ class Retention(nn.Module):
         gate: jax.Array,
         key: jax.Array,
         value: jax.Array,
-        cache: RetentionCache,
-        position: jax.Array,
+        cache: RetentionCache | None,
     ) -> tuple[jax.Array, RetentionCache]:
-        """Position `position` of a causal retention, from its query, swish gate, key and
-        value [..., E]; returns [..., E] and the cache with this position's key and value."""
+        """The next position of a causal retention (the cache holds the positions before it;
+        None before the first), from its query, swish gate, key and value [..., E]; returns
+        [..., E] and the cache with this position's key and value appended."""
         width = self.embed_dim // self.num_heads
-        num_agents = cache.keys.shape[-3]
-        here = (jnp.arange(num_agents) == position)[:, None, None]  # [A, 1, 1]
-        cache = RetentionCache(
-            jnp.where(here, self._heads(key)[..., None, :, :], cache.keys),
-            jnp.where(here, self._heads(value)[..., None, :, :], cache.values))
-        decay = jnp.asarray(retention_decay(num_agents, self.num_heads, True))  # [H, A, A]
-        row = jax.lax.dynamic_index_in_dim(decay, position, axis=1, keepdims=False).T  # [A, H]
-        scores = (self._heads(query)[..., None, :, :] * cache.keys).sum(-1) * width ** -0.5 * row
+        here = RetentionCache(self._heads(key)[..., None, :, :],
+                              self._heads(value)[..., None, :, :])
+        cache = here if cache is None else RetentionCache(
+            *(jnp.concatenate([seen, new], axis=-3)
+              for seen, new in zip(cache, here, strict=True)))
+        position = cache.keys.shape[-3] - 1
+        # Row `position` of the decay: its normalisation sums the positions up to it only.
+        row = retention_decay(position + 1, self.num_heads, True)[:, position, :].T  # [P, H]
+        scores = jnp.einsum("...hd,...ahd->...ah", self._heads(query), cache.keys)
+        scores = scores * width ** -0.5 * row
         scores = scores / jnp.maximum(jnp.abs(scores.sum(-2, keepdims=True)), 1.0)
-        retained = (scores[..., None] * cache.values).sum(-3)  # [..., H, E/H]
+        retained = jnp.einsum("...ah,...ahd->...hd", scores, cache.values)  # [..., H, E/H]
         return self._finish(gate, retained), cache
 
 
@@ -264,18 +270,16 @@ class DecoderBlock(nn.Module):
         own: Projections,
         encoded: jax.Array,
         cross_queries: tuple[jax.Array, jax.Array],
-        caches: tuple[RetentionCache, RetentionCache],
-        position: jax.Array,
+        caches: tuple[RetentionCache | None, RetentionCache | None],
     ) -> tuple[jax.Array, tuple[RetentionCache, RetentionCache]]:
-        """Position `position` from its token embedding y, `own` = `self_projections(y)`,
-        its encoding [..., E] and `cross_queries` [..., E] (this position's), given the caches
-        of earlier positions."""
+        """The next position from its token embedding y, `own` = `self_projections(y)`, its
+        encoding [..., E] and `cross_queries` [..., E] (this position's), given the caches of
+        the earlier positions."""
         retained, self_cache = self.self_retention.step(
-            own.query, nn.swish(own.gate), own.key, own.value, caches[0], position)
+            own.query, nn.swish(own.gate), own.key, own.value, caches[0])
         y = y + retained
         key, value = self.cross_retention.keys_values(self.cross_norm(y))
-        retained, cross_cache = self.cross_retention.step(
-            *cross_queries, key, value, caches[1], position)
+        retained, cross_cache = self.cross_retention.step(*cross_queries, key, value, caches[1])
         y = encoded + retained
         return y + self.feed_forward(self.ffn_norm(y)), (self_cache, cross_cache)
 
@@ -345,19 +349,18 @@ class SableNetwork(nn.Module):
 
     def decode_step(
         self, encoded: jax.Array, cross_queries: Any, token: jax.Array, caches: Any,
-        position: jax.Array, token_table: Projections,
+        token_table: Projections,
     ) -> tuple[jax.Array, Any]:
-        """Logits [..., n] of the agent at `position` from its encoding [..., E], its blocks'
-        cross queries, the previous agent's action token [...], the blocks' retention caches
-        of earlier positions and `token_projections()`; returns the caches with this position
-        added."""
+        """Logits [..., n] of the next agent from its encoding [..., E], its blocks' cross
+        queries, the previous agent's action token [...], the blocks' retention caches of the
+        earlier agents and `token_projections()`; returns the caches with this agent added."""
         y = self.action_embed(token)
         new_caches = []
         for index, (block, queries, cache) in enumerate(
                 zip(self.decoder_blocks, cross_queries, caches, strict=True)):
             own = (Projections(*(table[token] for table in token_table)) if index == 0
                    else block.self_projections(y))
-            y, cache = block.step(y, own, encoded, queries, cache, position)
+            y, cache = block.step(y, own, encoded, queries, cache)
             new_caches.append(cache)
         return cast(jax.Array, self.policy_head(self.decoder_norm(y))), tuple(new_caches)
 
@@ -439,15 +442,6 @@ class SablePolicy(Policy):
         start = jnp.full((*action.shape[:-1], 1), self.spec.num_actions, action.dtype)
         return jnp.concatenate([start, action[..., :-1]], axis=-1)
 
-    def initial_states(self, batch: tuple[int, ...]) -> Any:
-        """Empty retention caches of every decoder block, for a batch of shape `batch`."""
-        heads = self.config.num_heads
-        shape = (*batch, self.spec.num_agents, heads, self.config.embed_dim // heads)
-
-        def empty() -> RetentionCache:
-            return RetentionCache(jnp.zeros(shape, jnp.float32), jnp.zeros(shape, jnp.float32))
-
-        return tuple((empty(), empty()) for _ in range(self.config.num_blocks))
 
     def autoregress(
         self,
@@ -463,35 +457,32 @@ class SablePolicy(Policy):
         Step i feeds agent i-1's chosen action through the decoder, one position, with the
         earlier positions' keys and values cached (the same causal retention that
         `conditional_logits` runs in parallel), so each agent costs one position's work; the
-        noise for every agent is drawn before the loop, in one call, because per-step work,
-        not arithmetic, bounds this loop on a CPU. Returns the joint action [..., A] and each
-        agent's masked conditional logits [..., A, n].
+        noise for every agent is drawn before the loop, in one call. The loop over agents is
+        unrolled (a Python loop, not `lax.scan`): per-step work, not arithmetic, bounds it on a
+        CPU, and straight-line code needs no cache of fixed size, no update of it in place and
+        no loop carry, and searches faster for a longer compile (BENCHMARKS.md, "SABLE beside
+        MAPPO", third pass). Returns the joint action [..., A] and each agent's masked
+        conditional logits [..., A, n].
         """
         batch = encoded.shape[:-2]
         cross_queries = self.network.apply(params["actor"], encoded,
                                            method=SableNetwork.cross_queries)
         token_table = self.network.apply(params["actor"], method=SableNetwork.token_projections)
-        num_agents = encoded.shape[-2]
-        # Agent-major inputs [A, ...]: the scan hands step i agent i's slice.
-        per_agent = jax.tree_util.tree_map(lambda x: jnp.moveaxis(x, -2, 0),
-                                           (encoded, cross_queries, action_mask))
-        noise_rows = jnp.zeros(num_agents) if noise is None else jnp.moveaxis(noise, -2, 0)
-
-        def step(carry: tuple[jax.Array, Any], inputs: Any) -> tuple[Any, Any]:
-            token, caches = carry
-            agent, (encoding, queries, mask), agent_noise = inputs
-            row, caches = self.network.apply(params["actor"], encoding, queries, token, caches,
-                                             agent, token_table,
+        token = jnp.full(batch, self.spec.num_actions, jnp.int32)  # the start token
+        # No cache before the first agent (rather than an empty array: no zero-size operands).
+        caches: Any = tuple((None, None) for _ in range(self.config.num_blocks))
+        actions, logits = [], []
+        for agent in range(encoded.shape[-2]):
+            queries = jax.tree_util.tree_map(lambda x, i=agent: x[..., i, :], cross_queries)
+            row, caches = self.network.apply(params["actor"], encoded[..., agent, :], queries,
+                                             token, caches, token_table,
                                              method=SableNetwork.decode_step)
-            row = jnp.where(mask, row, -jnp.inf)
-            score = row if noise is None else row / temperature + agent_noise
-            chosen = jnp.argmax(score, axis=-1).astype(jnp.int32)
-            return (chosen, caches), (chosen, row)
-
-        start = (jnp.full(batch, self.spec.num_actions, jnp.int32), self.initial_states(batch))
-        _, (actions, logits) = jax.lax.scan(
-            step, start, (jnp.arange(num_agents), per_agent, noise_rows))
-        return jnp.moveaxis(actions, 0, -1), jnp.moveaxis(logits, 0, -2)
+            row = jnp.where(action_mask[..., agent, :], row, -jnp.inf)
+            score = row if noise is None else row / temperature + noise[..., agent, :]
+            token = jnp.argmax(score, axis=-1).astype(jnp.int32)
+            actions.append(token)
+            logits.append(row)
+        return jnp.stack(actions, axis=-1), jnp.stack(logits, axis=-2)
 
     # -- the Policy contract -----------------------------------------------------------------
     def act(

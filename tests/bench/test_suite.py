@@ -201,3 +201,15 @@ def test_the_claims_sweeps_parts_are_cells_of_the_one_sweep() -> None:
     headline = {c.key for c in grid.cells() if c.seconds == 30 and c.width == 64}
     assert headline and headline <= whole_keys
     assert not {c.key for c in grid.cells() if c.seconds != 30 or c.width != 64} & whole_keys
+
+
+def test_the_sable_rerun_part_is_exactly_the_claims_sweeps_searches_of_sable() -> None:
+    """suites/cpu-sable.yaml, for running SABLE's searches again after a speed-up, has
+    cpu.yaml's keys: its cells are cpu.yaml's searching cells of the two SABLE checkpoints,
+    all of them and nothing else, on every task."""
+    whole = load_suite(SUITES / "cpu.yaml")
+    part = load_suite(SUITES / "cpu-sable.yaml")
+    sable = {"shipped:sable", "shipped:compass-sable"}
+    expected = {c.key for c in whole.cells()
+                if c.checkpoint.spec in sable and c.strategy != "greedy"}
+    assert expected and {c.key for c in part.cells()} == expected
