@@ -9,8 +9,9 @@ once given a joint action, what training's loss runs). Random-initialised networ
 shipped sizes. Programs alternate over `--repeats` rounds; the table gives the median time per
 decision and each program's multiply-adds per decision counted from the optimised program by
 XLA's cost analysis (flops / 2), and the kernels (fusions, copies and matrix products) in
-XLA's optimised program (SABLE's decision unrolls its loop over agents, so its count covers
-every agent; a loop, such as the random-number generator's, is counted once). The
+XLA's optimised entry computation (SABLE's decision unrolls its loop over agents, so its
+count covers every agent; the body of a loop, such as the random-number generator's, is not
+counted). The
 teacher-forced pass does the decoder's arithmetic for every agent at once.
 
 Run from the repository root (pin one core for stable numbers):
