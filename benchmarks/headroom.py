@@ -14,6 +14,11 @@ Run from the repository root after the sweep:
 
     ceiling bench suites/headroom.yaml --db results/bench/headroom/results.db
     python benchmarks/headroom.py results/bench/headroom/results.db
+
+`--also STORE` (repeatable) adds another store's rows of the same tasks, for instance the
+claims sweep's (`results/bench/cpu/store.sqlite`): its greedy rows of other base policies
+(SABLE) and its searches count towards the best base policy and the best return found. The
+stores must have searched with the same checkpoints under each label (checked).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from ceiling.bench.stats import zero_shot
+from ceiling.bench.stats import pooled_checkpoints, zero_shot
 from ceiling.bench.store import Store
 from ceiling.bootstrap import paired_replicates, percentile_interval
 
@@ -33,8 +38,11 @@ MAX_NORMALISED_GREEDY = 0.8
 SEED = 0
 
 
-def task_headroom(rows: list[dict[str, Any]], random: dict[int, float]) -> dict[str, Any]:
-    """The headroom figures of one task's rows (see the module docstring)."""
+def task_headroom(rows: list[dict[str, Any]], random: dict[int, float],
+                  scaling: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The headroom figures of one task's rows (see the module docstring); the sampling
+    budgets are compared on `scaling`'s rows (default: `rows`), per base policy and
+    temperature."""
     algorithm, _ = zero_shot(rows)[rows[0]["task"]]
     greedy = {r["instance"]: r["total_return"] for r in rows
               if r["strategy"] == "greedy" and r["algorithm"] == algorithm}
@@ -53,13 +61,13 @@ def task_headroom(rows: list[dict[str, Any]], random: dict[int, float]) -> dict[
         "normalised_greedy": (greedy_mean - low) / (high - low) if high > low else 1.0,
         "sampling": [],
     }
-    by_temperature: dict[float, dict[float, dict[int, float]]] = defaultdict(dict)
-    for r in rows:
+    by_policy: dict[tuple[str, float], dict[float, dict[int, float]]] = defaultdict(dict)
+    for r in rows if scaling is None else scaling:
         if r["strategy"] == "sampling" and r["seconds"] is not None:
             temperature = float(r["options"].get("temperature", 1.0))
-            by_temperature[temperature].setdefault(r["seconds"], {})[r["instance"]] = \
-                r["total_return"]
-    for temperature, budgets in sorted(by_temperature.items()):
+            by_policy[r["algorithm"], temperature].setdefault(r["seconds"], {})[
+                r["instance"]] = r["total_return"]
+    for (policy, temperature), budgets in sorted(by_policy.items()):
         if len(budgets) < 2:
             continue
         small, large = min(budgets), max(budgets)
@@ -69,7 +77,7 @@ def task_headroom(rows: list[dict[str, Any]], random: dict[int, float]) -> dict[
         replicates = paired_replicates(lambda x, y: (y - x).mean(axis=1), [a, b],
                                        np.random.default_rng(SEED))
         result["sampling"].append({
-            "temperature": temperature, "small": small, "large": large,
+            "policy": policy, "temperature": temperature, "small": small, "large": large,
             "mean_small": float(a.mean()), "mean_large": float(b.mean()),
             "difference": float((b - a).mean()), "ci95": percentile_interval(replicates),
             "instances": len(shared)})
@@ -91,13 +99,14 @@ def verdict(result: dict[str, Any]) -> str:
 
 def format_table(results: list[dict[str, Any]]) -> str:
     lines = ["| task | base | instances | random | greedy | best found | normalised greedy | "
-             "sampling T: small -> large budget (difference, 95 % CI) | verdict |",
+             "sampling (base, T): small -> large budget (difference, 95 % CI) | verdict |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         sampling = "; ".join(
-            f"T={s['temperature']:g}: {s['mean_small']:.2f} ({s['small']:g} s) -> "
-            f"{s['mean_large']:.2f} ({s['large']:g} s), {s['difference']:+.2f} "
-            f"[{s['ci95'][0]:+.2f}, {s['ci95'][1]:+.2f}]" for s in r["sampling"]) or "-"
+            f"{s['policy'].upper()}, T={s['temperature']:g}: {s['mean_small']:.2f} "
+            f"({s['small']:g} s) -> {s['mean_large']:.2f} ({s['large']:g} s), "
+            f"{s['difference']:+.2f} [{s['ci95'][0]:+.2f}, {s['ci95'][1]:+.2f}]"
+            for s in r["sampling"]) or "-"
         lines.append(
             f"| `{r['task']}` | {r['algorithm'].upper()} | {r['instances']} | {r['random']:.2f} | "
             f"{r['greedy']:.2f} | {r['best']:.2f} | {r['normalised_greedy']:.2f} | {sampling} | "
@@ -108,16 +117,29 @@ def format_table(results: list[dict[str, Any]]) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("db", help="a ceiling bench results database")
+    parser.add_argument("--also", action="append", default=[], metavar="STORE",
+                        help="another store whose rows of the same tasks count towards the best "
+                             "base policy and the best return found (repeatable)")
     args = parser.parse_args(argv)
     with Store(args.db, create=False) as store:
-        rows, baselines = store.rows(), store.baselines("random")
+        own, baselines = store.rows(), store.baselines("random")
+    rows = list(own)
     if not rows:
         sys.exit(f"{args.db} holds no results")
+    tasks = sorted({r["task"] for r in rows})
+    for path in args.also:
+        with Store(path, create=False) as store:
+            rows += [r for r in store.rows() if r["task"] in tasks]
+    pooled = pooled_checkpoints(rows)
+    if pooled:
+        sys.exit("the stores searched with different checkpoints under one label:\n"
+                 + "\n".join(pooled))
     results = []
-    for task in sorted({r["task"] for r in rows}):
+    for task in tasks:
         if task not in baselines:
             sys.exit(f"{args.db} holds no random baseline for {task}")
-        results.append(task_headroom([r for r in rows if r["task"] == task], baselines[task]))
+        results.append(task_headroom([r for r in rows if r["task"] == task], baselines[task],
+                                     [r for r in own if r["task"] == task]))
     print(format_table(results))
 
 
