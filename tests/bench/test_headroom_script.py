@@ -4,7 +4,6 @@ other stores counted towards the best base policy and the best return found."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -12,18 +11,14 @@ import numpy as np
 import pytest
 
 from ceiling.bench.store import Row, Store
+from tests.bench.scripts import load_benchmark
 
-SCRIPT = Path(__file__).parents[2] / "benchmarks" / "headroom.py"
 INSTANCES = range(8)
 
 
 @pytest.fixture(scope="module")
 def headroom() -> Any:
-    spec = importlib.util.spec_from_file_location("headroom_script", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("headroom")
 
 
 def _row(algorithm: str, strategy: str, instance: int, value: float, seconds: float | None = None,

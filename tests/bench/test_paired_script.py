@@ -3,22 +3,17 @@ sweep: it pairs by instance, joins greedy rows to every budget, and names option
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-SCRIPT = Path(__file__).parents[2] / "benchmarks" / "paired.py"
+from tests.bench.scripts import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def paired() -> Any:
-    spec = importlib.util.spec_from_file_location("paired_script", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("paired")
 
 
 def _row(strategy: str, algorithm: str, instance: int, value: float,
