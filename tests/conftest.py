@@ -19,6 +19,7 @@ import jax
 import pytest
 
 from ceiling.policies.networks import NetworkConfig, Policy
+from ceiling.programs import near_mapping_limit, release_compiled_programs
 from ceiling.tasks import make
 
 
@@ -43,6 +44,17 @@ def run_compile_cache(tmp_path_factory: pytest.TempPathFactory):
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
     compilation_cache.reset_cache()
     yield folder
+
+
+@pytest.fixture(autouse=True)
+def release_programs_near_the_mapping_limit():
+    """A worker runs hundreds of tests, each compiling programs that jax's caches keep, and
+    every kept program holds memory mappings: past `vm.max_map_count` the next compile dies in
+    a segmentation fault. After any test that leaves the worker past a third of its limit, the
+    cached programs are dropped (`ceiling.programs`)."""
+    yield
+    if near_mapping_limit(1 / 3):
+        release_compiled_programs()
 
 
 @pytest.fixture(scope="session")

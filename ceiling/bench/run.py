@@ -33,11 +33,16 @@ from ceiling.bench.store import (
 )
 from ceiling.bench.suite import Cell, Suite
 from ceiling.errors import CeilingError
+from ceiling.programs import near_mapping_limit, release_compiled_programs
 
 if TYPE_CHECKING:
     from ceiling.search import Budget
 
 GroupKey = tuple[str, str, str, str, int]
+
+# A worker past this share of its allowed memory mappings drops its compiled programs before
+# the next cell (`Prepared.strategy`).
+MAPPING_FRACTION = 0.5
 
 
 @dataclasses.dataclass
@@ -88,6 +93,11 @@ class Prepared:
         from ceiling.search import make_strategy
         from ceiling.tasks import make
 
+        if near_mapping_limit(MAPPING_FRACTION):
+            # A long sweep's worker meets many groups, each with compiled programs of its own:
+            # drop them all before the process runs out of memory mappings (ceiling.programs).
+            self.strategies.clear()
+            release_compiled_programs()
         if cell.group not in self.strategies:
             checkpoint = self.checkpoint(cell.checkpoint.path)
             self.strategies[cell.group] = make_strategy(

@@ -7,6 +7,7 @@ search that found it; a mismatch with the reported return is an error, never a w
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import dataclasses
 import threading
@@ -18,6 +19,7 @@ import numpy as np
 
 from ceiling.compile_options import RUN_ONCE_COMPILER_OPTIONS
 from ceiling.errors import CeilingError
+from ceiling.programs import on_release
 from ceiling.tasks.base import Task
 
 # Search rollouts run vmapped and fused differently from a lone replay, so float rewards
@@ -95,10 +97,21 @@ def _lower(run_once: bool, width: int, task: Task, key: Any, actions: Any) -> An
 
 
 # Replays compiled ahead of time by `prepare_replay`, keyed by (run once, width, task, key
-# shape, actions shape).
-_prepared: dict[tuple[Any, ...], concurrent.futures.Future[Any]] = {}
+# shape, actions shape), the most recently used last. At most `PREPARED_REPLAYS` are kept: a
+# long-lived process (a sweep's worker) meets many tasks and widths, and every program kept
+# holds memory mappings of its own (`ceiling.programs`).
+PREPARED_REPLAYS = 16
+_prepared: collections.OrderedDict[tuple[Any, ...], concurrent.futures.Future[Any]] = (
+    collections.OrderedDict())
 _prepared_lock = threading.Lock()
 _compiler = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="ceiling-replay")
+
+
+@on_release
+def forget_prepared_replays() -> None:
+    """Drop every replay `prepare_replay` compiled (`ceiling.programs`)."""
+    with _prepared_lock:
+        _prepared.clear()
 
 
 def _signature(task: Task, instance_key: Any, actions_shape: tuple[int, ...],
@@ -116,22 +129,30 @@ def prepare_replay(task: Task, instance_key: jax.Array, actions_shape: tuple[int
     machine with a second core the replay's compile overlaps the search's instead of
     following it (`driver.solve` calls this before compiling its step). Idempotent.
     """
+    _prepared_replay(task, instance_key, actions_shape, run_once, width)
+
+
+def _prepared_replay(task: Task, instance_key: jax.Array, actions_shape: tuple[int, ...],
+                     run_once: bool, width: int) -> concurrent.futures.Future[Any]:
+    """The (future) compiled replay for this signature, its compile started if not yet."""
     signature = _signature(task, instance_key, actions_shape, run_once, width)
     with _prepared_lock:
         if signature in _prepared:
-            return
+            _prepared.move_to_end(signature)
+            return _prepared[signature]
         key = jax.ShapeDtypeStruct(instance_key.shape, instance_key.dtype)
         actions = jax.ShapeDtypeStruct(actions_shape, jnp.int32)
-        _prepared[signature] = _compiler.submit(
+        future = _prepared[signature] = _compiler.submit(
             lambda: _lower(run_once, width, task, key, actions).compile())
+        while len(_prepared) > PREPARED_REPLAYS:
+            _prepared.popitem(last=False)
+        return future
 
 
 def _replay(task: Task, instance_key: jax.Array, actions: jax.Array, run_once: bool,
             width: int) -> Any:
-    prepare_replay(task, instance_key, actions.shape, run_once, width)  # a no-op if prepared
-    with _prepared_lock:
-        prepared = _prepared[_signature(task, instance_key, actions.shape, run_once, width)]
-    return prepared.result()(instance_key, actions)
+    compiled = _prepared_replay(task, instance_key, actions.shape, run_once, width).result()
+    return compiled(instance_key, actions)
 
 
 def verified_solution(
