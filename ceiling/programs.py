@@ -55,6 +55,27 @@ def near_mapping_limit(fraction: float = 0.5) -> bool:
     return count is not None and count > fraction * mapping_limit()
 
 
+class MappingWatch:
+    """When a long-lived process should release its compiled programs: once past `fraction`
+    of its allowed mappings, and after a release (`released`) only once the count has grown
+    by another half of `fraction` of the limit, so that a process whose release frees little
+    does not release, and compile everything again, before every piece of work."""
+
+    def __init__(self, fraction: float = 0.5) -> None:
+        self.fraction = fraction
+        self.floor = 0  # the count after the last release
+
+    def due(self) -> bool:
+        count = mapping_count()
+        if count is None:
+            return False
+        limit = mapping_limit()
+        return count > max(self.fraction * limit, self.floor + self.fraction / 2 * limit)
+
+    def released(self) -> None:
+        self.floor = mapping_count() or 0
+
+
 def release_compiled_programs() -> None:
     """Drop every compiled program this process keeps in a cache: the registered caches,
     then jax's own, then collect the garbage so their code mappings are unmapped. Programs

@@ -19,7 +19,7 @@ import jax
 import pytest
 
 from ceiling.policies.networks import NetworkConfig, Policy
-from ceiling.programs import near_mapping_limit, release_compiled_programs
+from ceiling.programs import MappingWatch, release_compiled_programs
 from ceiling.tasks import make
 
 
@@ -46,15 +46,20 @@ def run_compile_cache(tmp_path_factory: pytest.TempPathFactory):
     yield folder
 
 
+# A worker runs hundreds of tests, each compiling programs that jax's caches keep, and every
+# kept program holds memory mappings: past `vm.max_map_count` the next compile dies in a
+# segmentation fault (the full suite did, at about 64,000 mappings).
+_mappings = MappingWatch(1 / 3)
+
+
 @pytest.fixture(autouse=True)
 def release_programs_near_the_mapping_limit():
-    """A worker runs hundreds of tests, each compiling programs that jax's caches keep, and
-    every kept program holds memory mappings: past `vm.max_map_count` the next compile dies in
-    a segmentation fault. After any test that leaves the worker past a third of its limit, the
-    cached programs are dropped (`ceiling.programs`)."""
+    """After any test that leaves the worker past a third of its allowed mappings, the cached
+    programs are dropped (`ceiling.programs`)."""
     yield
-    if near_mapping_limit(1 / 3):
+    if _mappings.due():
         release_compiled_programs()
+        _mappings.released()
 
 
 @pytest.fixture(scope="session")

@@ -75,21 +75,42 @@ def test_prepared_replays_are_bounded_and_released(connector_task, monkeypatch) 
     assert not solution._prepared
 
 
+def test_a_watch_releases_past_its_share_then_only_after_more_growth(monkeypatch) -> None:
+    count = [0]
+    monkeypatch.setattr(programs, "mapping_count", lambda: count[0])
+    monkeypatch.setattr(programs, "mapping_limit", lambda: 1000)
+    watch = programs.MappingWatch(0.5)
+    count[0] = 500
+    assert not watch.due()
+    count[0] = 501
+    assert watch.due()
+    count[0] = 600  # a release that freed little
+    watch.released()
+    assert not watch.due()  # not again at once
+    count[0] = 851
+    assert watch.due()  # 600 + a quarter of the limit
+    count[0] = 100  # a release that freed much
+    watch.released()
+    count[0] = 501
+    assert watch.due()  # the share of the limit again
+
+
 def test_a_sweep_worker_near_the_limit_drops_its_strategies(monkeypatch) -> None:
     from ceiling.bench import run
     from ceiling.bench.suite import load_suite
 
     cell = load_suite(SMOKE).cells()[0]
+    due = [False]
+    monkeypatch.setattr(programs.MappingWatch, "due", lambda self: due[0])
+    released: list[bool] = []
+    monkeypatch.setattr(run, "release_compiled_programs", lambda: released.append(True))
     prepared = run.Prepared()
     stale = ("task", "checkpoint", "strategy", "options", 1)
     prepared.strategies[stale] = object()
-    released: list[bool] = []
-    monkeypatch.setattr(run, "release_compiled_programs", lambda: released.append(True))
-    monkeypatch.setattr(run, "near_mapping_limit", lambda fraction: False)
     built = prepared.strategy(cell)
     assert not released and stale in prepared.strategies
     assert prepared.strategy(cell) is built  # kept while far from the limit
-    monkeypatch.setattr(run, "near_mapping_limit", lambda fraction: True)
+    due[0] = True
     rebuilt = prepared.strategy(cell)
     assert released == [True]
     assert rebuilt is not built and list(prepared.strategies) == [cell.group]

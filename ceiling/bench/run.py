@@ -33,7 +33,7 @@ from ceiling.bench.store import (
 )
 from ceiling.bench.suite import Cell, Suite
 from ceiling.errors import CeilingError
-from ceiling.programs import near_mapping_limit, release_compiled_programs
+from ceiling.programs import MappingWatch, release_compiled_programs
 
 if TYPE_CHECKING:
     from ceiling.search import Budget
@@ -69,6 +69,7 @@ class Prepared:
         self.checkpoints: dict[str, Any] = {}
         self.strategies: dict[GroupKey, Any] = {}
         self._search_keys: dict[tuple[int, str], np.ndarray] = {}
+        self._mappings = MappingWatch(MAPPING_FRACTION)
 
     def search_key(self, seed: int, task: str, instance: int) -> jax.Array:
         """`ceiling.search.search_key(seed, task, instance)`, computed for a block of instances
@@ -93,11 +94,12 @@ class Prepared:
         from ceiling.search import make_strategy
         from ceiling.tasks import make
 
-        if near_mapping_limit(MAPPING_FRACTION):
+        if self._mappings.due():
             # A long sweep's worker meets many groups, each with compiled programs of its own:
             # drop them all before the process runs out of memory mappings (ceiling.programs).
             self.strategies.clear()
             release_compiled_programs()
+            self._mappings.released()
         if cell.group not in self.strategies:
             checkpoint = self.checkpoint(cell.checkpoint.path)
             self.strategies[cell.group] = make_strategy(
