@@ -54,6 +54,40 @@ def test_bad_options(connector_task, small_policy, options, message) -> None:
         make_strategy("finetune", connector_task, policy, WIDTH, **options)
 
 
+def test_minibatches_must_divide_the_width(connector_task, small_policy) -> None:
+    policy, _ = small_policy
+    with pytest.raises(CeilingError, match=r"num_minibatches must divide the width \(parallel "
+                       r"attempts\) 8; got 3. Valid values: 1, 2, 4, 8"):
+        make_strategy("finetune", connector_task, policy, WIDTH, num_minibatches=3)
+
+
+def _adam_steps(opt_state) -> list[int]:
+    return [int(leaf) for path, leaf in jax.tree_util.tree_leaves_with_path(opt_state)
+            if "count" in jax.tree_util.keystr(path)]
+
+
+@pytest.mark.slow
+def test_minibatches_take_a_step_each_on_their_share_of_the_attempts(
+    connector_task, small_policy
+) -> None:
+    """Passes x minibatches gradient steps per learning batch; a step on half the attempts is
+    not a step on all of them; the search keeps its best and replays it."""
+    policy, params = small_policy
+    updated = {}
+    for passes, minibatches in ((2, 1), (1, 2), (2, 4)):
+        strategy = make_strategy("finetune", connector_task, policy, WIDTH,
+                                 num_updates=passes, num_minibatches=minibatches)
+        state = jax.jit(strategy.step)(strategy.init(jax.random.PRNGKey(0), params, KEYS[0]))
+        assert bool(state.inner.finite)
+        assert set(_adam_steps(state.inner.opt_state)) == {passes * minibatches}
+        updated[passes, minibatches] = _layers(state.params, "actor")["Dense_0"]["kernel"]
+    assert not np.allclose(updated[2, 1], updated[1, 2])
+    assert not np.array_equal(updated[1, 2], _layers(params, "actor")["Dense_0"]["kernel"])
+    result = solve(strategy, params, KEYS[0], Budget(rollouts=2 * WIDTH), jax.random.PRNGKey(2))
+    assert result.learning_batches == 1
+    assert result.solution.verified == pytest.approx(result.solution.total_return, abs=1e-6)
+
+
 @pytest.mark.slow
 def test_fine_tuning_changes_the_parameters_and_never_loses_the_best(
     connector_task, small_policy, tuned
