@@ -8,13 +8,13 @@ sets of width / M rollouts (a learning batch's cost is its gradient work: 4 full
 on 64 RWARE episodes take about 13x a sampling batch with MAPPO and 40x with SABLE), on every
 parameter or, with `scope="head"`, on the last layer of the actor and critic only. With
 `imitation_coef > 0` the loss also pulls the policy towards the incumbent's actions along the
-incumbent's trajectory, as efficient active search does. The
-driver leaves the gradient steps out of a batch whose update no later batch could use (the
-last of a rollout budget, or one that would end after the clock budget: `sample_batch`). A
-guard inside the jitted step keeps the previous parameters whenever an update would make the
-parameters or logits non-finite and clears `state.inner.finite`; `FineTune.check`, which the
-driver calls after every batch, turns that into a `CeilingError`, and the driver stops with the
-best solution found so far.
+incumbent's trajectory, as efficient active search does. The driver leaves the gradient
+steps out of a batch whose update no later batch could use (the last of a rollout budget, or
+one that would end after the clock budget: `sample_batch`). A guard inside the jitted step
+keeps the previous parameters whenever an update would make the parameters or logits
+non-finite and clears `state.inner.finite`; `FineTune.check`, which the driver calls after
+every batch, turns that into a `CeilingError`, and the driver stops with the best solution
+found so far.
 """
 
 from __future__ import annotations
