@@ -30,6 +30,8 @@ import jax
 import numpy as np
 
 from ceiling.bootstrap import mean_ci
+from ceiling.errors import CeilingError
+from ceiling.outputs import check_writable, write_json
 from ceiling.policies.checkpoint import load_checkpoint
 from ceiling.search import Budget, make_strategy, search_key, solve
 from ceiling.tasks import instances, make
@@ -90,7 +92,13 @@ def main() -> None:
     parser.add_argument("--train-seed", type=int, default=0,
                         help="the key train instances are drawn with")
     parser.add_argument("--out", help="also write the table as JSON here")
+    parser.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     args = parser.parse_args()
+    if args.out:
+        try:  # refused now, not after the minutes of search
+            check_writable(args.out, args.force)
+        except CeilingError as err:
+            parser.error(str(err))
     configs = {}
     for text in args.config or ["default={}"]:
         label, _, options = text.partition("=")
@@ -114,8 +122,7 @@ def main() -> None:
               f"| {row['learning_batches']:.1f} | {row['rollouts']:.0f} "
               f"| {mean:+.2f} [{low:+.2f}, {high:+.2f}] | {row['better']} / {row['worse']} |")
     if args.out:
-        with open(args.out, "w") as handle:
-            json.dump(table, handle, indent=1)
+        write_json(args.out, table, args.force, "the table")
 
 
 if __name__ == "__main__":
