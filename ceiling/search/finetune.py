@@ -180,8 +180,10 @@ class FineTune(Strategy):
                                   options.gae_lambda)
 
         # Minibatches are sets of attempts (the batch axis of the time-major [T, W, ...]
-        # arrays); with one, every step sees every attempt. Steps after an episode ended are
-        # absorbing padding, masked out of the loss.
+        # arrays); with one, every step sees every attempt, taken as it is rather than gathered
+        # in a shuffled order, so the default program (and the stored results of the sweeps)
+        # stays what it was before the option. Steps after an episode ended are absorbing
+        # padding, masked out of the loss.
         def loss(params: Params, indices: jax.Array) -> tuple[jax.Array, None]:
             if options.num_minibatches == 1:
                 chosen = (batch, advantages, targets, live.T)
