@@ -52,7 +52,8 @@ def test_headroom_of_one_store(headroom: Any, tmp_path: Path, capsys: Any) -> No
     headroom.main([_store(tmp_path / "h.sqlite", headroom_rows())])
     line = capsys.readouterr().out.splitlines()[2]
     best = 8.0 + np.mean([i / 8 for i in INSTANCES])
-    assert f"| 5.00 | {best:.2f} | {5.0 / best:.2f} |" in line
+    gain = 100 * (best - 5.0) / 5.0
+    assert f"| 5.00 | {best:.2f} | {5.0 / best:.2f} | {gain:+.0f} % |" in line
     assert "MAPPO, T=1: 7.00 (3 s) -> " in line and line.endswith("| headroom |")
 
 
@@ -67,9 +68,14 @@ def test_another_stores_better_base_and_better_search_count(headroom: Any, tmp_p
     headroom.main([_store(tmp_path / "h.sqlite", headroom_rows()),
                    "--also", _store(tmp_path / "c.sqlite", other, random=False)])
     line = capsys.readouterr().out.splitlines()[2]
-    assert line.startswith("| `t` | SABLE | 8 | 0.00 | 9.00 | 20.00 | 0.45 |")
+    assert line.startswith("| `t` | SABLE | 8 | 0.00 | 9.00 | 20.00 | 0.45 | +122 % |")
     # The other store's MAPPO rows at 30 s (0.0) do not replace this store's (8 + i/8).
     assert "MAPPO, T=1: 7.00 (3 s) -> 8.44 (30 s)" in line and "SABLE, T=1" not in line
+
+
+def test_gain_over_greedy_only_where_greedy_is_positive(headroom: Any) -> None:
+    assert headroom.gain_over_greedy({"greedy": 15.0, "best": 18.0}) == "+20 %"
+    assert headroom.gain_over_greedy({"greedy": -2.0, "best": 3.0}) == "-"
 
 
 def test_stores_with_different_checkpoints_under_one_label_are_refused(
