@@ -10,7 +10,7 @@ last logged step reads that run's final window (the last logged step minus the w
     python benchmarks/training_return.py ceiling/checkpoints/smax-3m/ippo RUN_DIR ...
     python benchmarks/training_return.py RUN_DIR --target 7.5M=1.87 --target 10M=1.90
 
-Prints one row per run (its settings that differ between the runs, then the return at each
+Prints one row per run (the recorded settings that differ between the runs, then the return at each
 mark) and, with `--target`, whether each run meets every target.
 """
 
@@ -92,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"--marks/--window: {error}") from None
     targets = [parse_target(t) for t in args.target]
     configs = [settings(run) for run in args.runs]
-    keys = sorted({k for c in configs for k in c})
+    # Settings every run records (a field added since an older run was trained is left out).
+    keys = sorted(set.intersection(*(set(c) for c in configs))) if configs else []
     differing = [k for k in keys if len({json.dumps(c.get(k)) for c in configs}) > 1]
     header = ["run", *differing, *(f"{m / 1e6:g}M" for m in marks)]
     if targets:
