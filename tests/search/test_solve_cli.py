@@ -92,9 +92,9 @@ def test_solve_takes_the_task_from_the_checkpoint_and_shipped_labels(checkpoint,
     shipped = ["solve", "--strategy", "sampling", "--rollouts", "16", "--checkpoint"]
     assert main([*shipped, "shipped:mappo"]) == 2
     assert "give its task with --task" in capsys.readouterr().err
-    assert main([*shipped, "shipped:sable", "--task", "smax:3m"]) == 2
-    assert "no shipped sable checkpoint for smax:3m; shipped for smax:3m: compass, ippo, " \
-           "mappo" in capsys.readouterr().err
+    assert main([*shipped, "shipped:compass-sable", "--task", "smax:3m"]) == 2
+    assert "no shipped compass-sable checkpoint for smax:3m; shipped for smax:3m: compass, " \
+           "ippo, mappo, sable" in capsys.readouterr().err
     assert main([*shipped, "shipped:mappo", "--task", "smax:smacv2_20_units"]) == 2
     err = capsys.readouterr().err
     assert "no checkpoint is shipped for smax:smacv2_20_units" in err and "smax:3m" in err
