@@ -24,6 +24,8 @@ from typing import Any
 
 import yaml
 
+from ceiling.errors import CeilingError
+from ceiling.training import convergence
 from ceiling.training.config import parse_scalar
 
 DEFAULT_MARKS = "3M,7.5M,10M"
@@ -40,13 +42,13 @@ def parse_steps(text: str) -> int:
 
 def read_metrics(run: Path) -> list[dict[str, Any]]:
     """The logged training intervals of one run (rows with a training return)."""
-    path = run / "metrics.jsonl"
-    if not path.is_file():
-        raise SystemExit(f"{run}: no metrics.jsonl (give a training run or checkpoint directory)")
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    try:
+        rows = convergence.read_metrics(run)
+    except CeilingError as error:
+        raise SystemExit(str(error)) from None
     rows = [r for r in rows if r.get("train_return") is not None and r.get("episodes")]
     if not rows:
-        raise SystemExit(f"{path}: no logged training interval with episodes")
+        raise SystemExit(f"{run / 'metrics.jsonl'}: no logged training interval with episodes")
     return rows
 
 
@@ -103,11 +105,12 @@ def main(argv: list[str] | None = None) -> int:
     for run, config in zip(args.runs, configs, strict=True):
         rows = read_metrics(run)
         cells = [str(run), *(json.dumps(config.get(k)) for k in differing)]
+        at = {mark: return_at(rows, mark, window) for mark in {*marks, *(m for m, _ in targets)}}
         for mark in marks:
-            value, centre = return_at(rows, mark, window)
+            value, centre = at[mark]
             cells.append(f"{value:.3f}" + ("" if centre == mark else f" (at {centre / 1e6:.2f}M)"))
         if targets:
-            met = [return_at(rows, mark, window)[0] >= value for mark, value in targets]
+            met = [at[mark][0] >= value for mark, value in targets]
             cells.append("yes" if all(met) else "no")
             failed |= not all(met)
         print(" | ".join(cells))

@@ -156,20 +156,12 @@ def cmd_converged(args: argparse.Namespace) -> int:
     """Print the verdict of the current convergence check for each run; exit 1 if any fails."""
     import json
 
-    from ceiling.training.convergence import report_from_metrics
+    from ceiling.training.convergence import read_metrics, report_from_metrics
 
     out = console()
     failed = 0
     for run in map(Path, args.runs):
-        metrics = run / "metrics.jsonl"
-        if not metrics.is_file():
-            raise CeilingError(f"{run} holds no metrics.jsonl (not a run directory or a shipped "
-                               "checkpoint)")
-        try:
-            lines = [json.loads(line) for line in metrics.read_text().splitlines() if line]
-        except json.JSONDecodeError as err:
-            raise CeilingError(f"{metrics} is not valid JSON lines: {err}") from None
-        report = report_from_metrics(lines)
+        report = report_from_metrics(read_metrics(run))
         failed += report["converged"] is not True
         evals, train = report.get("eval_return", {}), report.get("train_return", {})
         figures = "  ".join(

@@ -20,11 +20,14 @@ too few evaluations to tell, is thus never called converged.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ceiling.bootstrap import paired_replicates, percentile_interval
+from ceiling.errors import CeilingError
 
 TOLERANCE = 0.05  # projected gain over the window, as a share of the window's mean level
 WINDOW = 1 / 3  # the last third of training
@@ -99,6 +102,18 @@ def convergence_report(
         "eval_return": evals,
         "train_return": train,
     }
+
+
+def read_metrics(run: Path) -> list[dict[str, Any]]:
+    """The records of a run directory's or checkpoint's `metrics.jsonl`, one per line."""
+    metrics = run / "metrics.jsonl"
+    if not metrics.is_file():
+        raise CeilingError(f"{run} holds no metrics.jsonl (not a run directory or a shipped "
+                           "checkpoint)")
+    try:
+        return [json.loads(line) for line in metrics.read_text().splitlines() if line]
+    except json.JSONDecodeError as err:
+        raise CeilingError(f"{metrics} is not valid JSON lines: {err}") from None
 
 
 def report_from_metrics(lines: list[dict[str, Any]]) -> dict[str, Any]:
