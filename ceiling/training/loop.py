@@ -166,6 +166,18 @@ def stop_requests() -> Iterator[list[int]]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def _rewrite_metrics(path: Path, records: list[dict[str, Any]]) -> None:
+    """Make `path` hold exactly `records` (the lines up to the resume point; none for a new
+    run), atomically and on disk before training goes on: a run killed during its first chunk
+    after a resume (SIGKILL, a session's end) must not lose the lines it resumed with."""
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w") as lines:
+        lines.writelines(json.dumps(record) + "\n" for record in records)
+        lines.flush()
+        os.fsync(lines.fileno())
+    os.replace(tmp, path)
+
+
 def run_loop(
     loop: Loop,
     runner: Any,
@@ -199,9 +211,8 @@ def run_loop(
         final = counters["final"]
     start = time.perf_counter() - elapsed
     last_save = time.perf_counter()
-    with (out / "metrics.jsonl").open("w") as metrics_file, stop_requests() as stop:
-        for kept in records:  # rewritten: lines past the resume point are dropped
-            metrics_file.write(json.dumps(kept) + "\n")
+    _rewrite_metrics(out / "metrics.jsonl", records)
+    with (out / "metrics.jsonl").open("a") as metrics_file, stop_requests() as stop:
         for call in range(first_call, loop.num_calls + 1):
             record: dict[str, Any] = {"step": 0, **loop.initial}
             if call > 0:

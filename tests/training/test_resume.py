@@ -64,6 +64,37 @@ def test_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path, monkeypat
         train(TASK, CONFIG, out, resume=True)
 
 
+@pytest.mark.slow
+def test_a_resumed_run_has_its_earlier_metrics_on_disk_before_its_first_chunk(
+        tmp_path, monkeypatch) -> None:
+    # A run killed hard (SIGKILL, a session's end) during its first chunk after a resume must
+    # still hold every metrics line up to the resume point; they were once rewritten into a
+    # write buffer only, so such a kill lost them. The first chunk sees the file on disk.
+    import dataclasses
+
+    from ceiling.training import run
+
+    monkeypatch.setattr(loop, "SAVE_EVERY_SECONDS", 0.0)
+    out = tmp_path / "cut"
+    with pytest.raises(Interrupted):
+        train(TASK, CONFIG, out, on_progress=stop_after(4096))
+    before = (out / "metrics.jsonl").read_text()
+    assert [json.loads(x)["step"] for x in before.splitlines()] == [0, 2048, 4096]
+    seen = []
+
+    def killed(runner, call):
+        seen.append((out / "metrics.jsonl").read_text())
+        raise Interrupted
+
+    real = run.run_loop
+    monkeypatch.setattr(run, "run_loop", lambda trainer_loop, *args: real(
+        dataclasses.replace(trainer_loop, advance=killed), *args))
+    with pytest.raises(Interrupted):
+        train(TASK, CONFIG, out, resume=True)
+    assert seen == [before]
+    assert not list(out.glob("*.tmp"))
+
+
 def test_resume_refuses_a_different_config_or_a_missing_run(tmp_path) -> None:
     with pytest.raises(CeilingError, match="no run was started there"):
         train(TASK, CONFIG, tmp_path / "nothing", resume=True)
