@@ -15,8 +15,8 @@ For each task in the store, on the instances every row shares:
 
 Run from the repository root after the sweep:
 
-    ceiling bench suites/headroom.yaml --db results/bench/headroom/results.db
-    python benchmarks/headroom.py results/bench/headroom/results.db
+    ceiling bench suites/headroom.yaml --db results/bench/headroom/store.sqlite
+    python benchmarks/headroom.py results/bench/headroom/store.sqlite
 
 `--also STORE` (repeatable) adds another store's rows of the same tasks, for instance the
 claims sweep's (`results/bench/cpu/store.sqlite`): its greedy rows of other base policies
