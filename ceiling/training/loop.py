@@ -39,7 +39,7 @@ from ceiling.errors import CeilingError
 from ceiling.policies.checkpoint import save_checkpoint
 from ceiling.policies.networks import Params, Policy
 from ceiling.training.config import FIELDS
-from ceiling.training.convergence import convergence_report
+from ceiling.training.convergence import convergence_report, read_metrics
 
 STANDARD_SUMMARY = ("mean_return", "ci95", "win_rate", "num_instances")
 RESUME_DIR = "resume"  # inside a run directory: the state an interrupted run restarts from
@@ -203,8 +203,7 @@ def run_loop(
             raise CeilingError(f"the resume state in {out / RESUME_DIR} is for "
                                f"{counters['num_calls']} chunks of {counters['steps_per_call']} "
                                f"steps, this run has {loop.num_calls} of {loop.steps_per_call}")
-        with (out / "metrics.jsonl").open() as lines:
-            records = [json.loads(line) for line in lines][: counters["records"]]
+        records = read_metrics(out)[: counters["records"]]
         evaluations = [tuple(e) for e in counters["evaluations"]]  # type: ignore[misc]
         best_return, next_eval = counters["best_return"], counters["next_eval"]
         steps, first_call, elapsed = counters["steps"], counters["call"] + 1, counters["elapsed"]
