@@ -4,8 +4,9 @@
 # convergence report and learning curve into ceiling/checkpoints/. Usage:
 #   scripts/train_shipped.sh [TASK:ALGO ...]     (default: all fifteen)
 # Resumable: a run interrupted midway (its run directory holds resume/) is continued with
-# `ceiling train --resume`, a finished one (convergence.json) is only copied again, and a run
-# directory without either is started afresh.
+# `ceiling train --resume`, a finished one (convergence.json) is only copied (and not at all
+# when the shipped checkpoint already holds its weights, so the search defaults recorded there
+# with `ceiling defaults` stay), and a run directory without either is started afresh.
 # ALGO compass trains from the shipped checkpoint of $COMPASS_BASE (default mappo, the best
 # zero-shot policy on each shipped task), so it must come after that one; compass-BASE (e.g.
 # compass-sable) trains COMPASS from the shipped BASE checkpoint into ceiling/checkpoints/.../
@@ -40,6 +41,16 @@ for pair in "${pairs[@]}"; do
   fi
   [ "$trainer" = compass ] || ceiling converged "$out"  # a base run that has not converged stops here
   dest="ceiling/checkpoints/$name/$algo"
+  if [ -f "$dest/params.msgpack" ] && cmp -s "$dest/params.msgpack" "$out/last/params.msgpack"; then
+    # Already shipped from this run: leave it, with the search defaults `ceiling defaults`
+    # recorded in its manifest.
+    echo "$dest: already this run's final checkpoint, kept"
+    continue
+  fi
+  if [ -f "$dest/manifest.json" ] && grep -q '"search_defaults"' "$dest/manifest.json"; then
+    echo "$dest: replaced by new weights; the search defaults recorded for the old ones are" \
+         "dropped (measure again and record them with ceiling defaults)" >&2
+  fi
   rm -rf "$dest" && mkdir -p "$dest"
   cp "$out"/last/* "$out"/config.yaml "$out"/metrics.jsonl "$out"/convergence.json \
      "$out"/learning_curve.png "$dest"/
