@@ -3,9 +3,10 @@
 Rules every figure here keeps: text at 9 pt or more; axes scaled to the data, with the 95 %
 confidence interval of every point drawn; every reference line labelled where it is drawn; a
 strategy keeps its colour, line style and marker in every figure (`style_of`), so lines that
-coincide stay distinguishable by their markers; time axes end at the budget; and no value is
-drawn that was not measured (the budget x width figure is a grid of the measured cells, not an
-interpolation between them).
+coincide stay distinguishable by their markers, and its option variants (sampling at two
+temperatures) keep its colour with line styles and markers of their own; time axes end at the
+budget; and no value is drawn that was not measured (the budget x width figure is a grid of
+the measured cells, not an interpolation between them).
 
 - `plot_answer`: per task, each strategy's gain over the best zero-shot policy at its largest
   budget and width, with its CI; the best per task is filled and its label bold.
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import json
 import textwrap
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -72,15 +73,44 @@ def save(fig: Any, path: Path) -> None:
     pyplot().close(fig)
 
 
-def style_of(strategy: str) -> dict[str, Any]:
+def style_of(strategy: str, variant: int = 0) -> dict[str, Any]:
     """One colour, line style and marker per strategy, the same in every figure: the
-    registry's order first, then any other name (a row from another version)."""
+    registry's order first, then any other name (a row from another version). A strategy's
+    `variant`s (its other option sets, numbered by `variant_numbers`) keep its colour and take
+    the next line styles and markers, so two of them never draw alike."""
     from ceiling.search import STRATEGIES
 
     order = list(STRATEGIES)
     index = order.index(strategy) if strategy in order else len(order) + sum(map(ord, strategy))
-    return {"color": _COLOURS[index % len(_COLOURS)], "linestyle": _LINES[index % len(_LINES)],
-            "marker": _MARKERS[index % len(_MARKERS)]}
+    return {"color": _COLOURS[index % len(_COLOURS)],
+            "linestyle": _LINES[(index + variant) % len(_LINES)],
+            "marker": _MARKERS[(index + variant) % len(_MARKERS)]}
+
+
+Variants = dict[tuple[str, str], int]
+
+
+def variant_numbers(families: Iterable[tuple[str, str]]) -> Variants:
+    """Each strategy's option sets numbered 0, 1, ... (its defaults, `{}`, first, then in
+    sorted order), for `style_of`. A report numbers every (strategy, options) of its store
+    once, so a variant looks the same in every figure."""
+    by_strategy: dict[str, set[str]] = {}
+    for strategy, options in families:
+        by_strategy.setdefault(strategy, set()).add(options)
+    return {(strategy, options): number
+            for strategy, sets in by_strategy.items()
+            for number, options in enumerate(sorted(sets, key=lambda o: (o != "{}", o)))}
+
+
+def config_style(config: stats.Config, variants: Variants) -> dict[str, Any]:
+    """`style_of` a configuration's strategy and its variant in `variants`."""
+    return style_of(config.strategy, variants.get((config.strategy, config.options), 0))
+
+
+def _numbering(configs: Iterable[stats.Config], variants: Variants | None) -> Variants:
+    """The caller's numbering, or one of the figure's own configurations."""
+    return variants if variants is not None else variant_numbers(
+        (c.strategy, c.options) for c in configs)
 
 
 def family_label(family: tuple[str, str, str]) -> str:
@@ -174,12 +204,14 @@ def _ci_row(ax: Any, y: float, value: float, ci: tuple[float, float], style: dic
 
 
 # -- the answer --------------------------------------------------------------------------------
-def plot_answer(gains: list[dict[str, Any]], path: Path) -> bool:
+def plot_answer(gains: list[dict[str, Any]], path: Path, variants: Variants | None = None
+                ) -> bool:
     """Per task (a block of rows), each strategy's gain over the best zero-shot policy at its
     largest budget and width, with its 95 % CI and its value written beside it."""
     kept = headline_gains(gains)
     if not kept:
         return False
+    variants = _numbering((g["config"] for g in kept), variants)
     best = {task: {id(g) for g in group} for task, group in best_per_task(gains).items()}
     plt = pyplot()
     rows: list[tuple[str, dict[str, Any] | None]] = []  # (label, gain or None for a header)
@@ -202,7 +234,7 @@ def plot_answer(gains: list[dict[str, Any]], path: Path) -> bool:
             ax.axhline(y, color="lightgrey", linewidth=0.8, zorder=0)
             continue
         filled = id(gain) in best[gain["task"]]
-        _ci_row(ax, y, gain["gain_percent"], gain["ci95"], style_of(gain["config"].strategy),
+        _ci_row(ax, y, gain["gain_percent"], gain["ci95"], config_style(gain["config"], variants),
                 filled)
         ax.text(gain["ci95"][1] + 0.01 * (high - low), y,
                 f" {gain['gain_percent']:+.1f} % [{gain['ci95'][0]:+.1f}, "
@@ -226,12 +258,13 @@ def plot_answer(gains: list[dict[str, Any]], path: Path) -> bool:
 
 
 # -- aggregates --------------------------------------------------------------------------------
-def plot_iqm(table: list[dict[str, Any]], path: Path, tasks: Sequence[str] | None = None
-             ) -> None:
+def plot_iqm(table: list[dict[str, Any]], path: Path, tasks: Sequence[str] | None = None,
+             variants: Variants | None = None) -> None:
     """IQM of normalised score per configuration with its CI, grouped by strategy (one block
     per strategy and base policy; a block or zero-shot row covering only some of `tasks` says
     which); the best zero-shot IQM is a labelled vertical line."""
     plt = pyplot()
+    variants = _numbering((r["config"] for r in table), variants)
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for row in table:
         config = row["config"]
@@ -258,9 +291,9 @@ def plot_iqm(table: list[dict[str, Any]], path: Path, tasks: Sequence[str] | Non
                 ax.text(ax.get_xlim()[0], y, f" {notes[y]}", fontsize=9, va="center",
                         color=ZERO_SHOT_COLOUR, bbox=LABEL_BOX)
             continue
-        strategy = point["config"].strategy
-        style = ({"color": ZERO_SHOT_COLOUR, "marker": "o"} if stats.is_zero_shot(strategy)
-                 else style_of(strategy))
+        style = ({"color": ZERO_SHOT_COLOUR, "marker": "o"}
+                 if stats.is_zero_shot(point["config"].strategy)
+                 else config_style(point["config"], variants))
         _ci_row(ax, y, point["iqm"], point["ci95"], style)
     ax.set_yticks(range(len(rows)), [label for label, _ in rows])
     for tick, (_, point) in zip(ax.get_yticklabels(), rows, strict=True):
@@ -288,7 +321,7 @@ def _searching(table: list[dict[str, Any]]) -> dict[tuple[str, str, str], list[d
 
 
 def plot_budget(table: list[dict[str, Any]], path: Path,
-                tasks: Sequence[str] | None = None) -> bool:
+                tasks: Sequence[str] | None = None, variants: Variants | None = None) -> bool:
     """IQM against the time budget, one panel per width, one line (with its CI band) per
     strategy; the zero-shot IQMs are labelled horizontal lines. A line that covers only some
     of `tasks` says which. False unless rows have at least two time budgets (one budget is a
@@ -303,6 +336,7 @@ def plot_budget(table: list[dict[str, Any]], path: Path,
             if stats.is_zero_shot(r["config"].strategy)]
     fig, axes = panel_grid(plt, len(widths), 3.6, sharey=True)
     every = [r for rows in lines.values() for r in rows]
+    variants = _numbering((r["config"] for r in every), variants)
     low, high = _limits([r["ci95"][0] for r in every], [r["ci95"][1] for r in every],
                         include=[v for _, v in zero])
     for ax, width in zip(axes.flat, widths, strict=False):
@@ -311,7 +345,7 @@ def plot_budget(table: list[dict[str, Any]], path: Path,
                           key=lambda r: r["config"].seconds)
             if not mine:
                 continue
-            style = style_of(family[0])
+            style = config_style(mine[0]["config"], variants)
             x = [r["config"].seconds for r in mine]
             ax.plot(x, [r["iqm"] for r in mine], label=covered_label(family, rows, tasks),
                     markersize=6,
@@ -403,7 +437,8 @@ def _mean_curve(rows: list[dict[str, Any]], grid: np.ndarray) -> np.ndarray:
     return np.mean(curves, axis=0)
 
 
-def plot_anytime(rows: Sequence[dict[str, Any]], task: str, path: Path) -> bool:
+def plot_anytime(rows: Sequence[dict[str, Any]], task: str, path: Path,
+                 variants: Variants | None = None) -> bool:
     """Mean best return against seconds of search on `task`, one panel per base policy, one
     line per strategy at its largest budget and width (a longer run's trace holds every
     shorter budget's curve); the time axis ends at that budget, and the best zero-shot mean is
@@ -414,6 +449,7 @@ def plot_anytime(rows: Sequence[dict[str, Any]], task: str, path: Path) -> bool:
                                   lambda _, config: config.family)
     if not searching:
         return False
+    variants = _numbering((stats.config_of(r) for r in searching), variants)
     panels: dict[str, dict[stats.Config, list[dict[str, Any]]]] = {}
     for r in searching:
         config = stats.config_of(r)
@@ -443,7 +479,7 @@ def plot_anytime(rows: Sequence[dict[str, Any]], task: str, path: Path) -> bool:
             marks = sorted({start, *range(start + step // 5 * (index % 5 + 1), len(grid), step)})
             ax.plot(grid, curve, linewidth=1.8, markersize=6, markevery=marks,
                     label=f"{family_label(config.family)}, {budget_label(config)}",
-                    **style_of(config.strategy))
+                    **config_style(config, variants))
         if task in base:
             zero_algorithm, value = base[task]
             ax.axhline(value, color=ZERO_SHOT_COLOUR, linestyle="--", linewidth=1)

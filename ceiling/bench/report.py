@@ -39,6 +39,7 @@ from ceiling.bench.figures import (
     plot_budget,
     plot_grid,
     plot_iqm,
+    variant_numbers,
 )
 from ceiling.bench.store import CONTENDED_CPU_SHARE, Store, contended
 from ceiling.errors import CeilingError
@@ -234,12 +235,14 @@ def _draw(rows: list[dict[str, Any]], baselines: dict[str, dict[int, float]],
     reproduce_title = "Produced by these commands, in this order:"
 
     figures: list[tuple[str, str]] = []  # (file, title)
-    answer_figure = plot_answer(gains, staging / "gain_over_zero_shot.png")
-    plot_iqm(table, staging / "iqm.png", sorted(bounds))
+    # One numbering of every strategy's option sets, so a variant looks alike in every figure.
+    variants = variant_numbers((r["strategy"], stats.config_of(r).options) for r in rows)
+    answer_figure = plot_answer(gains, staging / "gain_over_zero_shot.png", variants)
+    plot_iqm(table, staging / "iqm.png", sorted(bounds), variants)
     figures.append(("iqm.png", "IQM of normalised score per configuration (95 % CI)"))
     scaling = stats.aggregate(stats.scaling_rows(rows), baselines, bounds=bounds)
     tasks = sorted(bounds)
-    if plot_budget(scaling, staging / "performance_vs_budget.png", tasks):
+    if plot_budget(scaling, staging / "performance_vs_budget.png", tasks, variants):
         figures.append(("performance_vs_budget.png", "Performance against the time budget, "
                                                      "one panel per width (on the instances "
                                                      "every budget and width measured)"))
@@ -249,7 +252,7 @@ def _draw(rows: list[dict[str, Any]], baselines: dict[str, dict[int, float]],
                                             "instances every cell measured)"))
     for task in sorted(bounds):
         name = f"anytime_{task.replace(':', '_')}.png"
-        if plot_anytime(rows, task, staging / name):
+        if plot_anytime(rows, task, staging / name, variants):
             figures.append((name, f"Anytime curves on {task}"))
 
     answer = answer_rows(gains)

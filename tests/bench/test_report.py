@@ -88,6 +88,27 @@ def test_the_budget_figure_needs_two_time_budgets(tmp_path: Path, drawn: list[An
         assert 0.3 <= low and high <= 1.0  # scaled to the data, not 0-1
 
 
+def test_a_strategys_option_variants_keep_its_colour_and_draw_apart(
+        tmp_path: Path, drawn: list[Any]) -> None:
+    hot = json.dumps({"temperature": 1.5})
+    table = _table([64]) + [
+        {"config": Config("sampling", hot, "mappo", seconds, None, 64), "iqm": 0.6,
+         "ci95": (0.55, 0.65)} for seconds in (3.0, 10.0, 30.0)]
+    assert plot_budget(table, tmp_path / "budget.png")
+    (fig,) = drawn
+    lines = {line.get_label(): line for line in fig.axes[0].get_lines()
+             if line.get_label().startswith(("sampling", "sgbs"))}
+    default, variant = lines["sampling (mappo)"], lines["sampling temperature=1.5 (mappo)"]
+    assert default.get_color() == variant.get_color()
+    assert default.get_marker() != variant.get_marker()
+    assert default.get_linestyle() != variant.get_linestyle()
+    # Numbered once per report: the defaults first, whichever figure draws the variant alone.
+    numbers = figures.variant_numbers([("sampling", hot), ("sampling", "{}"), ("sgbs", "{}")])
+    assert numbers == {("sampling", "{}"): 0, ("sampling", hot): 1, ("sgbs", "{}"): 0}
+    assert figures.config_style(Config("sampling", hot, "mappo", 3.0, None, 64), numbers) \
+        == figures.style_of("sampling", 1) != figures.style_of("sampling")
+
+
 def test_gain_figure_keeps_each_strategy_at_its_largest_budget_and_width() -> None:
     gains = [{"task": task, "config": Config(strategy, "{}", "mappo", seconds, None, width),
               "gain_percent": seconds + width}
