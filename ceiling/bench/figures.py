@@ -30,6 +30,7 @@ from ceiling.bench import stats
 
 DPI = 110
 TITLE_CHARACTERS = 40  # a contour panel's title lines wrap here (three panels a row)
+LABEL_CHARACTERS = 48  # a row label of the answer and IQM figures wraps here
 PAGE_WIDTH = 8.5  # inches: 935 px at DPI, so that with its labels a figure fits the report's
 # 1,040-px column without being scaled down (and its 9-pt text with it)
 TEXT: dict[str, Any] = {"font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10,
@@ -111,6 +112,21 @@ def _numbering(configs: Iterable[stats.Config], variants: Variants | None) -> Va
     """The caller's numbering, or one of the figure's own configurations."""
     return variants if variants is not None else variant_numbers(
         (c.strategy, c.options) for c in configs)
+
+
+def wrap_label(label: str) -> str:
+    """A row label over `LABEL_CHARACTERS` broken at spaces into lines that are not (a
+    COMPASS's recorded search options make labels of 80 characters, which would push the
+    figure past the page)."""
+    return textwrap.fill(label, LABEL_CHARACTERS, break_long_words=False,
+                         break_on_hyphens=False)
+
+
+def legend_columns(labels: Sequence[str]) -> int:
+    """Columns for a figure-wide legend that stays within the page: three short labels a row,
+    two up to 70 characters, else one."""
+    longest = max((len(label) for label in labels), default=0)
+    return 3 if longest <= 40 else 2 if longest <= 70 else 1
 
 
 def family_label(family: tuple[str, str, str]) -> str:
@@ -241,7 +257,7 @@ def plot_answer(gains: list[dict[str, Any]], path: Path, variants: Variants | No
                 f"{gain['ci95'][1]:+.1f}]" + (("  best" if gain["gain_percent"] > 0
                                                else "  none beat zero-shot") if filled else ""),
                 va="center", fontsize=9, fontweight="bold" if filled else "normal")
-    ax.set_yticks(range(len(rows)), labels)
+    ax.set_yticks(range(len(rows)), [wrap_label(label) for label in labels])
     for tick, (_, gain) in zip(ax.get_yticklabels(), rows, strict=True):
         if gain is None:
             tick.set_fontweight("bold")
@@ -295,7 +311,7 @@ def plot_iqm(table: list[dict[str, Any]], path: Path, tasks: Sequence[str] | Non
                  if stats.is_zero_shot(point["config"].strategy)
                  else config_style(point["config"], variants))
         _ci_row(ax, y, point["iqm"], point["ci95"], style)
-    ax.set_yticks(range(len(rows)), [label for label, _ in rows])
+    ax.set_yticks(range(len(rows)), [wrap_label(label) for label, _ in rows])
     for tick, (_, point) in zip(ax.get_yticklabels(), rows, strict=True):
         if point is None:
             tick.set_fontweight("bold")
@@ -368,7 +384,7 @@ def plot_budget(table: list[dict[str, Any]], path: Path,
     for ax in axes[:, 0]:
         ax.set_ylabel("IQM normalised score (95 % CI band)")
     handles, labels = axes.flat[0].get_legend_handles_labels()
-    columns = 2 if any(len(label) > 40 for label in labels) else 3
+    columns = legend_columns(labels)
     fig.legend(handles, labels, loc="lower center", ncol=min(columns, len(labels)),
                bbox_to_anchor=(0.5, -0.02), frameon=False)
     fig.tight_layout(rect=(0, 0.07 + 0.04 * ((len(labels) - 1) // columns), 1, 1))
@@ -498,11 +514,12 @@ def plot_anytime(rows: Sequence[dict[str, Any]], task: str, path: Path,
     handles = [h for ax in axes for h in ax.get_legend_handles_labels()[0]]
     labels = [label for ax in axes for label in ax.get_legend_handles_labels()[1]]
     fig.suptitle(f"{task} (seconds of search exclude the compile)")
-    rows_of_legend = -(-len(labels) // 3)
-    fig.legend(handles, labels, loc="lower center", ncol=min(3, len(labels)),
+    columns = legend_columns(labels)
+    rows_of_legend = -(-len(labels) // columns)
+    fig.legend(handles, labels, loc="lower center", ncol=min(columns, len(labels)),
                bbox_to_anchor=(0.5, 0.0), frameon=False)
     height = fig.get_figheight()
     fig.set_figheight(height + 0.25 * rows_of_legend)
-    fig.tight_layout(rect=(0, (0.3 * rows_of_legend + 0.1) / fig.get_figheight(), 1, 1))
+    fig.tight_layout(rect=(0, (0.2 * rows_of_legend + 0.3) / fig.get_figheight(), 1, 1))
     save(fig, path)
     return True

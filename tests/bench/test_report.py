@@ -420,3 +420,47 @@ def test_anytime_shows_a_run_whose_first_batch_outlasted_its_budget(tmp_path: Pa
     path = tmp_path / "anytime.png"
     assert figures.plot_anytime(rows, TASK, path)
     assert path.stat().st_size > 0
+
+
+def test_anytime_legend_of_long_variant_labels_stays_within_the_page(
+        drawn: list[Any]) -> None:
+    # Six option sets of two strategies, labels up to ~80 characters (a tuned COMPASS's
+    # recorded defaults): three legend columns of those were 1,460 px wide.
+    options = [{}, {"temperature": 0.8}, {"temperature": 0.6}, {"temperature": 0.4}]
+    rows = [{"task": TASK, "instance": i, "seed": 0, "strategy": strategy, "options": o,
+             "algorithm": "mappo", "checkpoint_sha256": "m", "seconds": None, "rollouts": None,
+             "width": 64, "total_return": 1.0, "won": None, "rollouts_done": 1, "trace": []}
+            for i in range(2) for strategy, o in [("greedy", {})]]
+    searches = [("sampling", o) for o in options] + [
+        ("compass", {"num_distributions": 1, "sigma_init": 2.0, "temperature": 0.0}),
+        ("compass", {"num_distributions": 3, "sigma_init": 1.0, "temperature": 0.0})]
+    rows += [{**rows[0], "instance": i, "strategy": strategy, "options": o, "seconds": 30.0,
+              "trace": [[1.0, 64, 2.0], [29.0, 640, 3.0]]}
+             for i in range(2) for strategy, o in searches]
+    assert figures.plot_anytime(rows, TASK, Path("unused.png"))
+    (fig,) = drawn
+    _check_readable(fig)
+    styles = {(line.get_color(), line.get_marker(), line.get_linestyle())
+              for ax in fig.axes for line in ax.get_lines() if line.get_label()[0] != "_"}
+    assert len(styles) == len(searches)  # every option set draws apart
+    assert figures.legend_columns(["x" * 40] * 2) == 3
+    assert figures.legend_columns(["x" * 41, "y"]) == 2
+    assert figures.legend_columns(["x" * 71]) == 1
+
+
+def test_long_row_labels_wrap_within_the_page(drawn: list[Any]) -> None:
+    options = json.dumps({"num_distributions": 1, "sigma_init": 2.0, "temperature": 0.0})
+    configs = [Config("compass", options, "compass", 30.0, None, 64),
+               Config("sampling", "{}", "mappo", 30.0, None, 64)]
+    gains = [{"task": TASK, "config": c, "gain_percent": 60.0 + i, "ci95": (40.0, 90.0 + i),
+              "zero_shot_algorithm": "mappo", "zero_shot_return": 25.2}
+             for i, c in enumerate(configs)]
+    assert figures.plot_answer(gains, Path("unused.png"))
+    figures.plot_iqm([{"config": c, "iqm": 0.9, "ci95": (0.88, 0.92)} for c in configs],
+                     Path("unused.png"))
+    for fig in drawn:
+        _check_readable(fig)
+        labels = [t.get_text() for ax in fig.axes for t in ax.get_yticklabels()]
+        assert any("\n" in label and "sigma_init=2.0" in label for label in labels)
+        assert max(len(line) for label in labels for line in label.split("\n")) \
+            <= figures.LABEL_CHARACTERS
