@@ -115,9 +115,9 @@ def _numbering(configs: Iterable[stats.Config], variants: Variants | None) -> Va
 
 
 def wrap_label(label: str) -> str:
-    """A row label over `LABEL_CHARACTERS` broken at spaces into lines that are not (a
-    COMPASS's recorded search options make labels of 80 characters, which would push the
-    figure past the page)."""
+    """`label` broken at spaces into lines of at most `LABEL_CHARACTERS` (a COMPASS's
+    recorded search options make labels of 80 characters, which would push the figure past
+    the page)."""
     return textwrap.fill(label, LABEL_CHARACTERS, break_long_words=False,
                          break_on_hyphens=False)
 
