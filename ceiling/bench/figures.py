@@ -91,13 +91,13 @@ def style_of(strategy: str, variant: int = 0) -> dict[str, Any]:
 Variants = dict[tuple[str, str], int]
 
 
-def variant_numbers(families: Iterable[tuple[str, str]]) -> Variants:
-    """Each strategy's option sets numbered 0, 1, ... (its defaults, `{}`, first, then in
-    sorted order), for `style_of`. A report numbers every (strategy, options) of its store
-    once, so a variant looks the same in every figure."""
+def variant_numbers(configs: Iterable[stats.Config]) -> Variants:
+    """Each strategy's option sets among `configs` numbered 0, 1, ... (its defaults, `{}`,
+    first, then in sorted order), for `style_of`. A report numbers every configuration of its
+    store once, so a variant looks the same in every figure."""
     by_strategy: dict[str, set[str]] = {}
-    for strategy, options in families:
-        by_strategy.setdefault(strategy, set()).add(options)
+    for config in configs:
+        by_strategy.setdefault(config.strategy, set()).add(config.options)
     return {(strategy, options): number
             for strategy, sets in by_strategy.items()
             for number, options in enumerate(sorted(sets, key=lambda o: (o != "{}", o)))}
@@ -110,8 +110,7 @@ def config_style(config: stats.Config, variants: Variants) -> dict[str, Any]:
 
 def _numbering(configs: Iterable[stats.Config], variants: Variants | None) -> Variants:
     """The caller's numbering, or one of the figure's own configurations."""
-    return variants if variants is not None else variant_numbers(
-        (c.strategy, c.options) for c in configs)
+    return variants if variants is not None else variant_numbers(configs)
 
 
 def wrap_label(label: str) -> str:

@@ -236,7 +236,7 @@ def _draw(rows: list[dict[str, Any]], baselines: dict[str, dict[int, float]],
 
     figures: list[tuple[str, str]] = []  # (file, title)
     # One numbering of every strategy's option sets, so a variant looks alike in every figure.
-    variants = variant_numbers((r["strategy"], stats.config_of(r).options) for r in rows)
+    variants = variant_numbers(stats.config_of(r) for r in rows)
     answer_figure = plot_answer(gains, staging / "gain_over_zero_shot.png", variants)
     plot_iqm(table, staging / "iqm.png", sorted(bounds), variants)
     figures.append(("iqm.png", "IQM of normalised score per configuration (95 % CI)"))

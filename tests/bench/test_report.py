@@ -103,7 +103,10 @@ def test_a_strategys_option_variants_keep_its_colour_and_draw_apart(
     assert default.get_marker() != variant.get_marker()
     assert default.get_linestyle() != variant.get_linestyle()
     # Numbered once per report: the defaults first, whichever figure draws the variant alone.
-    numbers = figures.variant_numbers([("sampling", hot), ("sampling", "{}"), ("sgbs", "{}")])
+    numbers = figures.variant_numbers(Config(strategy, options, "mappo", 3.0, None, 64)
+                                      for strategy, options in [("sampling", hot),
+                                                                ("sampling", "{}"),
+                                                                ("sgbs", "{}")])
     assert numbers == {("sampling", "{}"): 0, ("sampling", hot): 1, ("sgbs", "{}"): 0}
     assert figures.config_style(Config("sampling", hot, "mappo", 3.0, None, 64), numbers) \
         == figures.style_of("sampling", 1) != figures.style_of("sampling")
