@@ -1,7 +1,7 @@
 """The `ceiling` command: parse, validate, call the library, print. No logic lives here.
 
 One module per area adds its subcommand (`add_parser`) and handles it: `tasks`, `train`,
-`evaluate`, `solve`, `strategies`, `defaults`, `demo`; `ceiling.reuse.cli` and
+`evaluate`, `solve`, `tune`, `strategies`, `defaults`, `demo`; `ceiling.reuse.cli` and
 `ceiling.bench.cli` add theirs. Each area imports the library inside its handler, so building
 the parser stays cheap; the reuse commands' parser is built only when the command is `reuse` (or
 not yet known), as importing `ceiling.reuse` imports JAX, which `ceiling tasks` does without.
@@ -15,14 +15,14 @@ import os
 import sys
 
 from ceiling import __version__
-from ceiling.cli import defaults, demo, evaluate, solve, strategies, tasks, train
+from ceiling.cli import defaults, demo, evaluate, solve, strategies, tasks, train, tune
 from ceiling.cli.common import Parser, enable_compile_cache
 from ceiling.errors import CeilingError
 
-AREAS = (tasks, train, evaluate, solve, strategies, defaults, demo)
+AREAS = (tasks, train, evaluate, solve, tune, strategies, defaults, demo)
 # Commands that compile JAX programs: they keep them in the persistent compilation cache
 # (`ceiling.cli.common.enable_compile_cache`; CEILING_COMPILE_CACHE=off turns it off).
-COMPILING = ("solve", "evaluate", "demo", "bench", "train", "reuse")
+COMPILING = ("solve", "tune", "evaluate", "demo", "bench", "train", "reuse")
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:

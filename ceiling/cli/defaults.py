@@ -30,12 +30,7 @@ def add_parser(sub: Any) -> None:
 
 
 def cmd_defaults(args: argparse.Namespace) -> int:
-    from ceiling.policies.checkpoint import (
-        SEARCH_DEFAULTS,
-        read_manifest,
-        search_defaults,
-        write_search_defaults,
-    )
+    from ceiling.policies.checkpoint import SEARCH_DEFAULTS, read_manifest, search_defaults
     from ceiling.search import build_options, strategy_class
 
     manifest = read_manifest(args.checkpoint)
@@ -53,16 +48,25 @@ def cmd_defaults(args: argparse.Namespace) -> int:
     if args.clear == bool(args.option):
         raise CeilingError("give --option NAME=VALUE (to record) or --clear (to remove), "
                            "not both or neither")
-    recorded = search_defaults(manifest, args.strategy, args.checkpoint)
     options = None if args.clear else parse_assignments(args.option, "--option")
     if options is not None:  # its names, types and rules, as `ceiling solve --option` checks
         build_options(args.strategy, cls.Options, options)
-    if recorded and recorded != options and not args.force:
-        raise CeilingError(f"{args.checkpoint} already records {args.strategy} defaults "
+    record_defaults(args.checkpoint, args.strategy, options, args.force)
+    return 0
+
+
+def record_defaults(checkpoint: str, strategy: str, options: dict[str, Any] | None,
+                    force: bool) -> None:
+    """Write `options` (None: remove them) as `checkpoint`'s search defaults for `strategy`,
+    refusing to replace or remove different recorded ones without `force`; says what it did."""
+    from ceiling.policies.checkpoint import read_manifest, search_defaults, write_search_defaults
+
+    recorded = search_defaults(read_manifest(checkpoint), strategy, checkpoint)
+    if recorded and recorded != options and not force:
+        raise CeilingError(f"{checkpoint} already records {strategy} defaults "
                            f"{json.dumps(recorded, sort_keys=True)}; pass --force to "
                            f"{'remove' if options is None else 'replace'} them")
-    write_search_defaults(args.checkpoint, args.strategy, options)
-    console().print(f"{args.checkpoint}: {args.strategy} " + (
+    write_search_defaults(checkpoint, strategy, options)
+    console().print(f"{checkpoint}: {strategy} " + (
         "has no search defaults" if options is None
         else f"defaults {json.dumps(options, sort_keys=True)}"))
-    return 0
