@@ -223,11 +223,11 @@ def print_table(args: argparse.Namespace, task: str, reference: dict[str, Any],
         table.add_column(column)
     for index, row in enumerate(rows):
         mean, diff = row.mean, row.versus_reference
-        label = json.dumps(row.options, sort_keys=True) if row.options else \
-            "{} (the strategy's own defaults)"
+        notes = [note for note, applies in (("the strategy's defaults", not row.options),
+                                            ("today's", row.options == reference),
+                                            ("best", index == 0)) if applies]
         table.add_row(
-            label + (" (today's)" if row.options == reference else "")
-            + (" (best)" if index == 0 else ""),
+            json.dumps(row.options, sort_keys=True) + (f" ({', '.join(notes)})" if notes else ""),
             f"{mean[0]:.3f} [{mean[1]:.3f}, {mean[2]:.3f}]",
             f"{diff[0]:+.3f} [{diff[1]:+.3f}, {diff[2]:+.3f}]",
             f"{row.better} / {row.worse}")

@@ -100,7 +100,7 @@ def test_tune_command_writes_resumes_and_records(
     assert _tune("--checkpoint", mappo_copy, "--strategy", "sampling",
                  "--grid", "temperature=0.5,3", "--out", out, *SMALL) == 0
     printed = capsys.readouterr().out
-    assert "2 train instances" in printed and "(today's)" in printed and "(best)" in printed
+    assert "2 train instances" in printed and "today's" in printed and "best)" in printed
     run = json.loads(out.read_text())
     assert run["settings"]["split"] == "train" and run["settings"]["reference"] == {}
     assert sorted(run["results"]) == ['{"temperature": 0.5}', '{"temperature": 3}', "{}"]
