@@ -136,7 +136,10 @@ class Suite:
         return pairs.get((seconds, rollouts), 0)
 
     def cells(self) -> list[Cell]:
-        """Every cell, grouped so that cells sharing a compiled strategy are adjacent."""
+        """Every cell, grouped so that cells sharing a compiled strategy are adjacent. A plain
+        entry that a checkpoint's recorded search defaults turn into another entry's options
+        (`sampling` beside `{sampling, temperature: 0.4}` once the checkpoint records 0.4)
+        makes the same cells; they are listed once."""
         from ceiling.search import strategy_class
 
         cells: list[Cell] = []
@@ -159,7 +162,10 @@ class Suite:
                                     Cell(task, checkpoint, entry.name, options, seconds,
                                          rollouts, width, i, seed)
                                     for i in range(self.instances))
-        return cells
+        unique: dict[str, Cell] = {}
+        for cell in cells:
+            unique.setdefault(cell.key, cell)
+        return list(unique.values())
 
 
 class Problems:

@@ -104,6 +104,16 @@ def test_suite_cells_search_with_the_checkpoints_defaults(compass_copy: Path) ->
                        ("latent-sampling", "{}")}
     after = {c.key: c for c in cells}
     assert {after[k].options for k in set(after) - before} == {'{"temperature": 1}'}
+    assert len(cells) == len(after) == 3 * 2  # three option sets x two instances
+
+    # Recorded defaults equal to an explicit entry's options make the plain entry's cells
+    # that entry's: they are listed once, not searched twice.
+    assert _ceiling(compass_copy, "--strategy", "compass", "--option", "temperature=0",
+                    "--force") == 0
+    cells = parse_suite(text, "defaults.yaml").cells()
+    assert sorted((c.strategy, c.options, c.instance) for c in cells) == [
+        ("compass", '{"temperature": 0}', 0), ("compass", '{"temperature": 0}', 1),
+        ("latent-sampling", "{}", 0), ("latent-sampling", "{}", 1)]
 
     manifest = json.loads((compass_copy / MANIFEST_FILE).read_text())
     manifest["search_defaults"]["sgbs"] = {"beam": 3}
