@@ -35,8 +35,10 @@ def console(stderr: bool = False) -> Any:
 
 
 # -- arguments -------------------------------------------------------------------------------
-def parse_assignments(pairs: list[str], flag: str) -> dict[str, Any]:
-    """{name: value} from `NAME=VALUE` strings; values read as numbers, booleans or text."""
+def parse_assignments(pairs: list[str], flag: str, parse: Callable[[str], Any] | None = None,
+                      form: str = "NAME=VALUE") -> dict[str, Any]:
+    """{name: value} from `NAME=VALUE` strings; values read as numbers, booleans or text, or
+    by `parse` (whose errors are said with the flag and name)."""
     from ceiling.training.config import parse_scalar
 
     values: dict[str, Any] = {}
@@ -44,10 +46,13 @@ def parse_assignments(pairs: list[str], flag: str) -> dict[str, Any]:
         name, sep, value = pair.partition("=")
         name = name.strip()
         if not sep or not name:
-            raise CeilingError(f"{flag} expects NAME=VALUE, got {pair!r}")
+            raise CeilingError(f"{flag} expects {form}, got {pair!r}")
         if name in values:
             raise CeilingError(f"{flag} {name} is given twice")
-        values[name] = parse_scalar(value)
+        try:
+            values[name] = (parse or parse_scalar)(value)
+        except CeilingError as err:
+            raise CeilingError(f"{flag} {name}: {err}") from None
     return values
 
 

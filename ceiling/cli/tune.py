@@ -71,19 +71,9 @@ def parse_grid(pairs: list[str]) -> dict[str, list[Any]]:
     from ceiling.search.tune import parse_values
     from ceiling.training.config import parse_scalar
 
-    grid: dict[str, list[Any]] = {}
-    for pair in pairs:
-        name, sep, text = pair.partition("=")
-        name = name.strip()
-        if not sep or not name:
-            raise CeilingError(f"--grid expects NAME=V1,V2,..., got {pair!r}")
-        if name in grid:
-            raise CeilingError(f"--grid {name} is given twice")
-        try:
-            grid[name] = [parse_scalar(value) for value in parse_values(text)]
-        except CeilingError as err:
-            raise CeilingError(f"--grid {name}: {err}") from None
-    return grid
+    return parse_assignments(
+        pairs, "--grid", form="NAME=V1,V2,...",
+        parse=lambda text: [parse_scalar(value) for value in parse_values(text)])
 
 
 def previous_run(path: str, settings: dict[str, Any], force: bool) -> dict[str, Any]:
@@ -147,12 +137,14 @@ def cmd_tune(args: argparse.Namespace) -> int:
     # An inexact rollout budget fails here, before anything is written.
     search.make_strategy(args.strategy, task, checkpoint.policy, args.width,
                          **reference).batch_limit(budget)
+    # What a search's result depends on (with its options, the key of its result): a kept run
+    # resumes only if these match. Today's options are not among them, so a run resumes after
+    # `--record` changed them; its candidates are then compared with the new ones.
     settings = {
         "checkpoint": str(args.checkpoint), "checkpoint_sha256": str(manifest["sha256"]),
-        "task": task_name, "strategy": args.strategy, "reference": reference,
-        "split": "train", "train_seed": args.train_seed, "instances": args.instances,
-        "seconds": args.seconds, "rollouts": args.rollouts, "width": args.width,
-        "seed": args.seed,
+        "task": task_name, "strategy": args.strategy, "split": "train",
+        "train_seed": args.train_seed, "instances": args.instances, "seconds": args.seconds,
+        "rollouts": args.rollouts, "width": args.width, "seed": args.seed,
     }
     done = previous_run(args.out, settings, args.force)
     instance_keys = instances(task_name, "train", args.instances,
@@ -168,8 +160,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
     def save(summary: list[dict[str, Any]] | None = None) -> None:
         write_json(args.out, {"kind": KIND, "ceiling_version": __version__,
-                              "settings": settings, "results": results,
-                              "summary": summary}, force=True, what="the tuning run")
+                              "settings": settings, "reference": reference,
+                              "results": results, "summary": summary},
+                   force=True, what="the tuning run")
 
     total = len(option_sets) * args.instances
     kept = sum(str(i) in results[options_key(o)]["returns"] for o in option_sets

@@ -5,6 +5,7 @@ anything is written, and the best recorded as search defaults only as `ceiling d
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -102,7 +103,7 @@ def test_tune_command_writes_resumes_and_records(
     printed = capsys.readouterr().out
     assert "2 train instances" in printed and "today's" in printed and "best)" in printed
     run = json.loads(out.read_text())
-    assert run["settings"]["split"] == "train" and run["settings"]["reference"] == {}
+    assert run["settings"]["split"] == "train" and run["reference"] == {}
     assert sorted(run["results"]) == ['{"temperature": 0.5}', '{"temperature": 3}', "{}"]
     assert all(sorted(entry["returns"]) == ["0", "1"] for entry in run["results"].values())
     means = {json.dumps(row["options"], sort_keys=True): row["mean"][0]
@@ -137,6 +138,10 @@ def test_tune_command_writes_resumes_and_records(
     assert _tune("--checkpoint", mappo_copy, "--strategy", "sampling", "--grid",
                  "temperature=0.5,3,1.5", "--out", out, "--record", *SMALL) == 0
     assert load_checkpoint(mappo_copy).search_defaults("sampling") == best
+    # Today's options changed, the searches did not: the same command resumes, searching nothing.
+    assert _tune("--checkpoint", mappo_copy, "--strategy", "sampling", "--grid",
+                 "temperature=0.5,3,1.5", "--out", out, *SMALL) == 0
+    assert re.search(r"resuming: (\d+) of \1 searches kept", capsys.readouterr().err)
     assert main(["defaults", str(mappo_copy), "--strategy", "sampling", "--option",
                  "temperature=7", "--force"]) == 0
     manifest = (mappo_copy / MANIFEST_FILE).read_text()
