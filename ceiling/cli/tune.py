@@ -120,8 +120,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     args.checkpoint = resolve_checkpoint(args.checkpoint, args.task)
     manifest = read_manifest(args.checkpoint)
     task_name = args.task or str(manifest["task"])
-    search.strategy_class(args.strategy)
-    if search.strategy_class(args.strategy).budget_free:
+    if search.strategy_class(args.strategy).budget_free:  # an unknown name fails here
         raise CeilingError(f"{args.strategy} makes one deterministic attempt: it has nothing "
                            "to tune; tune a searching strategy")
     if args.instances < 1:

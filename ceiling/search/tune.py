@@ -76,7 +76,6 @@ class Candidate:
 
     options: dict[str, Any]
     returns: dict[int, float]  # instance index -> verified return
-    seconds: dict[int, float]  # instance index -> search seconds
 
 
 def tune(
@@ -104,7 +103,7 @@ def tune(
         built_strategy.batch_limit(budget)  # an inexact rollout budget fails here
         check_memory(built_strategy, params)  # a width that cannot fit, naming one that does
     found = [Candidate(dict(o), {int(i): float(r) for i, r in
-                                 done.get(options_key(o), {}).items()}, {}) for o in options]
+                                 done.get(options_key(o), {}).items()}) for o in options]
     for instance in range(len(instance_keys)):
         for candidate, built_strategy in zip(found, built, strict=True):
             if instance in candidate.returns:
@@ -112,7 +111,6 @@ def tune(
             result = solve(built_strategy, params, instance_keys[instance], budget,
                            jax.numpy.asarray(search_keys[instance]))
             candidate.returns[instance] = result.solution.verified
-            candidate.seconds[instance] = result.seconds
             if on_result is not None:
                 on_result(candidate.options, instance, result.solution, result.seconds)
     return found

@@ -54,9 +54,9 @@ def test_candidates_start_with_the_reference_and_are_checked() -> None:
 
 
 def test_summary_pairs_candidates_on_their_common_instances() -> None:
-    found = [Candidate({}, {0: 1.0, 1: 3.0, 2: 5.0}, {}),
-             Candidate({"temperature": 2}, {0: 2.0, 1: 3.0}, {}),
-             Candidate({"temperature": 0.5}, {0: 0.0, 1: 2.0}, {})]
+    found = [Candidate({}, {0: 1.0, 1: 3.0, 2: 5.0}),
+             Candidate({"temperature": 2}, {0: 2.0, 1: 3.0}),
+             Candidate({"temperature": 0.5}, {0: 0.0, 1: 2.0})]
     rows = summarise(found)  # instance 2 is left out: not every candidate searched it
     assert [row.options for row in rows] == [{"temperature": 2}, {}, {"temperature": 0.5}]
     assert rows[0].mean[0] == pytest.approx(2.5)
@@ -66,7 +66,7 @@ def test_summary_pairs_candidates_on_their_common_instances() -> None:
     assert rows[2].versus_reference[0] == pytest.approx(-1.0)
     assert (rows[2].better, rows[2].worse) == (0, 2)
     with pytest.raises(CeilingError, match="no instance has been searched by every"):
-        summarise([Candidate({}, {0: 1.0}, {}), Candidate({"temperature": 2}, {1: 1.0}, {})])
+        summarise([Candidate({}, {0: 1.0}), Candidate({"temperature": 2}, {1: 1.0})])
 
 
 def test_tune_makes_the_searches_solve_makes_and_skips_kept_ones() -> None:
