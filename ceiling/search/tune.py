@@ -51,19 +51,21 @@ def parse_values(text: str) -> list[str]:
 def candidates(strategy: str, reference: Mapping[str, Any],
                grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
     """The reference options first, then `reference` updated with every combination of the
-    grid's values (their product, in the order given), repeats dropped. Each is checked
-    against the strategy's options (names, types, ranges), so a typo fails before anything
-    is searched, naming the valid options."""
+    grid's values (their product, in the order given), repeats dropped: two option sets are
+    the same candidate when they search alike, so `{}` and the defaults written out are one.
+    Each is checked against the strategy's options (names, types, ranges), so a typo fails
+    before anything is searched, naming the valid options."""
     if not grid:
         raise CeilingError("give at least one option to tune (e.g. --grid temperature=0.5,1,2)")
     cls = strategy_class(strategy)  # an unknown strategy, naming the valid ones
     found = [dict(reference)]
+    searched = [build_options(strategy, cls.Options, dict(reference))]
     for values in itertools.product(*grid.values()):
         options = {**reference, **dict(zip(grid, values, strict=True))}
-        build_options(strategy, cls.Options, options)
-        if options not in found:
+        full = build_options(strategy, cls.Options, options)
+        if full not in searched:
             found.append(options)
-    build_options(strategy, cls.Options, dict(reference))
+            searched.append(full)
     if len(found) == 1:
         raise CeilingError(f"the grid only repeats the reference options "
                            f"{options_key(reference)}: give other values to compare")

@@ -37,8 +37,13 @@ def _tune(*argv: str | Path) -> int:
 
 
 def test_candidates_start_with_the_reference_and_are_checked() -> None:
-    found = candidates("sampling", {}, {"temperature": [0.5, 1.0, 0.5]})
-    assert found == [{}, {"temperature": 0.5}, {"temperature": 1.0}]
+    found = candidates("sampling", {}, {"temperature": [0.5, 2.0, 0.5]})
+    assert found == [{}, {"temperature": 0.5}, {"temperature": 2.0}]
+    # The default written out searches as {} does: one candidate, not two.
+    assert candidates("sampling", {}, {"temperature": [1.0, 2.0]}) == [{}, {"temperature": 2.0}]
+    assert candidates("compass", {}, {"temperature": [0, 0.1], "num_distributions": [1, 3]}) == [
+        {}, {"temperature": 0, "num_distributions": 1},
+        {"temperature": 0.1, "num_distributions": 1}, {"temperature": 0.1, "num_distributions": 3}]
     product = candidates("sgbs", {"beam_width": 2},
                          {"beam_width": [2, 4], "expansion": [2, 3]})
     assert product[0] == {"beam_width": 2}
