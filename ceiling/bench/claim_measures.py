@@ -31,6 +31,7 @@ LISTED = 6  # comparisons spelled out in a claim's detail before the rest are co
 
 Returns = dict[int, float]  # {instance: return, the mean over seeds}
 Cell = tuple[float | None, int | None, int]  # (seconds, rollouts, width)
+Variants = dict[tuple[str, str], str]  # {(strategy, checkpoint label): its primary options}
 
 
 class NotMeasurable(Exception):
@@ -61,6 +62,7 @@ class Measured:
 
     rows: list[dict[str, Any]]  # less the zero-shot rows of latent-conditioned checkpoints
     searches: dict[str, dict[Config, Returns]]  # {task: {search config: returns}}
+    variants: dict[str, Variants]  # {task: each strategy's primary variant per checkpoint}
     greedy: dict[str, dict[str, Returns]]  # {task: {base algorithm: zero-shot returns}}
     best: dict[str, str]  # {task: the base algorithm with the best zero-shot mean}
     scale: dict[str, float]  # {task: |that zero-shot mean|}
@@ -89,8 +91,31 @@ def measure(rows: Sequence[dict[str, Any]], reps: int = RESAMPLES) -> Measured:
         else:
             searches.setdefault(task, {})[config] = returns
     zero = stats.zero_shot(kept)
-    return Measured(kept, searches, greedy, {t: a for t, (a, _) in zero.items()},
+    plain = plain_options(kept)
+    variants = {task: primary_variants(configs, plain.get(task, {}))
+                for task, configs in searches.items()}
+    return Measured(kept, searches, variants, greedy, {t: a for t, (a, _) in zero.items()},
                     {t: abs(z) for t, (_, z) in zero.items() if abs(z) > 1e-12}, reps)
+
+
+def plain_options(rows: Sequence[dict[str, Any]]) -> dict[str, Variants]:
+    """{task: {(strategy, checkpoint label): the options a plain suite entry searched that
+    checkpoint with}}, as the latest row that recorded it says (`search_defaults`, stored
+    since schema version 5: the checkpoint's recorded search defaults then). A checkpoint
+    whose defaults were recorded (or retuned) after some of its rows ran is judged by what
+    it records now, that is by its latest rows."""
+    latest: dict[tuple[str, str, str], tuple[str, str]] = {}
+    for r in rows:
+        if r.get("search_defaults") is None:
+            continue
+        key = (r["task"], r["strategy"], r["algorithm"])
+        seen = (str(r["created"]), stats.canonical_options(r["search_defaults"]))
+        if key not in latest or seen[0] > latest[key][0]:
+            latest[key] = seen
+    found: dict[str, Variants] = {}
+    for (task, strategy, algorithm), (_, options) in latest.items():
+        found.setdefault(task, {})[(strategy, algorithm)] = options
+    return found
 
 
 def cell_of(config: Config) -> Cell:
@@ -113,30 +138,41 @@ def in_cell(configs: dict[Config, Returns], cell: Cell) -> dict[Config, Returns]
     return {c: r for c, r in configs.items() if cell_of(c) == cell}
 
 
-def primary(configs: dict[Config, Returns],
-            among: dict[Config, Returns] | None = None) -> dict[Config, Returns]:
-    """Each (strategy, checkpoint)'s primary variant among `configs`, chosen over `among` (the
-    task's every cell; default `configs`) so that it is one variant at every budget: the one
-    without options, else the one measured in the most cells (none where several tie)."""
+def primary_variants(configs: dict[Config, Returns], plain: Variants | None = None) -> Variants:
+    """Each (strategy, checkpoint)'s primary variant among a task's every cell (`configs`), one
+    variant at every budget: the options a plain suite entry searched the checkpoint with
+    (`plain`, see `plain_options`) if that variant was measured; else the one without
+    options; else the one measured in the most cells (none where several tie)."""
     cells: dict[tuple[str, str], dict[str, set[Cell]]] = {}
-    for c in configs if among is None else among:
+    for c in configs:
         cells.setdefault((c.strategy, c.algorithm), {}).setdefault(c.options, set()).add(
             cell_of(c))
-    chosen: dict[tuple[str, str], str] = {}
+    chosen: Variants = {}
     for key, by_options in cells.items():
+        recorded = (plain or {}).get(key)
+        if recorded in by_options:
+            chosen[key] = recorded
+            continue
         if DEFAULT_OPTIONS in by_options:
             chosen[key] = DEFAULT_OPTIONS
             continue
         ranked = sorted(by_options, key=lambda options: len(by_options[options]), reverse=True)
         if len(ranked) == 1 or len(by_options[ranked[0]]) > len(by_options[ranked[1]]):
             chosen[key] = ranked[0]
-    return {c: r for c, r in configs.items() if chosen.get((c.strategy, c.algorithm)) == c.options}
+    return chosen
+
+
+def primary(configs: dict[Config, Returns], variants: Variants) -> dict[Config, Returns]:
+    """The configs among `configs` that are their (strategy, checkpoint)'s primary variant."""
+    return {c: r for c, r in configs.items()
+            if variants.get((c.strategy, c.algorithm)) == c.options}
 
 
 def named(configs: dict[Config, Returns], strategy: str,
-          among: dict[Config, Returns] | None = None) -> dict[str, Returns]:
+          variants: Variants) -> dict[str, Returns]:
     """{checkpoint algorithm: returns} of `strategy` in its primary variant (see `primary`)."""
-    return {c.algorithm: r for c, r in primary(configs, among).items() if c.strategy == strategy}
+    return {c.algorithm: r for c, r in primary(configs, variants).items()
+            if c.strategy == strategy}
 
 
 def base_of(config: Config) -> str | None:
@@ -169,19 +205,20 @@ def average(columns: Sequence[Returns]) -> Returns:
 
 
 def strategy_gap(configs: dict[Config, Returns], left: str, right: str,
-                 among: dict[Config, Returns] | None = None) -> Returns:
-    """Per instance: `left` - `right` from one checkpoint (primary variants, chosen over
-    `among`), averaged over the checkpoints that ran both."""
-    lefts, rights = named(configs, left, among), named(configs, right, among)
+                 variants: Variants) -> Returns:
+    """Per instance: `left` - `right` from one checkpoint (primary variants), averaged over
+    the checkpoints that ran both."""
+    lefts, rights = named(configs, left, variants), named(configs, right, variants)
     return average([{i: lefts[a][i] - rights[a][i] for i in lefts[a].keys() & rights[a].keys()}
                      for a in sorted(lefts.keys() & rights.keys())])
 
 
-def scaling(configs: dict[Config, Returns], strategy: str, low: Cell, high: Cell) -> Returns:
-    """Per instance: `strategy`'s return at budget `high` minus at `low`, one checkpoint at a
-    time, averaged over its checkpoints."""
-    lows = named(in_cell(configs, low), strategy, configs)
-    highs = named(in_cell(configs, high), strategy, configs)
+def scaling(configs: dict[Config, Returns], strategy: str, low: Cell, high: Cell,
+            variants: Variants) -> Returns:
+    """Per instance: `strategy`'s return at budget `high` minus at `low` (its primary variant),
+    one checkpoint at a time, averaged over its checkpoints."""
+    lows = named(in_cell(configs, low), strategy, variants)
+    highs = named(in_cell(configs, high), strategy, variants)
     return average([{i: highs[a][i] - lows[a][i] for i in lows[a].keys() & highs[a].keys()}
                      for a in sorted(lows.keys() & highs.keys())])
 

@@ -30,11 +30,14 @@ measurable", with the reason.
 Cells. The study's headline cell is 30 s x 64 attempts; where the store lacks it, claims 2, 3, 4b
 and 7a use the largest budget x width measured and say so. Strategies are named as the study
 names them (`sampling`, `sgbs`, `finetune`, `compass`), each in its primary variant from a
-checkpoint, the same at every budget of a task: the one run without options if there is one,
-else the one measured in the most cells of the task (a checkpoint's recorded search defaults,
-`ceiling defaults`, make a plain suite entry run with options, so retuned defaults add a second
-variant, often in one cell only); other option variants count among "the other strategies".
-Claim 3 takes COMPASS's best variant, as it takes the best of the others.
+checkpoint, the same at every budget of a task: the options a plain suite entry searches the
+checkpoint with, that is its recorded search defaults (`ceiling defaults`, `ceiling tune
+--record`) as the latest rows that record them say (store schema 5 on), if that variant was
+measured; else the one run without options; else the one measured in the most cells of the
+task. So a retuned default, once a resumed sweep has measured it, replaces the variant it
+retunes in claims 5-8, and until then the old one stands; other option variants count among
+"the other strategies". Claims 1-4 compare every variant: claim 3 takes COMPASS's best
+variant, as it takes the best of the others.
 """
 
 from __future__ import annotations
@@ -74,7 +77,6 @@ from ceiling.bench.claim_measures import (
     named,
     paired_diff,
     pooled,
-    primary,
     scaling,
     show,
     strategy_gap,
@@ -322,7 +324,7 @@ def _sampling_beats_finetuning(m: Measured, rng: np.random.Generator) -> Finding
     per_task: dict[str, Estimate] = {}
     for task, configs in m.searches.items():
         by_width = [d for cell in cells if (d := strategy_gap(in_cell(configs, cell), SAMPLING,
-                                                             FINETUNE, configs))]
+                                                             FINETUNE, m.variants[task]))]
         difference = average(by_width)
         if difference and task in m.scale:
             per_task[task] = estimate(difference, m.scale[task], rng, m.reps)
@@ -344,7 +346,8 @@ def _finetuning_needs_width(m: Measured, rng: np.random.Generator) -> Finding:
     found: dict[float, dict[int, dict[str, Returns]]] = {}  # {seconds: {width: {task: diff}}}
     for task, configs in m.searches.items():
         for cell in {cell_of(c) for c in configs if c.seconds and c.rollouts is None}:
-            difference = strategy_gap(in_cell(configs, cell), FINETUNE, SAMPLING, configs)
+            difference = strategy_gap(in_cell(configs, cell), FINETUNE, SAMPLING,
+                                      m.variants[task])
             if difference and task in m.scale and cell[0] is not None:
                 found.setdefault(cell[0], {}).setdefault(cell[2], {})[task] = difference
     usable = [s for s, by_width in found.items() if FINETUNE_WIDTH in by_width
@@ -400,7 +403,7 @@ def _sgbs_against_sampling(m: Measured, rng: np.random.Generator, family: str, c
     per_task: dict[str, Estimate] = {}
     for task in tasks:
         difference = strategy_gap(in_cell(m.searches[task], cell), SGBS, SAMPLING,
-                                  m.searches[task])
+                                  m.variants[task])
         if difference and task in m.scale:
             per_task[task] = estimate(difference, m.scale[task], rng, m.reps)
     if not per_task:
@@ -426,14 +429,15 @@ def _scaling_against_others(m: Measured, rng: np.random.Generator, subject: str,
                             high: Cell, above: bool, where: str) -> Finding:
     """Per other strategy: `subject`'s gain from budget `low` to `high` minus the other's
     (each per instance, from one checkpoint), mean over tasks."""
-    others = sorted({c.strategy for configs in m.searches.values()
-                     for c in primary(configs)} - {subject})
+    others = sorted({strategy for variants in m.variants.values()
+                     for strategy, _ in variants} - {subject})
     estimates: dict[str, Estimate] = {}
     for other in others:
         per_task: dict[str, Estimate] = {}
         for task, configs in m.searches.items():
-            difference = paired_diff(scaling(configs, subject, low, high),
-                               scaling(configs, other, low, high))
+            variants = m.variants[task]
+            difference = paired_diff(scaling(configs, subject, low, high, variants),
+                                     scaling(configs, other, low, high, variants))
             if difference.size and task in m.scale:
                 per_task[task] = estimate(difference, m.scale[task], rng, m.reps)
         if per_task:
@@ -466,7 +470,7 @@ def _compass_scales_best(m: Measured, rng: np.random.Generator) -> Finding:
     width, budgets = _time_budgets(m)
     # Per task, the COMPASS checkpoints measured at every budget (one searched at 30 s only
     # would lift the top budget's level alone).
-    kept = {t: set.intersection(*(set(named(in_cell(configs, b), COMPASS, configs))
+    kept = {t: set.intersection(*(set(named(in_cell(configs, b), COMPASS, m.variants[t]))
                                   for b in budgets))
             for t, configs in m.searches.items() if t in m.scale}
     tasks = [t for t, checkpoints in kept.items() if checkpoints]
@@ -476,7 +480,7 @@ def _compass_scales_best(m: Measured, rng: np.random.Generator) -> Finding:
     def level(budget: Cell) -> float:  # COMPASS's mean return, % of zero-shot, mean of tasks
         return float(np.mean([
             100 * np.mean([mean_return(r) for a, r in named(
-                in_cell(m.searches[t], budget), COMPASS, m.searches[t]).items()
+                in_cell(m.searches[t], budget), COMPASS, m.variants[t]).items()
                 if a in kept[t]]) / m.scale[t]
             for t in tasks]))
 

@@ -219,6 +219,7 @@ def compute_cell(cell: Cell, suite_name: str, prepared: Prepared) -> tuple[Row, 
         rollouts_done=int(result.rollouts),
         actions=json.dumps(np.asarray(solution.actions).tolist(), separators=(",", ":")),
         cpu_share=float(cpu_share),
+        search_defaults=cell.checkpoint.defaults_for(cell.strategy),
     )
     return row, solve_seconds
 

@@ -103,11 +103,14 @@ class Config:
         return f"{self.strategy}{extra} ({self.algorithm}, {budget}, width {self.width})"
 
 
+def canonical_options(options: str | dict[str, Any]) -> str:
+    """Options as a config names them: JSON text as stored, a decoded dict as sorted JSON."""
+    return options if isinstance(options, str) else json.dumps(options, sort_keys=True)
+
+
 def config_of(row: dict[str, Any]) -> Config:
-    options = row["options"] if isinstance(row["options"], str) else json.dumps(
-        row["options"], sort_keys=True)
-    return Config(row["strategy"], options, row["algorithm"], row["seconds"], row["rollouts"],
-                  int(row["width"]))
+    return Config(row["strategy"], canonical_options(row["options"]), row["algorithm"],
+                  row["seconds"], row["rollouts"], int(row["width"]))
 
 
 # -- estimators (rliable's definitions) -------------------------------------------------------

@@ -21,6 +21,11 @@ store is read as it is. The versions:
    NULL (not measured).
 4. `replaced`: rows that `ceiling bench --rerun` ran again, each kept as JSON with its config
    hash and when it was replaced, so the store stays a full history of what was run.
+5. `results.search_defaults`: the options the checkpoint's recorded search defaults (`ceiling
+   defaults`, `ceiling tune --record`) gave the cell's strategy when the cell ran, canonical
+   JSON (`{}` for none): the options a plain suite entry searched that checkpoint with then,
+   so that a report can tell which of a strategy's option variants is the one a user gets
+   without options (`claim_measures.primary`). Rows stored before keep NULL (not recorded).
 
 Tables: `results` (one row per cell), `baselines` (the uniform random policy's return per task
 and instance: the minimum of the per-task normalisation), `failures` (cells that raised; not
@@ -52,7 +57,7 @@ from typing import Any
 from ceiling import __version__
 from ceiling.errors import CeilingError
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -82,7 +87,8 @@ CREATE TABLE IF NOT EXISTS results (
     ceiling_version TEXT NOT NULL,
     created TEXT NOT NULL,
     actions TEXT,
-    cpu_share REAL
+    cpu_share REAL,
+    search_defaults TEXT
 );
 CREATE TABLE IF NOT EXISTS baselines (
     task TEXT NOT NULL, instance INTEGER NOT NULL, kind TEXT NOT NULL, total_return REAL NOT NULL,
@@ -107,6 +113,7 @@ _UPGRADES: dict[int, tuple[str, ...]] = {
     3: ("ALTER TABLE results ADD COLUMN cpu_share REAL",),
     4: ("CREATE TABLE replaced (config_hash TEXT NOT NULL, row TEXT NOT NULL, "
         "replaced TEXT NOT NULL)",),
+    5: ("ALTER TABLE results ADD COLUMN search_defaults TEXT",),
 }
 
 # Columns that identify a cell and its outcome; timings, version and timestamps are left out
@@ -201,6 +208,7 @@ class Row:
     rollouts_done: int
     actions: str | None = None  # JSON [[a_1, ..., a_A] per step]: the verified solution
     cpu_share: float | None = None  # CPU seconds per wall second while the cell ran
+    search_defaults: str | None = None  # the strategy's options a plain entry gets (JSON)
 
 
 def _now() -> str:
@@ -529,11 +537,11 @@ def _decode(row: dict[str, Any], actions: bool) -> str | None:
             return f"{name} is {row[name]!r}, not a number"
     if row.get("won") not in (None, 0, 1):
         return f"won is {row['won']!r}, not 0, 1 or empty"
-    decoders = {"trace": _trace, "options": _options}
+    decoders = {"trace": _trace, "options": _options, "search_defaults": _options}
     if actions:
         decoders["actions"] = _actions
     for name, decode in decoders.items():
-        if row.get(name) is None and name == "actions":
+        if row.get(name) is None and name in ("actions", "search_defaults"):
             continue
         try:
             row[name] = decode(row[name])

@@ -67,6 +67,11 @@ class CheckpointRef:
     only: tuple[str, ...] = ()  # strategies restricted to this checkpoint (empty: all)
     search_defaults: str = "{}"  # canonical JSON of the manifest's {strategy: {option: value}}
 
+    def defaults_for(self, strategy: str) -> str:
+        """The options a plain `strategy` entry searches this checkpoint with (its recorded
+        search defaults for that strategy), as canonical JSON; `{}` if none are recorded."""
+        return json.dumps(json.loads(self.search_defaults).get(strategy) or {}, sort_keys=True)
+
     def options_for(self, entry: StrategyEntry) -> str:
         """The options `entry` searches this checkpoint with: the suite's over the
         checkpoint's recorded search defaults, as canonical JSON (what cells are keyed by)."""

@@ -265,6 +265,27 @@ def test_a_variant_added_in_one_cell_leaves_the_primary_one_in_place() -> None:
     assert verdicts(rows + retuned)["8a"] == verdicts(rows)["8a"]
 
 
+def test_the_variant_the_checkpoints_recorded_defaults_name_is_the_primary_one() -> None:
+    # Sampling's temperature tuned and recorded after the sweep (`ceiling tune --record`): a
+    # resumed sweep stores the tuned variant beside the rows at temperature 1 (options {}).
+    # Rows that record the checkpoint's search defaults make it the primary variant: here the
+    # tuned sampling is 2 lower at every cell, so that fine-tuning beats it at 30 s (claim 5).
+    tuned = {"temperature": 0.5}
+    old = [{**r, "created": "2026-12-01T00:00:00+00:00"} for r in study_rows()]
+    new = [{**r, "options": tuned, "total_return": r["total_return"] - 2.0,
+            "search_defaults": tuned, "created": "2026-12-07T00:00:00+00:00"}
+           for r in old if r["strategy"] == "sampling"]
+    assert verdicts(old)["5"] == HOLDS
+    assert verdicts(old + new)["5"] == DOES_NOT_HOLD
+    # Without the record (rows stored before schema version 5) the variant without options
+    # stays primary, and so does it once the latest rows say the defaults were removed.
+    unrecorded = [{**r, "search_defaults": None} for r in new]
+    assert verdicts(old + unrecorded)["5"] == HOLDS
+    removed = [{**r, "search_defaults": {}, "created": "2026-12-08T00:00:00+00:00"} for r in old
+               if r["strategy"] == "sampling" and r["instance"] == 0]
+    assert verdicts(old + new + removed)["5"] == HOLDS
+
+
 def test_each_compass_checkpoint_is_compared_with_its_own_base_policy() -> None:
     # A second COMPASS checkpoint, trained from MAPPO (label `compass`), beside the one from
     # SABLE: claim 3 asks, per base, whether COMPASS beats that base's other searches, and

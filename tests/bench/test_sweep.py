@@ -83,6 +83,9 @@ def reference(tmp_path_factory: pytest.TempPathFactory, compile_cache) -> tuple[
         assert len(table) == len(cells) and store.failure_count() == 0
         # Each cell records how much of a core its process had (CPU seconds per wall second).
         assert all(row["cpu_share"] > 0 for row in store.rows())
+        # ... and the options its checkpoint's recorded search defaults gave the strategy
+        # (the shipped small-task checkpoints record none).
+        assert all(row["search_defaults"] == {} for row in store.rows())
         return suite_path, table, db
 
 

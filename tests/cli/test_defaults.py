@@ -104,6 +104,9 @@ def test_suite_cells_search_with_the_checkpoints_defaults(compass_copy: Path) ->
                        ("latent-sampling", "{}")}
     after = {c.key: c for c in cells}
     assert {after[k].options for k in set(after) - before} == {'{"temperature": 1}'}
+    # What a stored row records as the options a plain entry gets (the claims' primary one).
+    assert {c.strategy: c.checkpoint.defaults_for(c.strategy) for c in cells} == {
+        "compass": '{"temperature": 1}', "latent-sampling": "{}"}
     assert len(cells) == len(after) == 3 * 2  # three option sets x two instances
 
     # Recorded defaults equal to an explicit entry's options make the plain entry's cells
