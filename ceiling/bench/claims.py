@@ -50,6 +50,7 @@ import numpy as np
 
 from ceiling.bench import stats
 from ceiling.bench.claim_measures import (
+    DEFAULT_OPTIONS,
     DOES_NOT_HOLD,
     HOLDS,
     NOT_MEASURABLE,
@@ -158,6 +159,16 @@ def evaluate_claims(rows: Sequence[dict[str, Any]], reps: int = RESAMPLES,
                                    found.verdict, found.value, found.ci95, found.study,
                                    found.detail))
     return results
+
+
+def _variants(m: Measured, strategies: Sequence[str], tasks: Sequence[str] | None = None) -> str:
+    """The primary variants with options among `strategies` (on `tasks`; default all), for a
+    claim's detail: which sampling a claim about sampling measured."""
+    listed = [f"{task} {family_label((strategy, options, algorithm))}"
+              for task in (m.variants if tasks is None else tasks)
+              for (strategy, algorithm), options in sorted(m.variants.get(task, {}).items())
+              if strategy in strategies and options != DEFAULT_OPTIONS]
+    return f" (variants with options: {', '.join(listed)})" if listed else ""
 
 
 # -- the claims ---------------------------------------------------------------------------------
@@ -332,7 +343,8 @@ def _sampling_beats_finetuning(m: Measured, rng: np.random.Generator) -> Finding
         raise NotMeasurable(f"no task has sampling and fine-tuning from one checkpoint at "
                             f"{STUDY_SECONDS:g} s")
     widths = ", ".join(str(cell[2]) for cell in cells)
-    return pooled(per_task, True, f"at {STUDY_SECONDS:g} s, widths {widths}")
+    return pooled(per_task, True, f"at {STUDY_SECONDS:g} s, widths {widths}"
+                  + _variants(m, (SAMPLING, FINETUNE), sorted(per_task)))
 
 
 @_claim("6", "Fine-tuning needs ≥ 64 attempts to beat sampling",
@@ -368,7 +380,8 @@ def _finetuning_needs_width(m: Measured, rng: np.random.Generator) -> Finding:
     listed = "; ".join(f"width {w} {show(e)}" for w, e in per_width.items())
     at = per_width[FINETUNE_WIDTH]
     return Finding(overall, at.value, at.ci95,
-                   f"at {seconds:g} s, fine-tuning − sampling, mean over tasks: {listed}")
+                   f"at {seconds:g} s, fine-tuning − sampling, mean over tasks: {listed}"
+                   + _variants(m, (SAMPLING, FINETUNE), sorted(found[seconds][FINETUNE_WIDTH])))
 
 
 @_claim("7a", "SGBS does poorly on Connector", "mean < 0 %", """
@@ -409,7 +422,7 @@ def _sgbs_against_sampling(m: Measured, rng: np.random.Generator, family: str, c
     if not per_task:
         raise NotMeasurable(f"no {family} task has SGBS and sampling from one checkpoint "
                             f"{where}")
-    return pooled(per_task, above, where)
+    return pooled(per_task, above, where + _variants(m, (SGBS, SAMPLING), sorted(per_task)))
 
 
 def _time_budgets(m: Measured) -> tuple[int, list[Cell]]:
@@ -445,7 +458,7 @@ def _scaling_against_others(m: Measured, rng: np.random.Generator, subject: str,
     if not estimates:
         raise NotMeasurable(f"no task has {subject} and another strategy at both "
                             f"{cell_label(low)} and {cell_label(high)}")
-    return every(estimates, above, where)
+    return every(estimates, above, where + _variants(m, [subject, *others]))
 
 
 @_claim("8a", "Sampling has the flattest scaling with the time budget", "every CI < 0 %", """
