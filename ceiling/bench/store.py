@@ -25,7 +25,7 @@ store is read as it is. The versions:
    defaults`, `ceiling tune --record`) gave the cell's strategy when the cell ran, canonical
    JSON (`{}` for none): the options a plain suite entry searched that checkpoint with then,
    so that a report can tell which of a strategy's option variants is the one a user gets
-   without options (`claim_measures.primary`). Rows stored before keep NULL (not recorded).
+   without options (`claim_measures.primary_variants`). Rows stored before keep NULL.
 
 Tables: `results` (one row per cell), `baselines` (the uniform random policy's return per task
 and instance: the minimum of the per-task normalisation), `failures` (cells that raised; not
