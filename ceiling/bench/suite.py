@@ -67,15 +67,19 @@ class CheckpointRef:
     only: tuple[str, ...] = ()  # strategies restricted to this checkpoint (empty: all)
     search_defaults: str = "{}"  # canonical JSON of the manifest's {strategy: {option: value}}
 
+    def _recorded(self, strategy: str) -> dict[str, Any]:
+        """The checkpoint's recorded search defaults for `strategy` ({} if none)."""
+        return dict(json.loads(self.search_defaults).get(strategy) or {})
+
     def defaults_for(self, strategy: str) -> str:
         """The options a plain `strategy` entry searches this checkpoint with (its recorded
         search defaults for that strategy), as canonical JSON; `{}` if none are recorded."""
-        return json.dumps(json.loads(self.search_defaults).get(strategy) or {}, sort_keys=True)
+        return json.dumps(self._recorded(strategy), sort_keys=True)
 
     def options_for(self, entry: StrategyEntry) -> str:
         """The options `entry` searches this checkpoint with: the suite's over the
         checkpoint's recorded search defaults, as canonical JSON (what cells are keyed by)."""
-        defaults = json.loads(self.search_defaults).get(entry.name)
+        defaults = self._recorded(entry.name)
         if not defaults:
             return entry.options
         return json.dumps({**defaults, **json.loads(entry.options)}, sort_keys=True)
