@@ -323,12 +323,16 @@ def gain_summary(gains: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     by_config: dict[Config, list[dict[str, Any]]] = {}
     for g in gains:
         by_config.setdefault(g["config"], []).append(g)
-    out = []
-    for config, group in sorted(by_config.items(), key=lambda item: item[0].order):
-        best = max(group, key=lambda g: g["gain_percent"])
-        low, high = percentile_interval(np.mean([g["bootstrap"] for g in group], axis=0))
-        out.append({"config": config, "tasks": len(group),
-                    "mean_gain_percent": float(np.mean([g["gain_percent"] for g in group])),
-                    "ci95": (float(low), float(high)),
-                    "max_gain_percent": best["gain_percent"], "max_task": best["task"]})
-    return out
+    return [{"config": config, **summarise_gains(group)}
+            for config, group in sorted(by_config.items(), key=lambda item: item[0].order)]
+
+
+def summarise_gains(group: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Mean and max over `group`'s tasks (one `gains_over_zero_shot` row each) and the mean's
+    stratified 95 % CI (see `gain_summary`)."""
+    best = max(group, key=lambda g: g["gain_percent"])
+    low, high = percentile_interval(np.mean([g["bootstrap"] for g in group], axis=0))
+    return {"tasks": len(group),
+            "mean_gain_percent": float(np.mean([g["gain_percent"] for g in group])),
+            "ci95": (float(low), float(high)),
+            "max_gain_percent": best["gain_percent"], "max_task": best["task"]}

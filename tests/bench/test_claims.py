@@ -288,6 +288,29 @@ def test_the_variant_the_checkpoints_recorded_defaults_name_is_the_primary_one()
     assert verdicts(old + new + removed)["5"] == HOLDS
 
 
+def test_the_headline_takes_each_strategy_in_its_primary_variant_task_by_task() -> None:
+    # COMPASS's settings tuned and recorded on RWARE only, and run there at 30 s x 64 (3 above
+    # its defaults): claim 2 counts COMPASS on RWARE with the tuned settings and on Connector
+    # with its defaults, as a plain `ceiling solve` searches each, though no one variant was
+    # measured on both tasks. Unrecorded, the tuned variant is not the headline's.
+    tuned = {"num_distributions": 1}
+    old = [{**r, "created": "2026-12-01T00:00:00+00:00"} for r in study_rows()]
+    new = [{**r, "options": tuned, "total_return": r["total_return"] + 3.0,
+            "search_defaults": tuned, "created": "2026-12-07T00:00:00+00:00"}
+           for r in old if r["strategy"] == "compass" and r["task"] == RWARE
+           and (r["seconds"], r["width"]) == (30.0, 64)]
+    before = {c.number: c for c in evaluate_claims(old, reps=300)}["2"]
+    after = {c.number: c for c in evaluate_claims(old + new, reps=300)}["2"]
+    assert before.value == pytest.approx(55.5, abs=1.0)  # 15.55 over SABLE's 10 on both
+    assert after.value == pytest.approx((85.5 + 55.5) / 2, abs=1.0)  # 18.55 on RWARE
+    assert f"best strategy compass ({LATENT})" in after.detail
+    assert f"{RWARE} compass num_distributions=1 ({LATENT})" in after.detail
+    assert CONNECTOR + " compass" not in after.detail.split("variants with options")[-1]
+    unrecorded = [{**r, "search_defaults": None} for r in new]
+    assert {c.number: c for c in evaluate_claims(old + unrecorded, reps=300)}["2"].value == (
+        before.value)
+
+
 def test_each_compass_checkpoint_is_compared_with_its_own_base_policy() -> None:
     # A second COMPASS checkpoint, trained from MAPPO (label `compass`), beside the one from
     # SABLE: claim 3 asks, per base, whether COMPASS beats that base's other searches, and
