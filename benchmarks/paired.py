@@ -9,7 +9,8 @@ and worse). The figures that BENCHMARKS.md quotes for the claims sweep come from
     python benchmarks/paired.py results/bench/cpu/store.sqlite --seconds 30 --width 64 \\
         --versus sampling:mappo --versus latent-sampling:compass
 
-`--gain-from 10` adds each configuration's own gain from a 10 s budget to the cell's (same
+`--instances 32:64` keeps the test instances 32 to 63 only. `--gain-from 10` adds each
+configuration's own gain from a 10 s budget to the cell's (same
 task, width and configuration, paired on the instances both budgets measured).
 
 `--replaced` compares instead the cells that were run again (`ceiling bench --rerun`) with
@@ -169,6 +170,19 @@ def replaced_rows(db: str) -> list[dict[str, Any]]:
     return list(first.values())
 
 
+def instance_range(text: str) -> tuple[int, int]:
+    """`32:64` -> (32, 64): the instances from 32 up to, not including, 64."""
+    first, _, stop = text.partition(":")
+    try:
+        bounds = int(first), int(stop)
+    except ValueError:
+        bounds = (0, 0)
+    if not 0 <= bounds[0] < bounds[1]:
+        raise argparse.ArgumentTypeError(f"{text!r}: want FIRST:STOP, whole numbers with "
+                                         "0 <= FIRST < STOP, e.g. 32:64")
+    return bounds
+
+
 def order_key(cell: Cell) -> tuple[str, float, int, int]:
     return cell[0], cell[1] or 0.0, cell[2] or 0, cell[3]
 
@@ -181,6 +195,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--width", type=int, help="only cells with this width")
     parser.add_argument("--versus", action="append", default=[],
                         help="a configuration to difference every other against (repeatable)")
+    parser.add_argument("--instances", metavar="FIRST:STOP", type=instance_range,
+                        help="only test instances FIRST to STOP - 1 (e.g. 32:64)")
     parser.add_argument("--gain-from", type=float, metavar="SECONDS",
                         help="add each configuration's gain from this smaller time budget")
     parser.add_argument("--list", action="store_true", help="print the configurations and stop")
@@ -193,8 +209,11 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit("--gain-from needs --seconds, and a smaller budget than it")
     with Store(args.db, create=False) as store:
         rows = store.rows()
+    if args.instances is not None:
+        rows = [r for r in rows if r["instance"] in range(*args.instances)]
     if not rows:
-        sys.exit(f"{args.db} holds no results")
+        sys.exit(f"{args.db} holds no results" + (
+            f" on instances {args.instances[0]}:{args.instances[1]}" if args.instances else ""))
     tasks = sorted({r["task"] for r in rows})
     unknown = sorted(set(args.task or []) - set(tasks))
     if unknown:

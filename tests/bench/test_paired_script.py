@@ -118,3 +118,31 @@ def test_a_cell_run_again_twice_is_compared_with_its_first_row(paired: Any, tmp_
     lines = paired.rerun_table([old], now, same_time=True).splitlines()
     assert lines[2].startswith('| t | 30 s x 64 | `sampling:mappo:{"temperature": 0.5}` | 1 | '
                                "1.00 -> 4.00 | 10 -> 40 | +3.00")
+
+
+def test_instances_keeps_a_range_of_test_instances(paired: Any, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    import dataclasses
+
+    from ceiling.bench.store import Row, Store
+
+    base = Row(config_hash="", suite="t", task="t", instance=0, checkpoint="shipped:mappo",
+               algorithm="mappo", checkpoint_sha256="x", strategy="sampling", options="{}",
+               seconds=30.0, rollouts=None, width=64, seed=0, total_return=0.0, won=None,
+               verified=True, verified_return=0.0, aborted=None, trace="[[0.1, 64, 1.0]]",
+               compile_seconds=0.1, search_seconds=30.0, rollouts_done=10)
+    db = tmp_path / "r.sqlite"
+    with Store(db) as store:
+        for i in range(4):  # returns 0, 10, 20, 30 on instances 0-3
+            store.add(dataclasses.replace(base, config_hash=f"c{i}", instance=i,
+                                          total_return=10.0 * i, verified_return=10.0 * i))
+    paired.main([str(db), "--instances", "2:4"])
+    row = next(line for line in capsys.readouterr().out.splitlines()
+               if line.startswith("| `sampling:mappo`"))
+    assert row.startswith("| `sampling:mappo` | 2 | 25.00 |")  # instances 2 and 3 only
+    with pytest.raises(SystemExit, match="holds no results on instances 4:8"):
+        paired.main([str(db), "--instances", "4:8"])
+    assert paired.instance_range("32:64") == (32, 64)
+    for bad in ("64:32", "3", "a:b", "-1:4"):
+        with pytest.raises(Exception, match="want FIRST:STOP"):
+            paired.instance_range(bad)
