@@ -162,10 +162,14 @@ def primary_variants(configs: dict[Config, Returns], plain: Variants | None = No
     return chosen
 
 
+def is_primary(config: Config, variants: Variants) -> bool:
+    """Whether `config` is its (strategy, checkpoint)'s primary variant in `variants`."""
+    return variants.get((config.strategy, config.algorithm)) == config.options
+
+
 def primary(configs: dict[Config, Returns], variants: Variants) -> dict[Config, Returns]:
     """The configs among `configs` that are their (strategy, checkpoint)'s primary variant."""
-    return {c: r for c, r in configs.items()
-            if variants.get((c.strategy, c.algorithm)) == c.options}
+    return {c: r for c, r in configs.items() if is_primary(c, variants)}
 
 
 def named(configs: dict[Config, Returns], strategy: str,

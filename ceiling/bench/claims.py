@@ -73,6 +73,7 @@ from ceiling.bench.claim_measures import (
     headline,
     headline_width,
     in_cell,
+    is_primary,
     mean_return,
     measure,
     named,
@@ -236,7 +237,7 @@ def _headline_gain(m: Measured, rng: np.random.Generator) -> Finding:
     by_strategy: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for g in gains:
         c: Config = g["config"]
-        if m.variants.get(g["task"], {}).get((c.strategy, c.algorithm)) == c.options:
+        if is_primary(c, m.variants.get(g["task"], {})):
             by_strategy.setdefault((c.strategy, c.algorithm), []).append(g)
     complete = {key: stats.summarise_gains(group) for key, group in by_strategy.items()
                 if len(group) == len(tasks)}
