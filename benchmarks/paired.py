@@ -22,6 +22,11 @@ rerun of the claims sweep comes from
 
     python benchmarks/paired.py results/bench/cpu/store.sqlite --replaced
 
+Each table also gives each configuration's machine speed in that cell: the mean of its cells'
+speed probes (`ceiling.bench.speed`) over the store's median, "-" for cells stored before the
+probe; a note under the table says when its configurations' speeds differ by more than 10 %,
+as a time budget buys fewer rollouts on a slower machine.
+
 A configuration is named `strategy:checkpoint`, with its options appended as JSON when it
 has any (`compass:compass:{"temperature": 0.0}`); `--list` prints the names in the store.
 """
@@ -37,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from ceiling.bench.claim_measures import paired_diff
+from ceiling.bench.speed import relative_speeds
 from ceiling.bench.store import Store
 from ceiling.bootstrap import mean_ci
 
@@ -99,16 +105,22 @@ def table(cell: Cell, configs: dict[str, list[dict[str, Any]]], versus: list[str
     gain column."""
     returns = returns_of(configs)
     order = sorted(configs, key=lambda name: -np.mean(list(returns[name].values())))
-    header = ["configuration", "instances", "mean return", "rollouts per cell"]
+    header = ["configuration", "instances", "mean return", "rollouts per cell", "speed"]
     header += [f"- {v} [95 % CI] (better/worse)" for v in versus]
     if earlier:
         header.append(f"gain from {earlier[0]:g} s [95 % CI] (better/worse)")
     lines = [f"### {cell[0]}, {budget_text(cell)}", "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    speeds = {}
     for name in order:
         rows = configs[name]
+        measured = [r["relative_speed"] for r in rows if r.get("relative_speed") is not None
+                    and r["strategy"] != "greedy"]
+        if measured:
+            speeds[name] = float(np.mean(measured))
         cells = [f"`{name}`", str(len(rows)), f"{np.mean(list(returns[name].values())):.2f}",
-                 f"{np.mean([r['rollouts_done'] for r in rows]):,.0f}"]
+                 f"{np.mean([r['rollouts_done'] for r in rows]):,.0f}",
+                 f"{speeds[name]:.2f}" if name in speeds else "-"]
         for v in versus:
             if v == name or v not in returns:
                 cells.append("-")
@@ -119,6 +131,10 @@ def table(cell: Cell, configs: dict[str, list[dict[str, Any]]], versus: list[str
             cells.append("-" if before is None or name.startswith("greedy:")
                          else difference_text(compare(returns[name], before)))
         lines.append("| " + " | ".join(cells) + " |")
+    if speeds and max(speeds.values()) > 1.1 * min(speeds.values()):
+        lines += ["", f"note: these searches ran at machine speeds from "
+                      f"{min(speeds.values()):.2f} to {max(speeds.values()):.2f} of the store's "
+                      "median (speed probe): a time budget bought fewer rollouts on the slower"]
     return "\n".join(lines)
 
 
@@ -209,6 +225,9 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit("--gain-from needs --seconds, and a smaller budget than it")
     with Store(args.db, create=False) as store:
         rows = store.rows()
+    relative = relative_speeds({r["config_hash"]: r.get("speed") for r in rows})
+    for r in rows:
+        r["relative_speed"] = relative[r["config_hash"]]
     if args.instances is not None:
         rows = [r for r in rows if r["instance"] in range(*args.instances)]
     if not rows:

@@ -98,11 +98,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
         check_db_path(args.db)
     db_exists = Path(args.db).is_file()
     shares: dict[str, float | None] = {}  # stored cells: their CPU share
+    speeds: dict[str, float | None] = {}  # stored cells: their machine-speed probe
     stored: dict[str, Any] = {}  # stored cells: when they were stored
     identities: dict[str, Any] = {}  # stored cells: what they searched, and with which params
     if db_exists:  # read what is there (and check it) before anything else
         with Store(args.db, create=False, integrity=integrity) as store:
             shares = store.cpu_shares()
+            speeds = store.speeds()
             stored = store.stored_times()
             identities = store.cell_identities()
     if args.ray_address is not None:
@@ -120,7 +122,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         suite = validate_suite(args.suite, prepared, memory=args.ray_address is None,
                                tasks=args.tasks)
     all_cells = suite.cells()
-    again = cells_to_rerun(all_cells, shares, args.rerun or (), stored)
+    again = cells_to_rerun(all_cells, shares, args.rerun or (), stored, speeds)
     cells = [cell for cell in all_cells if cell.key not in shares or cell.key in again]
     skipped = len(all_cells) - len(cells)
     part = f" (tasks {', '.join(suite.tasks)} only)" if args.tasks else ""
@@ -176,7 +178,27 @@ def cmd_bench(args: argparse.Namespace) -> int:
               "idle one; `ceiling report` lists them. For comparable cells, run sweeps with "
               "nothing else running, one cell per core; `--rerun contended` runs them again",
               file=sys.stderr, flush=True)
+    _warn_slow(args.db, {cell.key for cell in cells}, stats.done)
     return 1 if stats.failed else 0
+
+
+def _warn_slow(db: str, ran: set[str], done: int) -> None:
+    """Say which of the cells just stored ran on a slower machine than the store's typical
+    cell (the speed probe, `ceiling.bench.speed`), as the CPU share's warning does for a busy
+    one."""
+    from ceiling.bench.speed import SLOW_SPEED, relative_speeds
+    from ceiling.bench.store import Store
+
+    with Store(db, create=False) as store:
+        relative = relative_speeds(store.speeds())
+    slow = sorted(share for key, share in relative.items()
+                  if key in ran and share is not None and share < SLOW_SPEED)
+    if slow:
+        print(f"warning: {len(slow)} of the {done} cells stored ran on a machine slower than "
+              f"{100 * SLOW_SPEED:.0f} % of the store's median speed (their speed probe: "
+              f"{slow[0]:.2f} to {slow[-1]:.2f} of it), so their time budgets bought fewer "
+              "rollouts than its other cells'; `ceiling report` lists them and `--rerun slow` "
+              "runs them again", file=sys.stderr, flush=True)
 
 
 def _superseded(args: argparse.Namespace, cells: list[Any], identities: dict[str, Any],

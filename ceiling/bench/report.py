@@ -41,6 +41,7 @@ from ceiling.bench.figures import (
     plot_iqm,
     variant_numbers,
 )
+from ceiling.bench.speed import SLOW_SPEED, relative_speeds
 from ceiling.bench.store import CONTENDED_CPU_SHARE, Store, contended
 from ceiling.errors import CeilingError
 from ceiling.outputs import check_writable
@@ -90,11 +91,14 @@ def claim_rows(results: list[ClaimResult]) -> list[list[str]]:
 
 def rollout_rows(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     """Header and rows: per task, search strategy (base policy) and width, the rollouts a cell
-    spent (mean over its instances and seeds), one column per budget, and the least CPU share
-    any of its cells had ("–" where none was measured)."""
+    spent (mean over its instances and seeds), one column per budget, the least CPU share any
+    of its cells had and the least machine speed (its speed probe over the store's median;
+    "–" where none was measured)."""
+    relative = relative_speeds({row["config_hash"]: row.get("speed") for row in rows})
     budgets: dict[str, tuple[float, int]] = {}  # label: sort key
     spent: dict[tuple[str, tuple[str, str, str], int], dict[str, list[int]]] = {}
     shares: dict[tuple[str, tuple[str, str, str], int], list[float]] = {}
+    speeds: dict[tuple[str, tuple[str, str, str], int], list[float]] = {}
     for row in rows:
         config = stats.config_of(row)
         if stats.is_zero_shot(config.strategy):
@@ -107,23 +111,37 @@ def rollout_rows(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]
         spent.setdefault(key, {}).setdefault(label, []).append(int(row["rollouts_done"]))
         if row.get("cpu_share") is not None:
             shares.setdefault(key, []).append(float(row["cpu_share"]))
+        speed = relative.get(row["config_hash"])
+        if speed is not None:
+            speeds.setdefault(key, []).append(speed)
     columns = sorted(budgets, key=lambda label: budgets[label])
     body = [[task, family_label(family), str(width)]
             + [f"{np.mean(by_budget[c]):,.0f}" if c in by_budget else "–" for c in columns]
-            + [f"{min(shares[(task, family, width)]):.2f}" if (task, family, width) in shares
-               else "–"]
+            + [f"{min(found[(task, family, width)]):.2f}" if (task, family, width) in found
+               else "–" for found in (shares, speeds)]
             for (task, family, width), by_budget in sorted(spent.items())]
-    return ["task", "strategy (base policy)", "width"] + columns + ["least CPU share"], body
+    return (["task", "strategy (base policy)", "width"] + columns
+            + ["least CPU share", "least speed"], body)
 
 
 def cpu_warnings(rows: list[dict[str, Any]]) -> list[str]:
     """What the store says of the machine its searching cells ran on: the cells that had less
     than `CONTENDED_CPU_SHARE` of a core (another process competed, so their time budgets
-    bought fewer rollouts), and the cells stored before the CPU share was measured."""
+    bought fewer rollouts), the cells stored before the CPU share was measured, and the cells
+    whose speed probe was below `SLOW_SPEED` of the store's median (the machine itself was
+    slower)."""
     from ceiling.bench.figures import budget_label
 
     searching = [row for row in rows if not stats.is_zero_shot(row["strategy"])]
     warnings = []
+    relative = relative_speeds({row["config_hash"]: row.get("speed") for row in rows})
+    slower: dict[str, list[float]] = {}
+    for row in searching:
+        share = relative.get(row["config_hash"])
+        if share is not None and share < SLOW_SPEED:
+            config = stats.config_of(row)
+            where = f"{row['task']} {family_label(config.family)} {budget_label(config)}"
+            slower.setdefault(where, []).append(share)
     slow: dict[str, list[float]] = {}
     for row in filter(contended, searching):
         config = stats.config_of(row)
@@ -140,6 +158,19 @@ def cpu_warnings(rows: list[dict[str, Any]]) -> list[str]:
             "than an idle machine's and they are not comparable with the others by time. "
             "Run them again with nothing else running (`ceiling bench SUITE --db STORE --rerun "
             "contended`), or compare by rollouts (the table at the end).")
+    if slower:
+        count = sum(len(found) for found in slower.values())
+        listed = "; ".join(f"{where}: {len(found)} cell{'s' if len(found) > 1 else ''}, "
+                           f"least {min(found):.2f}" for where, found in sorted(slower.items()))
+        warnings.append(
+            f"{count} of {len(searching)} searching cells ran on a machine slower than "
+            f"{100 * SLOW_SPEED:.0f} % of the store's median speed ({listed}; each cell's speed "
+            "probe over the store's median): the machine itself was slower while they ran (a "
+            "virtual machine's host can be, from one day to the next, with the cell's core all "
+            "its own), so their time budgets bought fewer rollouts than the other cells' and "
+            "they are not comparable with them by time. Run them again when the machine is "
+            "back to speed (`ceiling bench SUITE --db STORE --rerun slow`), or compare by "
+            "rollouts (the table at the end).")
     unmeasured = sum(row.get("cpu_share") is None for row in searching)
     if unmeasured:
         warnings.append(

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import jax
 import numpy as np
 
+from ceiling.bench.speed import probe, slow_keys
 from ceiling.bench.store import (
     CELL_COLUMNS,
     CONTENDED_CPU_SHARE,
@@ -195,6 +196,7 @@ def compute_cell(cell: Cell, suite_name: str, prepared: Prepared) -> tuple[Row, 
     key = prepared.search_key(cell.seed, cell.task, cell.instance)
     instance = instance_key(cell.task, cell.instance)
     aborted = None
+    speed_before = probe()  # how fast this core is, in this process, right before the search
     start, cpu_start = time.perf_counter(), time.process_time()
     try:
         result = solve(strategy, checkpoint.params, instance, budget, key)
@@ -205,6 +207,7 @@ def compute_cell(cell: Cell, suite_name: str, prepared: Prepared) -> tuple[Row, 
     # had. Below 1 for a single-threaded cell means another process took part of its core,
     # and its time budget bought fewer rollouts than it would on an idle machine.
     cpu_share = (time.process_time() - cpu_start) / max(solve_seconds, 1e-9)
+    speed = (speed_before + probe()) / 2
     solution = result.solution
     row = Row(
         config_hash=cell.key, suite=suite_name, task=cell.task, instance=cell.instance,
@@ -220,6 +223,7 @@ def compute_cell(cell: Cell, suite_name: str, prepared: Prepared) -> tuple[Row, 
         actions=json.dumps(np.asarray(solution.actions).tolist(), separators=(",", ":")),
         cpu_share=float(cpu_share),
         search_defaults=cell.checkpoint.defaults_for(cell.strategy),
+        speed=float(speed),
     )
     return row, solve_seconds
 
@@ -254,23 +258,28 @@ def pending_cells(suite: Suite, store: Store) -> tuple[list[Cell], int]:
 
 def cells_to_rerun(cells: list[Cell], shares: dict[str, float | None],
                    which: Collection[str],
-                   stored: dict[str, datetime.datetime] | None = None) -> set[str]:
+                   stored: dict[str, datetime.datetime] | None = None,
+                   speeds: dict[str, float | None] | None = None) -> set[str]:
     """The keys of the stored searching `cells` that `which` (`RERUN_CHOICES`) selects:
     `shares` is the store's {config hash: CPU share or None}, `stored` its {config hash: when
-    stored} (needed by `before=TIME`). A zero-shot cell has no budget to lose to a busy
-    machine, so it is never run again."""
+    stored} (needed by `before=TIME`), `speeds` its {config hash: speed probe or None} (needed
+    by `slow`: the store's whole median is the reference). A zero-shot cell has no budget to
+    lose to a busy or slow machine, so it is never run again."""
     from ceiling.bench.stats import is_zero_shot
 
     cutoffs = [when for when in map(rerun_before, which) if when is not None]
     if cutoffs and stored is None:
         raise ValueError("--rerun before=TIME needs the store's times (`stored`)")
+    if "slow" in which and speeds is None:
+        raise ValueError("--rerun slow needs the store's speed probes (`speeds`)")
+    slow = slow_keys(speeds or {}) if "slow" in which else set()
     keys = set()
     for cell in cells:
         if cell.key not in shares or is_zero_shot(cell.strategy):
             continue
         share = shares[cell.key]
         older = stored is not None and any(stored[cell.key] < when for when in cutoffs)
-        if older or ("unmeasured" in which and share is None) or (
+        if older or cell.key in slow or ("unmeasured" in which and share is None) or (
                 "contended" in which and share is not None and share < CONTENDED_CPU_SHARE):
             keys.add(cell.key)
     return keys

@@ -26,6 +26,11 @@ store is read as it is. The versions:
    JSON (`{}` for none): the options a plain suite entry searched that checkpoint with then,
    so that a report can tell which of a strategy's option variants is the one a user gets
    without options (`claim_measures.primary_variants`). Rows stored before keep NULL.
+6. `results.speed`: how fast the core was while the cell ran, `speed.probe()` (a fixed
+   reference computation's iterations per second, the mean of one probe just before the search
+   and one just after, in the searching process), so that a report can tell a time budget that
+   bought fewer rollouts because the machine itself was slower that day, which the CPU share
+   does not show. Only ratios between cells mean anything. Rows stored before keep NULL.
 
 Tables: `results` (one row per cell), `baselines` (the uniform random policy's return per task
 and instance: the minimum of the per-task normalisation), `failures` (cells that raised; not
@@ -55,9 +60,10 @@ from pathlib import Path
 from typing import Any
 
 from ceiling import __version__
+from ceiling.bench.speed import SLOW_SPEED
 from ceiling.errors import CeilingError
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -88,7 +94,8 @@ CREATE TABLE IF NOT EXISTS results (
     created TEXT NOT NULL,
     actions TEXT,
     cpu_share REAL,
-    search_defaults TEXT
+    search_defaults TEXT,
+    speed REAL
 );
 CREATE TABLE IF NOT EXISTS baselines (
     task TEXT NOT NULL, instance INTEGER NOT NULL, kind TEXT NOT NULL, total_return REAL NOT NULL,
@@ -114,6 +121,7 @@ _UPGRADES: dict[int, tuple[str, ...]] = {
     4: ("CREATE TABLE replaced (config_hash TEXT NOT NULL, row TEXT NOT NULL, "
         "replaced TEXT NOT NULL)",),
     5: ("ALTER TABLE results ADD COLUMN search_defaults TEXT",),
+    6: ("ALTER TABLE results ADD COLUMN speed REAL",),
 }
 
 # Columns that identify a cell and its outcome; timings, version and timestamps are left out
@@ -128,7 +136,7 @@ _HEAVY_COLUMNS = ("actions",)
 # What a stored value must be, per column, for `rows()` to hand it out.
 _INTEGER_COLUMNS = ("instance", "width", "seed", "rollouts_done")
 _NUMBER_COLUMNS = ("total_return", "verified_return", "compile_seconds", "search_seconds")
-_OPTIONAL_NUMBER_COLUMNS = ("seconds", "rollouts", "cpu_share")
+_OPTIONAL_NUMBER_COLUMNS = ("seconds", "rollouts", "cpu_share", "speed")
 
 INTEGRITY_CHECKS = {"quick": "quick_check", "full": "integrity_check"}
 
@@ -142,6 +150,8 @@ CONTENDED_CPU_SHARE = 0.9
 RERUN_CHOICES = {
     "contended": f"cells that had less than {100 * CONTENDED_CPU_SHARE:.0f} % of a CPU core",
     "unmeasured": "cells stored before ceiling measured their CPU share",
+    "slow": f"cells whose machine-speed probe was below {100 * SLOW_SPEED:.0f} % of the "
+            "store's median (the machine itself was slower while they ran)",
     "superseded": "cells (zero-shot ones too) stored for an earlier checkpoint under the "
                   "same label (one retrained since): the new checkpoint's cells run anyway, and "
                   "this moves the old rows out of the results as the new ones are stored "
@@ -209,6 +219,7 @@ class Row:
     actions: str | None = None  # JSON [[a_1, ..., a_A] per step]: the verified solution
     cpu_share: float | None = None  # CPU seconds per wall second while the cell ran
     search_defaults: str | None = None  # the strategy's options a plain entry gets (JSON)
+    speed: float | None = None  # `speed.probe()` around the search: how fast the core was
 
 
 def _now() -> str:
@@ -433,6 +444,12 @@ class Store:
         with self._reading():
             return {key: share for key, share in self.connection.execute(
                 f"SELECT config_hash, {self._select(['cpu_share'])} FROM results")}
+
+    def speeds(self) -> dict[str, float | None]:
+        """{config hash: the cell's machine-speed probe, None where it was not measured}."""
+        with self._reading():
+            return {key: speed for key, speed in self.connection.execute(
+                f"SELECT config_hash, {self._select(['speed'])} FROM results")}
 
     def stored_times(self) -> dict[str, datetime.datetime]:
         """{config hash: when the row was stored (UTC)}."""

@@ -53,6 +53,30 @@ def test_greedy_rows_join_every_budget_and_options_name_a_variant(paired: Any) -
     assert lines[6].startswith("| `greedy:mappo` | 2 | 1.00 | 10 | - |")
 
 
+def test_each_configuration_shows_its_machine_speed_and_a_gap_is_noted(paired: Any) -> None:
+    rows = [_row("greedy", "mappo", i, 1.0, seconds=None) for i in range(2)]
+    rows += [_row("sampling", "mappo", i, 2.0) for i in range(2)]
+    rows += [_row("sgbs", "mappo", i, 3.0) for i in range(2)]
+    for row in rows:  # greedy has no budget: its speed is not shown
+        row["relative_speed"] = {"greedy": 0.5, "sampling": 1.0, "sgbs": 0.8}[row["strategy"]]
+    cell = ("t", 30, None, 64)
+    lines = paired.table(cell, paired.group(rows)[cell], []).splitlines()
+    assert lines[2] == ("| configuration | instances | mean return | rollouts per cell | "
+                        "speed |")
+    assert lines[4] == "| `sgbs:mappo` | 2 | 3.00 | 10 | 0.80 |"
+    assert lines[5] == "| `sampling:mappo` | 2 | 2.00 | 10 | 1.00 |"
+    assert lines[6] == "| `greedy:mappo` | 2 | 1.00 | 10 | - |"
+    assert lines[-1].startswith("note: these searches ran at machine speeds from 0.80 to 1.00")
+    for row in rows:
+        if row["strategy"] == "sgbs":
+            row["relative_speed"] = 0.95
+    assert "note:" not in paired.table(cell, paired.group(rows)[cell], [])
+    for row in rows:  # a store from before the probe: no speeds, no note
+        row["relative_speed"] = None
+    text = paired.table(cell, paired.group(rows)[cell], [])
+    assert "note:" not in text and "| `sgbs:mappo` | 2 | 3.00 | 10 | - |" in text
+
+
 def test_gain_from_a_smaller_budget_pairs_the_same_configuration(paired: Any) -> None:
     rows = [_row("greedy", "mappo", i, 1.0, seconds=None) for i in range(2)]
     rows += [_row("sampling", "mappo", i, 2.0 + i, seconds=10) for i in range(2)]

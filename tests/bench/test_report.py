@@ -279,6 +279,38 @@ def test_cells_that_competed_for_the_cpu_are_named_and_unmeasured_ones_counted(
     assert "**Warning:**" not in (tmp_path / "idle" / "README.md").read_text()
 
 
+def test_cells_that_ran_on_a_slower_machine_are_named_with_their_speed(
+        store: Path, tmp_path: Path) -> None:
+    connection = sqlite3.connect(store)
+    with connection:
+        # Every cell had a whole core; the machine's speed probe read 1000 for most cells and
+        # 700 for two cells of one configuration (a slower day), which a CPU share cannot see.
+        connection.execute("UPDATE results SET cpu_share = 0.99, speed = 1000.0")
+        connection.execute("UPDATE results SET speed = 700.0 WHERE config_hash IN "
+                           "('s0-2.0-16', 's3-2.0-16')")
+        connection.execute("UPDATE results SET speed = NULL WHERE config_hash = 's2-1.0-8'")
+    connection.close()
+    write_report(store, tmp_path / "report")
+    readme = (tmp_path / "report" / "README.md").read_text()
+    warnings = [line for line in readme.splitlines() if line.startswith("**Warning:**")]
+    assert len(warnings) == 1, warnings
+    assert warnings[0].startswith("**Warning:** 2 of 24 searching cells ran on a machine slower "
+                                  "than 90 % of the store's median speed (connector:con-5x5x3a "
+                                  "sampling (mappo) 2 s × 16: 2 cells, least 0.70;")
+    assert "--rerun slow" in warnings[0]
+    table = readme.split("## Rollouts spent per cell")[1].split("\n## ")[0]
+    assert "| width | 1 s | 2 s | least CPU share | least speed |" in table
+    assert "| connector:con-5x5x3a | sampling (mappo) | 16 | 161 | 321 | 0.99 | 0.70 |" in table
+    assert "| connector:con-5x5x3a | sampling (mappo) | 8 | 81 | 161 | 0.99 | 1.00 |" in table
+
+    connection = sqlite3.connect(store)
+    with connection:
+        connection.execute("UPDATE results SET speed = 950.0 WHERE speed = 700.0")
+    connection.close()
+    write_report(store, tmp_path / "steady", force=True)
+    assert "**Warning:**" not in (tmp_path / "steady" / "README.md").read_text()
+
+
 def test_a_contended_cell_is_counted_by_the_sweep(tmp_path: Path) -> None:
     from ceiling.bench.run import SweepStats, record_outcome
     from ceiling.bench.suite import load_suite

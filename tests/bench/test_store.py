@@ -65,7 +65,7 @@ def _v1_store(path: Path) -> None:
                  ("sampling", 1, 0.75)]):
             data = dataclasses.asdict(_row(f"old{i}", value, strategy=strategy,
                                            instance=instance))
-            del data["actions"], data["cpu_share"], data["search_defaults"]
+            del data["actions"], data["cpu_share"], data["search_defaults"], data["speed"]
             data.update(won=None, verified=1, ceiling_version="0.0.0", created="2025-01-01")
             connection.execute(f"INSERT INTO results ({', '.join(data)}) VALUES "
                                f"({', '.join('?' for _ in data)})", tuple(data.values()))
@@ -147,24 +147,28 @@ def test_a_version_1_store_is_upgraded_in_place_for_writing(tmp_path: Path) -> N
     before = connection.execute("SELECT * FROM results ORDER BY config_hash").fetchall()
     connection.close()
     with Store(path) as store:
-        assert store.version == SCHEMA_VERSION == 5
+        assert store.version == SCHEMA_VERSION == 6
         store.add(dataclasses.replace(_row("new", 3.0, actions="[[0,1,2]]"), cpu_share=0.97,
-                                      search_defaults='{"temperature": 0.5}'))
+                                      search_defaults='{"temperature": 0.5}', speed=1234.5))
         assert store.replaced_count() == 0  # the table of replaced rows exists, empty
         new = next(r for r in store.rows() if r["config_hash"] == "new")
         assert new["search_defaults"] == {"temperature": 0.5}  # decoded, as options are
     version, columns = _schema(path)
-    assert version == "5" and columns[-3:] == ["actions", "cpu_share", "search_defaults"]
+    assert version == "6" and columns[-4:] == ["actions", "cpu_share", "search_defaults",
+                                               "speed"]
     connection = sqlite3.connect(path)
     after = connection.execute("SELECT * FROM results WHERE config_hash != 'new' "
                                "ORDER BY config_hash").fetchall()
     connection.close()
-    # Every old row kept, its actions, CPU share and search defaults NULL (not recorded).
-    assert after == [(*row, None, None, None) for row in before]
+    # Every old row kept, its actions, CPU share, search defaults and speed NULL (not
+    # recorded).
+    assert after == [(*row, None, None, None, None) for row in before]
     with Store(path) as store:  # opening it again changes nothing
         rows = {r["config_hash"]: r for r in store.rows(actions=True)}
         assert rows["new"]["actions"] == [[0, 1, 2]] and rows["old0"]["actions"] is None
         assert rows["new"]["cpu_share"] == 0.97 and rows["old0"]["cpu_share"] is None
+        assert rows["new"]["speed"] == 1234.5 and rows["old0"]["speed"] is None
+        assert store.speeds() == {"new": 1234.5, **{f"old{i}": None for i in range(4)}}
         assert len(rows) == 5
 
 

@@ -83,6 +83,8 @@ def reference(tmp_path_factory: pytest.TempPathFactory, compile_cache) -> tuple[
         assert len(table) == len(cells) and store.failure_count() == 0
         # Each cell records how much of a core its process had (CPU seconds per wall second).
         assert all(row["cpu_share"] > 0 for row in store.rows())
+        # ... how fast its core was (the speed probe, around the search) ...
+        assert all(row["speed"] > 0 for row in store.rows())
         # ... and the options its checkpoint's recorded search defaults gave the strategy
         # (the shipped small-task checkpoints record none).
         assert all(row["search_defaults"] == {} for row in store.rows())
@@ -262,8 +264,8 @@ def test_rerun_before_a_time_runs_the_searching_cells_stored_earlier_again(
 @pytest.mark.parametrize(("kind", "message"), [
     ("before=yesterday", "--rerun before=yesterday: not an ISO 8601 time; give one such as "
                          "before=2026-12-06T04:00 (UTC)"),
-    ("slow", "'slow' is not a kind of cell to run again; valid: before=TIME, contended, "
-             "superseded, unmeasured"),
+    ("fast", "'fast' is not a kind of cell to run again; valid: before=TIME, contended, "
+             "slow, superseded, unmeasured"),
 ])
 def test_rerun_rejects_an_unknown_kind_or_a_time_that_is_not_iso_8601(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str, message: str) -> None:
@@ -273,6 +275,27 @@ def test_rerun_rejects_an_unknown_kind_or_a_time_that_is_not_iso_8601(
     assert info.value.code == 2
     assert message in capsys.readouterr().err
     assert not db.exists()
+
+
+def test_rerun_slow_picks_the_searching_cells_below_nine_tenths_of_the_store_median_speed(
+        tmp_path: Path) -> None:
+    from ceiling.bench.run import cells_to_rerun
+
+    cells = load_suite(_resume_suite(tmp_path)).cells()
+    searching = [cell.key for cell in cells if cell.strategy != "greedy"]
+    greedy = [cell.key for cell in cells if cell.strategy == "greedy"]
+    assert len(searching) >= 3 and greedy
+    # The store's median probe is 100 (cells of other suites count too): one searching cell
+    # ran at 0.8 of it, one at 0.95, one was stored before the probe; a zero-shot cell at 0.5
+    # has no budget to lose and is never run again.
+    speeds: dict[str, float | None] = {key: 100.0 for key in searching}
+    speeds.update({searching[0]: 80.0, searching[1]: 95.0, searching[2]: None,
+                   greedy[0]: 50.0, "other-suite-a": 100.0, "other-suite-b": 100.0})
+    shares = {key: 1.0 for key in speeds}
+    assert cells_to_rerun(cells, shares, ["slow"], speeds=speeds) == {searching[0]}
+    assert cells_to_rerun(cells, shares, ["contended"], speeds=speeds) == set()
+    with pytest.raises(ValueError, match="needs the store's speed probes"):
+        cells_to_rerun(cells, shares, ["slow"])
 
 
 @pytest.mark.slow
@@ -386,6 +409,7 @@ def test_ray_executor_stores_the_same_rows_as_the_local_one(
         assert (stats.done, stats.failed) == (len(cells), 0)
         ray_rows = store.outcome_table()
         assert all(row["cpu_share"] > 0 for row in store.rows())  # measured on the workers
+        assert all(row["speed"] > 0 for row in store.rows())
     local = {row[0]: row for row in reference[1]}
     assert len(ray_rows) == len(cells) == 4
     # Same cells as the local sweep (smoke's cells are a subset of the resume suite's).
