@@ -13,9 +13,10 @@ nothing alone; the report and `benchmarks/paired.py` compare it across cells
 (`relative_speeds`, `SLOW_SPEED`), and `ceiling bench --rerun slow` runs the slow ones again.
 
 The computation looks like a search step in miniature: a batch of 256 rows through a 128-wide
-three-layer network, a softmax and an arg-max, and a gather from a 4 MB table, 40 times in a
-compiled loop (about 20 ms on this project's CPU). It is compiled once per process and timed
-`REPEATS` times; the median is kept, so one interruption does not move it.
+three-layer network, a softmax and an arg-max, and a gather from a 4 MB table, 20 times in a
+compiled loop (about 10 ms on this project's CPU). It is compiled once per process and timed
+`REPEATS` times; the median is kept, so one interruption does not move it. A cell thus spends
+about 0.1 s probing, outside its budget.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 REPEATS = 5  # timed calls per probe; the median is the probe's figure
-ITERATIONS = 40  # loop iterations inside one timed call
+ITERATIONS = 20  # loop iterations inside one timed call (about 10 ms here)
 SLOW_SPEED = 0.9  # a cell whose probe is below this share of the store's median ran slow
 _BATCH, _WIDTH, _TABLE = 256, 128, 8192
 

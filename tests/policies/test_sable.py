@@ -131,6 +131,23 @@ def test_acting_agent_by_agent_matches_the_parallel_decoder_with_more_blocks_and
     np.testing.assert_allclose(np.asarray(logits), np.asarray(forced), atol=1e-4)
 
 
+def test_zero_parameters_are_the_uniform_random_policy_over_legal_actions(
+        connector_task, observed) -> None:
+    """What the random baselines rely on (`evaluate_checkpoint(uniform_random=True)`, the
+    bench's normalisation minimum): all-zero parameters give every legal action of every agent
+    the same logit, whatever earlier agents chose, for SABLE as for an MLP."""
+    observation, mask = observed
+    for config in (sable_config(embed_dim=16), NetworkConfig()):
+        policy = make_policy(connector_task.spec, config)
+        zeros = jax.tree_util.tree_map(jnp.zeros_like, jax.jit(policy.init)(
+            jax.random.PRNGKey(0)))
+        logits = np.asarray(jitted(policy, "act")(zeros, observation, mask))
+        legal = np.asarray(mask)
+        assert np.all(np.isneginf(logits[~legal]) | (logits[~legal] < -1e8)), config
+        for agent in range(legal.shape[0]):
+            assert np.ptp(logits[agent][legal[agent]]) == 0.0, (config, agent)
+
+
 @pytest.mark.slow
 def test_no_illegal_action_in_a_hundred_thousand_draws(connector_task) -> None:
     policy = make_policy(connector_task.spec, sable_config(embed_dim=8))
