@@ -133,24 +133,25 @@ def cpu_warnings(rows: list[dict[str, Any]]) -> list[str]:
     from ceiling.bench.figures import budget_label
 
     searching = [row for row in rows if not stats.is_zero_shot(row["strategy"])]
-    warnings = []
     relative = relative_speeds({row["config_hash"]: row.get("speed") for row in rows})
-    slower: dict[str, list[float]] = {}
-    for row in searching:
-        share = relative.get(row["config_hash"])
-        if share is not None and share < SLOW_SPEED:
-            config = stats.config_of(row)
-            where = f"{row['task']} {family_label(config.family)} {budget_label(config)}"
-            slower.setdefault(where, []).append(share)
-    slow: dict[str, list[float]] = {}
-    for row in filter(contended, searching):
-        config = stats.config_of(row)
-        where = f"{row['task']} {family_label(config.family)} {budget_label(config)}"
-        slow.setdefault(where, []).append(float(row["cpu_share"]))
-    if slow:
-        count = sum(len(found) for found in slow.values())
-        listed = "; ".join(f"{where}: {len(found)} cell{'s' if len(found) > 1 else ''}, "
-                           f"least {min(found):.2f}" for where, found in sorted(slow.items()))
+
+    def flagged(measure: Any) -> tuple[int, str]:
+        """How many searching cells `measure` (row -> figure or None) flags, and where they
+        are: per task, strategy and budget, how many and the least figure."""
+        found: dict[str, list[float]] = {}
+        for row in searching:
+            figure = measure(row)
+            if figure is not None:
+                config = stats.config_of(row)
+                where = f"{row['task']} {family_label(config.family)} {budget_label(config)}"
+                found.setdefault(where, []).append(figure)
+        listed = "; ".join(f"{where}: {len(cells)} cell{'s' if len(cells) > 1 else ''}, "
+                           f"least {min(cells):.2f}" for where, cells in sorted(found.items()))
+        return sum(map(len, found.values())), listed
+
+    warnings = []
+    count, listed = flagged(lambda row: float(row["cpu_share"]) if contended(row) else None)
+    if count:
         warnings.append(
             f"{count} of {len(searching)} searching cells had less than "
             f"{100 * CONTENDED_CPU_SHARE:.0f} % of a CPU core while they ran ({listed}): another "
@@ -158,10 +159,9 @@ def cpu_warnings(rows: list[dict[str, Any]]) -> list[str]:
             "than an idle machine's and they are not comparable with the others by time. "
             "Run them again with nothing else running (`ceiling bench SUITE --db STORE --rerun "
             "contended`), or compare by rollouts (the table at the end).")
-    if slower:
-        count = sum(len(found) for found in slower.values())
-        listed = "; ".join(f"{where}: {len(found)} cell{'s' if len(found) > 1 else ''}, "
-                           f"least {min(found):.2f}" for where, found in sorted(slower.items()))
+    count, listed = flagged(lambda row: speed if (speed := relative.get(row["config_hash"]))
+                            is not None and speed < SLOW_SPEED else None)
+    if count:
         warnings.append(
             f"{count} of {len(searching)} searching cells ran on a machine slower than "
             f"{100 * SLOW_SPEED:.0f} % of the store's median speed ({listed}; each cell's speed "
