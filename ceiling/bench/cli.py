@@ -178,7 +178,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
               "idle one; `ceiling report` lists them. For comparable cells, run sweeps with "
               "nothing else running, one cell per core; `--rerun contended` runs them again",
               file=sys.stderr, flush=True)
-    _warn_slow(args.db, {cell.key for cell in cells}, stats.done)
+    _warn_slow(args.db, {cell.key for cell in cells if cell.seconds is not None}, stats.done)
     return 1 if stats.failed else 0
 
 

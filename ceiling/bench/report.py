@@ -132,7 +132,9 @@ def cpu_warnings(rows: list[dict[str, Any]]) -> list[str]:
     slower)."""
     from ceiling.bench.figures import budget_label
 
-    searching = [row for row in rows if not stats.is_zero_shot(row["strategy"])]
+    # A rollout budget buys the same search on any machine: only time budgets can lose to one.
+    searching = [row for row in rows if not stats.is_zero_shot(row["strategy"])
+                 and row.get("seconds") is not None]
     relative = relative_speeds({row["config_hash"]: row.get("speed") for row in rows})
 
     def flagged(measure: Any) -> tuple[int, str]:
@@ -153,7 +155,7 @@ def cpu_warnings(rows: list[dict[str, Any]]) -> list[str]:
     count, listed = flagged(lambda row: float(row["cpu_share"]) if contended(row) else None)
     if count:
         warnings.append(
-            f"{count} of {len(searching)} searching cells had less than "
+            f"{count} of {len(searching)} searching cells with a time budget had less than "
             f"{100 * CONTENDED_CPU_SHARE:.0f} % of a CPU core while they ran ({listed}): another "
             "process competed for the machine, so their time budgets bought fewer rollouts "
             "than an idle machine's and they are not comparable with the others by time. "
@@ -163,7 +165,8 @@ def cpu_warnings(rows: list[dict[str, Any]]) -> list[str]:
                             is not None and speed < SLOW_SPEED else None)
     if count:
         warnings.append(
-            f"{count} of {len(searching)} searching cells ran on a machine slower than "
+            f"{count} of {len(searching)} searching cells with a time budget ran on a machine "
+            f"slower than "
             f"{100 * SLOW_SPEED:.0f} % of the store's median speed ({listed}; each cell's speed "
             "probe over the store's median): the machine itself was slower while they ran (a "
             "virtual machine's host can be, from one day to the next, with the cell's core all "
@@ -174,7 +177,8 @@ def cpu_warnings(rows: list[dict[str, Any]]) -> list[str]:
     unmeasured = sum(row.get("cpu_share") is None for row in searching)
     if unmeasured:
         warnings.append(
-            f"{unmeasured} of {len(searching)} searching cells were stored before ceiling "
+            f"{unmeasured} of {len(searching)} searching cells with a time budget were stored "
+            "before ceiling "
             "recorded each cell's CPU share (store schema version 3), so whether another "
             "process competed with them for the CPU is not known; cells stored in different "
             "sessions compare by time only if the machine was equally fast and idle in each "

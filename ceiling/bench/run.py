@@ -272,14 +272,15 @@ def cells_to_rerun(cells: list[Cell], shares: dict[str, float | None],
         raise ValueError("--rerun before=TIME needs the store's times (`stored`)")
     if "slow" in which and speeds is None:
         raise ValueError("--rerun slow needs the store's speed probes (`speeds`)")
-    slow = slow_keys(speeds or {}) if "slow" in which else set()
+    slow = slow_keys(speeds or {}) if "slow" in which else set()  # time budgets only, below
     keys = set()
     for cell in cells:
         if cell.key not in shares or is_zero_shot(cell.strategy):
             continue
         share = shares[cell.key]
         older = stored is not None and any(stored[cell.key] < when for when in cutoffs)
-        if older or cell.key in slow or ("unmeasured" in which and share is None) or (
+        slower = cell.key in slow and cell.seconds is not None  # rollout budgets: any machine
+        if older or slower or ("unmeasured" in which and share is None) or (
                 "contended" in which and share is not None and share < CONTENDED_CPU_SHARE):
             keys.add(cell.key)
     return keys

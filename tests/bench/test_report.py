@@ -259,11 +259,13 @@ def test_cells_that_competed_for_the_cpu_are_named_and_unmeasured_ones_counted(
     readme = (tmp_path / "report" / "README.md").read_text()
     warnings = [line for line in readme.splitlines() if line.startswith("**Warning:**")]
     assert len(warnings) == 2, warnings
-    assert warnings[0].startswith("**Warning:** 3 of 24 searching cells had less than 90 % of a "
-                                  "CPU core while they ran (connector:con-5x5x3a sampling "
-                                  "(mappo) 2 s × 16: 3 cells, least 0.45)")
+    assert warnings[0].startswith("**Warning:** 3 of 24 searching cells with a time budget had "
+                                  "less than 90 % of a CPU core while they ran "
+                                  "(connector:con-5x5x3a sampling (mappo) 2 s × 16: 3 cells, "
+                                  "least 0.45)")
     # The zero-shot cells have no budget to lose, so their missing share is not counted.
-    assert warnings[1].startswith("**Warning:** 1 of 24 searching cells were stored before")
+    assert warnings[1].startswith("**Warning:** 1 of 24 searching cells with a time budget were "
+                                  "stored before")
     table = readme.split("## Rollouts spent per cell")[1].split("\n## ")[0]
     assert "| width | 1 s | 2 s | least CPU share |" in table
     assert "| connector:con-5x5x3a | sampling (mappo) | 16 | 161 | 321 | 0.45 |" in table
@@ -294,9 +296,10 @@ def test_cells_that_ran_on_a_slower_machine_are_named_with_their_speed(
     readme = (tmp_path / "report" / "README.md").read_text()
     warnings = [line for line in readme.splitlines() if line.startswith("**Warning:**")]
     assert len(warnings) == 1, warnings
-    assert warnings[0].startswith("**Warning:** 2 of 24 searching cells ran on a machine slower "
-                                  "than 90 % of the store's median speed (connector:con-5x5x3a "
-                                  "sampling (mappo) 2 s × 16: 2 cells, least 0.70;")
+    assert warnings[0].startswith("**Warning:** 2 of 24 searching cells with a time budget ran on "
+                                  "a machine slower than 90 % of the store's median speed "
+                                  "(connector:con-5x5x3a sampling (mappo) 2 s × 16: 2 cells, "
+                                  "least 0.70;")
     assert "--rerun slow" in warnings[0]
     table = readme.split("## Rollouts spent per cell")[1].split("\n## ")[0]
     assert "| width | 1 s | 2 s | least CPU share | least speed |" in table

@@ -281,10 +281,13 @@ def test_rerun_slow_picks_the_searching_cells_below_nine_tenths_of_the_store_med
         tmp_path: Path) -> None:
     from ceiling.bench.run import cells_to_rerun
 
-    cells = load_suite(_resume_suite(tmp_path)).cells()
+    timed = tmp_path / "timed.yaml"  # the resume suite under a time budget
+    timed.write_text(_resume_suite(tmp_path).read_text().replace("rollouts: 64", "seconds: 1"))
+    cells = load_suite(timed).cells()
     searching = [cell.key for cell in cells if cell.strategy != "greedy"]
     greedy = [cell.key for cell in cells if cell.strategy == "greedy"]
     assert len(searching) >= 3 and greedy
+    assert all(cell.seconds == 1 for cell in cells if cell.strategy != "greedy")
     # The store's median probe is 100 (cells of other suites count too): one searching cell
     # ran at 0.8 of it, one at 0.95, one was stored before the probe; a zero-shot cell at 0.5
     # has no budget to lose and is never run again.
@@ -296,6 +299,11 @@ def test_rerun_slow_picks_the_searching_cells_below_nine_tenths_of_the_store_med
     assert cells_to_rerun(cells, shares, ["contended"], speeds=speeds) == set()
     with pytest.raises(ValueError, match="needs the store's speed probes"):
         cells_to_rerun(cells, shares, ["slow"])
+    # Under a rollout budget the same slow cell searched what any machine would: not again.
+    by_rollouts = load_suite(_resume_suite(tmp_path)).cells()
+    slow_cell = next(cell for cell in by_rollouts if cell.strategy != "greedy")
+    assert cells_to_rerun(by_rollouts, {slow_cell.key: 1.0}, ["slow"],
+                          speeds={slow_cell.key: 10.0, "a": 100.0, "b": 100.0}) == set()
 
 
 @pytest.mark.slow
