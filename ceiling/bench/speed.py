@@ -6,11 +6,12 @@ records (`store.contended`) catches another process taking part of the cell's co
 catch a core that is slower while the cell has it all to itself, which is what a virtual
 machine on a shared host does from one day to the next (measured here: the same 30 s × 64
 sampling cell ran 20,800 rollouts on 2026-12-05 and 12,736 on 2026-12-07, each with 0.99 of a
-core). So every
-cell also records `probe()`: the reference computation's iterations per second, just before
-and just after its search, in the process (and on the core) that searches. The number means
-nothing alone; the report and `benchmarks/paired.py` compare it across cells
-(`relative_speeds`, `SLOW_SPEED`), and `ceiling bench --rerun slow` runs the slow ones again.
+core). So every cell also records `probe()`: the reference computation's iterations per
+second, just before and just after its search, in the process (and on the core) that
+searches. The number means nothing alone; the report and `benchmarks/paired.py` compare it
+across cells (`relative_speeds`, `SLOW_SPEED`), and `ceiling bench --rerun slow` runs the
+slow time-budgeted ones again (a rollout budget searches the same on any machine).
+`benchmarks/speed_probe.py` measures how well it tracks what a time budget buys.
 
 The computation looks like a search step in miniature: a batch of 256 rows through a 128-wide
 three-layer network, a softmax and an arg-max, and a gather from a 4 MB table, 20 times in a
