@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from ceiling.bench.claim_measures import paired_diff
-from ceiling.bench.speed import relative_speeds
+from ceiling.bench.speed import row_speeds
 from ceiling.bench.store import Store
 from ceiling.bootstrap import mean_ci
 
@@ -225,7 +225,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit("--gain-from needs --seconds, and a smaller budget than it")
     with Store(args.db, create=False) as store:
         rows = store.rows()
-    relative = relative_speeds({r["config_hash"]: r.get("speed") for r in rows})
+    relative = row_speeds(rows)
     for r in rows:
         r["relative_speed"] = relative[r["config_hash"]]
     if args.instances is not None:

@@ -186,13 +186,13 @@ def _warn_slow(db: str, ran: set[str], done: int) -> None:
     """Say which of the cells just stored ran on a slower machine than the store's typical
     cell (the speed probe, `ceiling.bench.speed`), as the CPU share's warning does for a busy
     one."""
-    from ceiling.bench.speed import SLOW_SPEED, relative_speeds
+    from ceiling.bench.speed import SLOW_SPEED, relative_speeds, slow_keys
     from ceiling.bench.store import Store
 
     with Store(db, create=False) as store:
-        relative = relative_speeds(store.speeds())
-    slow = sorted(share for key, share in relative.items()
-                  if key in ran and share is not None and share < SLOW_SPEED)
+        speeds = store.speeds()
+    relative = relative_speeds(speeds)
+    slow = sorted(float(relative[key] or 0.0) for key in slow_keys(speeds) & ran)
     if slow:
         print(f"warning: {len(slow)} of the {done} cells stored ran on a machine slower than "
               f"{100 * SLOW_SPEED:.0f} % of the store's median speed (their speed probe: "

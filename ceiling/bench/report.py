@@ -41,7 +41,7 @@ from ceiling.bench.figures import (
     plot_iqm,
     variant_numbers,
 )
-from ceiling.bench.speed import SLOW_SPEED, relative_speeds
+from ceiling.bench.speed import SLOW_SPEED, row_speeds
 from ceiling.bench.store import CONTENDED_CPU_SHARE, Store, contended
 from ceiling.errors import CeilingError
 from ceiling.outputs import check_writable
@@ -94,7 +94,7 @@ def rollout_rows(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]
     spent (mean over its instances and seeds), one column per budget, the least CPU share any
     of its cells had and the least machine speed (its speed probe over the store's median;
     "–" where none was measured)."""
-    relative = relative_speeds({row["config_hash"]: row.get("speed") for row in rows})
+    relative = row_speeds(rows)
     budgets: dict[str, tuple[float, int]] = {}  # label: sort key
     spent: dict[tuple[str, tuple[str, str, str], int], dict[str, list[int]]] = {}
     shares: dict[tuple[str, tuple[str, str, str], int], list[float]] = {}
@@ -135,7 +135,7 @@ def cpu_warnings(rows: list[dict[str, Any]]) -> list[str]:
     # A rollout budget buys the same search on any machine: only time budgets can lose to one.
     searching = [row for row in rows if not stats.is_zero_shot(row["strategy"])
                  and row.get("seconds") is not None]
-    relative = relative_speeds({row["config_hash"]: row.get("speed") for row in rows})
+    relative = row_speeds(rows)
 
     def flagged(measure: Any) -> tuple[int, str]:
         """How many searching cells `measure` (row -> figure or None) flags, and where they

@@ -25,7 +25,7 @@ from __future__ import annotations
 import functools
 import statistics
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 REPEATS = 5  # timed calls per probe; the median is the probe's figure
@@ -93,6 +93,11 @@ def relative_speeds(speeds: Mapping[str, float | None]) -> dict[str, float | Non
     reference = reference_speed(speeds)
     return {key: (None if reference is None or speed is None else speed / reference)
             for key, speed in speeds.items()}
+
+
+def row_speeds(rows: Iterable[Mapping[str, Any]]) -> dict[str, float | None]:
+    """`relative_speeds` of stored rows (as `Store.rows()` gives them), by config hash."""
+    return relative_speeds({row["config_hash"]: row.get("speed") for row in rows})
 
 
 def slow_keys(speeds: Mapping[str, float | None]) -> set[str]:
