@@ -1,11 +1,16 @@
-"""Zero-shot evaluation's programs compiled with and without LLVM's expensive passes, side by
-side: compile seconds, run seconds on 16 and 128 test instances, and whether the returns are
-the same.
+"""Zero-shot evaluation's compile, side by side: with and without LLVM's expensive passes, and
+greedy and sampled actions as two programs or as one.
 
-`ceiling.policies.rollout.evaluate_batch` is compiled with `RUN_ONCE_COMPILER_OPTIONS` (what
-`ceiling evaluate` and the demo's zero-shot table wait for is the compile, not the run). This
-compiles each (checkpoint, greedy or sampled) evaluation both ways in one process and prints
-a row per program:
+`ceiling.policies.rollout.evaluate_batch` compiles one program per (task, network) with
+`RUN_ONCE_COMPILER_OPTIONS`, the mode (greedy or sampled) a traced argument: what `ceiling
+evaluate` and the demo's zero-shot table wait for is the compile, not the run. This compiles
+each checkpoint's evaluation every way in one process and prints a row per checkpoint:
+
+- default options vs run-once, each with the mode static (two programs, as before 2026-12-08);
+- two static programs vs the one traced program, both run-once (what the library does now);
+
+with compile seconds, run seconds on 128 test instances, and whether every variant returns the
+same 128 greedy and 128 sampled returns.
 
     XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1" \\
         python benchmarks/evaluate_compile.py
@@ -17,43 +22,59 @@ from __future__ import annotations
 
 import argparse
 import time
+from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from ceiling.compile_options import RUN_ONCE_COMPILER_OPTIONS
-from ceiling.policies import rollout
 from ceiling.policies.checkpoint import load_checkpoint
+from ceiling.policies.rollout import run_episode
 from ceiling.policies.shipped import shipped_checkpoint
 from ceiling.tasks import instances, make
 
 DEFAULT = ["connector:con-5x5x3a:sable", "rware:tiny-2ag-hard:ippo", "rware:tiny-2ag-hard:sable"]
+INSTANCES = 128
 
 
-def measure(task_name: str, label: str, greedy: bool, options: dict | None
-            ) -> tuple[float, float, float, np.ndarray]:
-    """(compile seconds, run seconds on 16 and on 128 instances, the 128 returns)."""
+def measure(task_name: str, label: str, options: dict | None, traced: bool
+            ) -> tuple[float, float, dict[bool, np.ndarray]]:
+    """(compile seconds, run seconds, {greedy: the 128 returns}) of greedy and sampled
+    evaluation: one program with the mode traced, or two with it static."""
     checkpoint = load_checkpoint(shipped_checkpoint(task_name, label), task=task_name)
-    task = make(task_name)
-    body = rollout.evaluate_batch.__wrapped__  # the function under the library's jit
+    task, policy = make(task_name), checkpoint.policy
 
-    program = jax.jit(lambda params, keys, key: body(task, checkpoint.policy, params, keys,
-                                                     key, greedy),
-                      compiler_options=options)
-    timings, returns = [], np.empty(0)
-    compile_seconds = 0.0
-    for count in (16, 128):
-        keys = instances(task_name, "test", count)
+    def body(params: Any, keys: jax.Array, key: jax.Array, greedy: Any) -> Any:
+        episode_keys = jax.random.split(key, keys.shape[0])
+        return jax.vmap(lambda ik, k: run_episode(task, policy, params, ik, k, greedy))(
+            keys, episode_keys)
+
+    keys = instances(task_name, "test", INSTANCES)
+    args = (checkpoint.params, keys, jax.random.PRNGKey(0))
+    compile_seconds = run_seconds = 0.0
+    returns = {}
+    if traced:
         start = time.perf_counter()
-        compiled = program.lower(checkpoint.params, keys, jax.random.PRNGKey(0)).compile()
-        if count == 16:
-            compile_seconds = time.perf_counter() - start
+        compiled = jax.jit(body, compiler_options=options).lower(
+            *args, jnp.asarray(True)).compile()
+        compile_seconds = time.perf_counter() - start
+        programs = {greedy: (lambda g=greedy: compiled(*args, jnp.asarray(g)))
+                    for greedy in (True, False)}
+    else:
+        programs = {}
+        for greedy in (True, False):
+            start = time.perf_counter()
+            one = jax.jit(lambda p, k, key, g=greedy: body(p, k, key, g),
+                          compiler_options=options).lower(*args).compile()
+            compile_seconds += time.perf_counter() - start
+            programs[greedy] = lambda one=one: one(*args)
+    for greedy, program in programs.items():
         start = time.perf_counter()
-        episodes = jax.block_until_ready(compiled(checkpoint.params, keys,
-                                                  jax.random.PRNGKey(0)))
-        timings.append(time.perf_counter() - start)
-        returns = np.asarray(episodes.total_return)
-    return compile_seconds, timings[0], timings[1], returns
+        episodes = jax.block_until_ready(program())
+        run_seconds += time.perf_counter() - start
+        returns[greedy] = np.asarray(episodes.total_return)
+    return compile_seconds, run_seconds, returns
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -61,22 +82,28 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("checkpoints", nargs="*", default=DEFAULT, metavar="TASK:LABEL",
                         help="shipped checkpoints, e.g. rware:tiny-2ag-hard:ippo")
     args = parser.parse_args(argv)
-    header = ["program", "compile (default)", "compile (run-once)", "ratio",
-              "run 16 / 128 (default)", "run 16 / 128 (run-once)", "same returns"]
+    variants = {"default, 2 programs": (None, False),
+                "run-once, 2 programs": (RUN_ONCE_COMPILER_OPTIONS, False),
+                "run-once, 1 program": (RUN_ONCE_COMPILER_OPTIONS, True)}
+    header = (["checkpoint"] + [f"compile ({name})" for name in variants]
+              + [f"run greedy+sampled, {INSTANCES} ({name})" for name in variants]
+              + ["same returns"])
     print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
-    totals = np.zeros(2)
+    totals = np.zeros(len(variants))
     for spec in args.checkpoints:
         task_name, _, label = spec.rpartition(":")
-        for greedy in (True, False):
-            default = measure(task_name, label, greedy, None)
-            once = measure(task_name, label, greedy, RUN_ONCE_COMPILER_OPTIONS)
-            totals += (default[0], once[0])
-            print(f"| {task_name} {label} {'greedy' if greedy else 'sampled'} | "
-                  f"{default[0]:.1f} s | {once[0]:.1f} s | {once[0] / default[0]:.2f} | "
-                  f"{default[1]:.2f} / {default[2]:.2f} s | {once[1]:.2f} / {once[2]:.2f} s | "
-                  f"{'yes' if np.array_equal(default[3], once[3]) else 'NO'} |", flush=True)
-    print(f"\ncompile, all programs: {totals[0]:.1f} s default, {totals[1]:.1f} s run-once "
-          f"({totals[1] / totals[0]:.2f}x)")
+        results = [measure(task_name, label, options, traced)
+                   for options, traced in variants.values()]
+        totals += [result[0] for result in results]
+        same = all(np.array_equal(result[2][greedy], results[0][2][greedy])
+                   for result in results for greedy in (True, False))
+        print(f"| {task_name} {label} | "
+              + " | ".join(f"{result[0]:.1f} s" for result in results) + " | "
+              + " | ".join(f"{result[1]:.2f} s" for result in results)
+              + f" | {'yes' if same else 'NO'} |", flush=True)
+    print("\ncompile, all checkpoints: "
+          + ", ".join(f"{total:.1f} s {name} ({total / totals[0]:.2f}x)"
+                      for name, total in zip(variants, totals, strict=True)))
 
 
 if __name__ == "__main__":

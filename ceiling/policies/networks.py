@@ -329,6 +329,13 @@ class Policy:
     def num_parameters(self, params: Params) -> int:
         return int(sum(np.prod(leaf.shape) for leaf in jax.tree_util.tree_leaves(params)))
 
+    def acting(self, params: Params) -> tuple[Policy, Params]:
+        """This policy and its parameters reduced to what acting reads (`decide`, never
+        `value`), so that programs that only act compile once for policies whose actors are
+        alike: zero-shot evaluation of an IPPO and a MAPPO checkpoint shares one program. The
+        default keeps everything."""
+        return self, params
+
     def head_layers(self) -> tuple[str, ...]:
         """Names of the output layers (policy logits, value), what fine-tuning's `head` scope
         trains: any parameter whose path contains one of them."""
@@ -341,7 +348,7 @@ class Policy:
         observation: jax.Array,
         action_mask: jax.Array,
         key: jax.Array | None,
-        greedy: bool,
+        greedy: bool | jax.Array,
         temperature: float = 1.0,
         latent: jax.Array | None = None,
     ) -> tuple[jax.Array, jax.Array]:
@@ -350,13 +357,18 @@ class Policy:
         Arg-max if `greedy` (`key` unused), else sampled from `key` at `temperature`. Row i of
         the logits is agent i's untempered distribution given what it conditions on (for an
         autoregressive policy, the chosen actions of agents 0..i-1), so the joint action's
-        log-probability is `action_log_prob(logits, action).sum(-1)`.
+        log-probability is `action_log_prob(logits, action).sum(-1)`. `greedy` may also be a
+        traced boolean scalar (one compiled program for both modes; `key` then needed): the
+        action is then exactly the one the Python bool would give.
         """
         logits = self.act(params, observation, action_mask, latent)
-        if greedy:
+        if isinstance(greedy, bool) and greedy:
             return greedy_action(logits), logits
         assert key is not None, "sampling needs a key"
-        return sample_action(key, logits, temperature), logits
+        sampled = sample_action(key, logits, temperature)
+        if isinstance(greedy, bool):
+            return sampled, logits
+        return jnp.where(greedy, greedy_action(logits), sampled), logits
 
     def sample(
         self,
@@ -508,6 +520,11 @@ class MLPPolicy(Policy):
             z = jnp.broadcast_to(z[..., None, :], (*observation.shape[:-1], d))
             logits = cast(jax.Array, self.actor.apply(params["actor"], observation, z))
         return jnp.where(action_mask, logits, -jnp.inf)
+
+    def acting(self, params: Params) -> tuple[Policy, Params]:
+        # The algorithm names the critic only: IPPO's and MAPPO's actors are the same network.
+        return (make_policy(self.spec, dataclasses.replace(self.config, algorithm="ippo")),
+                {"actor": params["actor"]})
 
     def critic_input(self, observation: jax.Array, global_state: jax.Array) -> jax.Array:
         """[..., A, F] critic features: own observation (IPPO) or global state + agent id."""

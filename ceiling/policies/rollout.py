@@ -67,7 +67,7 @@ def play(
     timestep: TimeStep,
     key: jax.Array,
     length: int,
-    greedy: bool,
+    greedy: bool | jax.Array,
     temperature: float = 1.0,
     latent: jax.Array | None = None,
     record: bool = False,
@@ -115,7 +115,7 @@ def run_episode(
     params: Params,
     instance_key: jax.Array,
     key: jax.Array,
-    greedy: bool = True,
+    greedy: bool | jax.Array = True,
     temperature: float = 1.0,
     latent: jax.Array | None = None,
 ) -> Episode:
@@ -144,12 +144,6 @@ def record_episode(
     return episode, trajectory
 
 
-# Zero-shot evaluation compiles once per (task, network, mode) and runs a few times: its
-# compile is what a user waits for (`ceiling evaluate`, the demo's table), so it skips LLVM's
-# expensive passes: 0.52x the compile seconds over six programs, 2-4x the run (2.0 s instead
-# of 0.7 for 128 RWARE episodes), the same returns (`benchmarks/evaluate_compile.py`).
-@functools.partial(jax.jit, static_argnums=(0, 1), static_argnames=("greedy",),
-                   compiler_options=RUN_ONCE_COMPILER_OPTIONS)
 def evaluate_batch(
     task: Task,
     policy: Policy,
@@ -159,6 +153,25 @@ def evaluate_batch(
     greedy: bool = True,
 ) -> Episode:
     """Episodes [N] for instance keys [N, 2], in one jitted, vmapped call."""
+    policy, params = policy.acting(params)
+    return _evaluate_batch(task, policy, params, instance_keys, key, jnp.asarray(greedy))
+
+
+# Zero-shot evaluation compiles once per (task, actor network) and runs a few times: its compile
+# is what a user waits for (`ceiling evaluate`, the demo's table). So greedy and sampled actions
+# share one program (the mode is traced, not static), so do IPPO and MAPPO (`Policy.acting`),
+# and it skips LLVM's expensive passes:
+# 0.52x the compile seconds over six programs, 2-4x the run (2.0 s instead of 0.7 for 128 RWARE
+# episodes), the same returns (`benchmarks/evaluate_compile.py`).
+@functools.partial(jax.jit, static_argnums=(0, 1), compiler_options=RUN_ONCE_COMPILER_OPTIONS)
+def _evaluate_batch(
+    task: Task,
+    policy: Policy,
+    params: Params,
+    instance_keys: jax.Array,
+    key: jax.Array,
+    greedy: jax.Array,
+) -> Episode:
     keys = jax.random.split(key, instance_keys.shape[0])
     return jax.vmap(lambda ik, k: run_episode(task, policy, params, ik, k, greedy))(
         instance_keys, keys

@@ -449,7 +449,7 @@ class SablePolicy(Policy):
         encoded: jax.Array,
         action_mask: jax.Array,
         noise: jax.Array | None = None,
-        temperature: float = 1.0,
+        temperature: float | jax.Array = 1.0,
     ) -> tuple[jax.Array, jax.Array]:
         """Act agent by agent: arg-max of each agent's masked logits, or, with Gumbel `noise`
         [..., A, n], of `logits / temperature + noise` (a sample at `temperature`).
@@ -502,16 +502,22 @@ class SablePolicy(Policy):
         observation: jax.Array,
         action_mask: jax.Array,
         key: jax.Array | None,
-        greedy: bool,
+        greedy: bool | jax.Array,
         temperature: float = 1.0,
         latent: jax.Array | None = None,
     ) -> tuple[jax.Array, jax.Array]:
         encoded = self.encode(params, observation, latent)
-        if greedy:
+        if isinstance(greedy, bool) and greedy:
             return self.autoregress(params, encoded, action_mask)
         assert key is not None, "sampling needs a key"
         # Gumbel-max: the arg-max of logits / T + Gumbel noise is a sample at temperature T.
         noise = jax.random.gumbel(key, action_mask.shape, encoded.dtype)
+        if not isinstance(greedy, bool):
+            # A traced flag: greedy scores are logits / 1 + 0, which are the logits exactly
+            # (-inf stays -inf), so the arg-max is the greedy one.
+            noise = jnp.where(greedy, jnp.zeros_like(noise), noise)
+            return self.autoregress(params, encoded, action_mask, noise,
+                                    jnp.where(greedy, 1.0, temperature))
         return self.autoregress(params, encoded, action_mask, noise, temperature)
 
     def conditional_logits(

@@ -25,8 +25,8 @@ SMOKE = Path(__file__).resolve().parents[2] / "suites" / "smoke.yaml"
 
 
 def _resume_suite(tmp_path: Path) -> Path:
-    """The smoke suite with more cells (8 instances x 3 seeds), so a kill lands mid-way."""
-    text = SMOKE.read_text().replace("instances: 2", "instances: 8").replace(
+    """The smoke suite with more cells (4 instances x 3 seeds), so a kill lands mid-way."""
+    text = SMOKE.read_text().replace("instances: 2", "instances: 4").replace(
         "seeds: [0]", "seeds: [0, 1, 2]")
     path = tmp_path / "resume.yaml"
     path.write_text(text)
@@ -74,7 +74,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory, compile_cache) -> tuple[
     tmp = tmp_path_factory.mktemp("reference")
     suite_path, db = _resume_suite(tmp), tmp / "reference.sqlite"
     cells = load_suite(suite_path).cells()
-    assert len(cells) == 8 + 8 * 3
+    assert len(cells) == 4 + 4 * 3
     finished = subprocess.run(_bench(suite_path, db), env=compile_cache,
                               capture_output=True, text=True, timeout=300)
     assert finished.returncode == 0, finished.stderr
@@ -333,7 +333,7 @@ def test_rerun_superseded_moves_an_earlier_checkpoints_rows_out_as_the_new_ones_
 
     # Without the flag the sweep says the old rows would be pooled with the new ones.
     dry = run("--dry-run")
-    assert "28 already in" in dry.stdout and "4 to run" in dry.stdout
+    assert "12 already in" in dry.stdout and "4 to run" in dry.stdout
     assert ("warning: 4 of the suite's cells are stored for an earlier checkpoint under the "
             "same label (connector:con-5x5x3a shipped:ippo): the report pools") in dry.stderr
     done = run("--rerun", "superseded")

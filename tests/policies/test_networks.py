@@ -85,6 +85,34 @@ def test_greedy_evaluation_is_deterministic_and_replays(connector_task, small_po
     assert total == pytest.approx(float(first.total_return[1]), abs=1e-5)
 
 
+@pytest.mark.slow
+def test_evaluation_compiles_one_program_for_both_modes_and_for_ippo_and_mappo(connector_task):
+    """What keeps `ceiling evaluate` and the demo's table quick: greedy and sampled evaluation,
+    of an IPPO and of a MAPPO checkpoint with the same actor, all run one compiled program, and
+    the two checkpoints play alike."""
+    from ceiling.policies import rollout
+
+    spec = connector_task.spec
+    mappo = Policy(spec, NetworkConfig("mappo", (24,), "tanh"))
+    params = mappo.init(jax.random.PRNGKey(3))
+    ippo = Policy(spec, NetworkConfig("ippo", (24,), "tanh"))
+    ippo_params = {"actor": params["actor"], "critic": ippo.init(jax.random.PRNGKey(4))["critic"]}
+    keys = instances("connector:con-5x5x3a", "test", 8)
+    before = rollout._evaluate_batch._cache_size()
+    results = {}
+    for name, policy, weights in (("mappo", mappo, params), ("ippo", ippo, ippo_params)):
+        for greedy in (True, False):
+            episodes = evaluate_batch(connector_task, policy, weights, keys,
+                                      jax.random.PRNGKey(5), greedy=greedy)
+            results[name, greedy] = np.asarray(episodes.actions)
+    assert rollout._evaluate_batch._cache_size() == before + 1
+    for greedy in (True, False):
+        np.testing.assert_array_equal(results["mappo", greedy], results["ippo", greedy])
+    # That each flag value plays the static mode's actions key for key is checked on `decide`
+    # (`tests/policies/test_sable.py`).
+    assert not np.array_equal(results["mappo", True], results["mappo", False])
+
+
 def test_summary_statistics():
     summary = summarise(np.array([1.0, 2.0, 3.0, 4.0]), np.array([True, False, True, True]))
     assert summary["mean_return"] == 2.5 and summary["num_instances"] == 4

@@ -148,6 +148,36 @@ def test_zero_parameters_are_the_uniform_random_policy_over_legal_actions(
             assert np.ptp(logits[agent][legal[agent]]) == 0.0, (config, agent)
 
 
+def test_a_traced_greedy_flag_gives_exactly_the_static_modes_actions(
+        connector_task, sable, observed) -> None:
+    """Zero-shot evaluation compiles greedy and sampled play as one program (`greedy` traced):
+    for SABLE and an MLP, each flag value must give the very actions of the static mode, key
+    for key, at a temperature other than 1 too."""
+    observation, mask = observed
+    draws = 256
+    observations = jnp.broadcast_to(observation, (draws, *observation.shape))
+    masks = jnp.broadcast_to(mask, (draws, *mask.shape))
+    mlp = make_policy(connector_task.spec, NetworkConfig())
+    for policy, params in (sable, (mlp, jax.jit(mlp.init)(jax.random.PRNGKey(1)))):
+        traced = jax.jit(lambda p, k, g, t, policy=policy: policy.decide(
+            p, observations, masks, k, g, t))
+        for temperature in (1.0, 2.0):
+            key = jax.random.PRNGKey(7)
+            static_greedy = jitted(policy, "decide", greedy=True)(
+                params, observations, masks, key)
+            static_sampled = jitted(policy, "decide", greedy=False, temperature=temperature)(
+                params, observations, masks, key)
+            for flag, static in ((True, static_greedy), (False, static_sampled)):
+                actions, logits = traced(params, key, jnp.asarray(flag), temperature)
+                np.testing.assert_array_equal(np.asarray(actions), np.asarray(static[0]))
+                # Two programs may round differently (fused differently), so the logits match
+                # to float precision, not bit for bit.
+                np.testing.assert_allclose(np.asarray(logits), np.asarray(static[1]),
+                                           rtol=1e-5, atol=1e-5)
+            # The two modes differ, so the flag is not ignored.
+            assert np.any(np.asarray(static_greedy[0]) != np.asarray(static_sampled[0]))
+
+
 @pytest.mark.slow
 def test_no_illegal_action_in_a_hundred_thousand_draws(connector_task) -> None:
     policy = make_policy(connector_task.spec, sable_config(embed_dim=8))
