@@ -34,6 +34,9 @@ def run_compile_cache(tmp_path_factory: pytest.TempPathFactory):
     from jax._src import compilation_cache
 
     if os.environ.get("CEILING_TEST_COMPILE_CACHE", "").lower() == "off":
+        # No cache at all: without this the `ceiling` commands that tests run would turn on
+        # the user's own (`ceiling.cli.common.enable_compile_cache`), and fill it.
+        os.environ["CEILING_COMPILE_CACHE"] = "off"
         yield None
         return
     base = tmp_path_factory.getbasetemp()
