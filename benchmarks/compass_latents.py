@@ -51,8 +51,7 @@ def measure(checkpoint_dir: str, base_dir: str | None, count: int,
     found = make_latent_scores(task, compass.policy, keys, latents,
                                (base.policy, base.params))(compass.params)
     assert found.base_sampled is not None
-    greedy_episodes = jax.jit(lambda params: evaluate_batch(
-        task, base.policy, params, keys, jax.random.PRNGKey(0)))(base.params)
+    greedy_episodes = evaluate_batch(task, base.policy, base.params, keys, jax.random.PRNGKey(0))
     base_greedy = np.asarray(greedy_episodes.total_return)
     best = found.greedy.max(axis=1)
     ordered = np.sort(found.greedy, axis=1)

@@ -9,7 +9,6 @@ every instance, so batches of episodes vmap without ragged lengths.
 
 from __future__ import annotations
 
-import functools
 import math
 from typing import Any, NamedTuple
 
@@ -144,6 +143,22 @@ def record_episode(
     return episode, trajectory
 
 
+def evaluate_episodes(
+    task: Task,
+    policy: Policy,
+    params: Params,
+    instance_keys: jax.Array,
+    key: jax.Array,
+    greedy: bool | jax.Array = True,
+) -> Episode:
+    """Episodes [N] for instance keys [N, 2], vmapped; no jit of its own, for a caller that
+    compiles it inside its own program (training's evaluations). Otherwise `evaluate_batch`."""
+    keys = jax.random.split(key, instance_keys.shape[0])
+    return jax.vmap(lambda ik, k: run_episode(task, policy, params, ik, k, greedy))(
+        instance_keys, keys
+    )
+
+
 def evaluate_batch(
     task: Task,
     policy: Policy,
@@ -152,7 +167,9 @@ def evaluate_batch(
     key: jax.Array,
     greedy: bool = True,
 ) -> Episode:
-    """Episodes [N] for instance keys [N, 2], in one jitted, vmapped call."""
+    """Episodes [N] for instance keys [N, 2], in one jitted, vmapped call. Not for use under
+    an outer `jax.jit` (its program has compiler options of its own); use `evaluate_episodes`
+    there."""
     policy, params = policy.acting(params)
     return _evaluate_batch(task, policy, params, instance_keys, key, jnp.asarray(greedy))
 
@@ -160,22 +177,12 @@ def evaluate_batch(
 # Zero-shot evaluation compiles once per (task, actor network) and runs a few times: its compile
 # is what a user waits for (`ceiling evaluate`, the demo's table). So greedy and sampled actions
 # share one program (the mode is traced, not static), so do IPPO and MAPPO (`Policy.acting`),
-# and it skips LLVM's expensive passes:
-# 0.52x the compile seconds over six programs, 2-4x the run (2.0 s instead of 0.7 for 128 RWARE
-# episodes), the same returns (`benchmarks/evaluate_compile.py`).
-@functools.partial(jax.jit, static_argnums=(0, 1), compiler_options=RUN_ONCE_COMPILER_OPTIONS)
-def _evaluate_batch(
-    task: Task,
-    policy: Policy,
-    params: Params,
-    instance_keys: jax.Array,
-    key: jax.Array,
-    greedy: jax.Array,
-) -> Episode:
-    keys = jax.random.split(key, instance_keys.shape[0])
-    return jax.vmap(lambda ik, k: run_episode(task, policy, params, ik, k, greedy))(
-        instance_keys, keys
-    )
+# and it skips LLVM's expensive passes: 0.30x the compile seconds of two programs per network
+# with XLA's default options, the same run time as two run-once programs (2-4x the optimised
+# run: 2.0 s instead of 0.7 for 128 RWARE episodes), the same returns
+# (`benchmarks/evaluate_compile.py`).
+_evaluate_batch = jax.jit(evaluate_episodes, static_argnums=(0, 1),
+                          compiler_options=RUN_ONCE_COMPILER_OPTIONS)
 
 
 def summarise(returns: np.ndarray, wins: np.ndarray | None) -> dict[str, Any]:
