@@ -49,6 +49,9 @@ class OrderedPolicy:
     def __hash__(self) -> int:
         return hash((self.policy, self.order))
 
+    def acting(self, params: Any) -> tuple[OrderedPolicy, Any]:
+        return self, params  # what `evaluate_batch` asks every policy for
+
     def decide(self, params: Any, observation: jax.Array, action_mask: jax.Array,
                key: jax.Array | None, greedy: bool, temperature: float = 1.0,
                latent: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
