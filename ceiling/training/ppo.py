@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from ceiling.compile_options import RUN_ONCE_COMPILER_OPTIONS
 from ceiling.policies.joint import action_log_prob
 from ceiling.policies.networks import Params, Policy
 from ceiling.policies.ppo import adam, gae, ppo_epochs, ppo_loss
@@ -93,7 +94,10 @@ def step_with_reset(
 def init_runner(task: Task, policy: Policy, config: PPOConfig, key: jax.Array) -> Runner:
     param_key, env_key, key = jax.random.split(key, 3)
     params = policy.init(param_key)
-    env_state, timestep = jax.vmap(task.reset)(train_keys(env_key, config.num_envs))
+    # Jitted: run eagerly, the vmapped reset dispatches (and compiles) each of its operations on
+    # its own, about 8 s of a first Connector run's start; compiled once, it runs once.
+    reset = jax.jit(jax.vmap(task.reset), compiler_options=RUN_ONCE_COMPILER_OPTIONS)
+    env_state, timestep = reset(train_keys(env_key, config.num_envs))
     return Runner(
         params=params,
         opt_state=make_optimizer(config).init(params),

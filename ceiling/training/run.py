@@ -98,7 +98,8 @@ def train(
 
     # A run evaluates tens of times, so its evaluation is compiled with XLA's optimising
     # passes (not `evaluate_batch`'s run-once program): 0.58 s instead of 2.2 s for 128 RWARE
-    # tiny-4ag-hard episodes, the same returns (BENCHMARKS.md, "Training's evaluations").
+    # tiny-4ag-hard episodes, the same returns (BENCHMARKS.md, "Training's evaluations and
+    # start").
     greedy_episodes = jax.jit(lambda params: evaluate_episodes(task, policy, params, test_keys,
                                                                eval_key, greedy=True))
 
