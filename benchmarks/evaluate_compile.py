@@ -30,7 +30,7 @@ import numpy as np
 
 from ceiling.compile_options import RUN_ONCE_COMPILER_OPTIONS
 from ceiling.policies.checkpoint import load_checkpoint
-from ceiling.policies.rollout import run_episode
+from ceiling.policies.rollout import evaluate_episodes
 from ceiling.policies.shipped import shipped_checkpoint
 from ceiling.tasks import instances, make
 
@@ -46,9 +46,7 @@ def measure(task_name: str, label: str, options: dict | None, traced: bool
     task, policy = make(task_name), checkpoint.policy
 
     def body(params: Any, keys: jax.Array, key: jax.Array, greedy: Any) -> Any:
-        episode_keys = jax.random.split(key, keys.shape[0])
-        return jax.vmap(lambda ik, k: run_episode(task, policy, params, ik, k, greedy))(
-            keys, episode_keys)
+        return evaluate_episodes(task, policy, params, keys, key, greedy)
 
     keys = instances(task_name, "test", INSTANCES)
     args = (checkpoint.params, keys, jax.random.PRNGKey(0))
