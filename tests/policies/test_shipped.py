@@ -203,6 +203,16 @@ def test_shipped_sable_checkpoint(task: str, algorithm: str) -> None:
     np.testing.assert_allclose(np.asarray(jnp.where(mask, logits, 0.0)),
                                np.asarray(jnp.where(mask, parallel, 0.0)), atol=1e-4)
 
+    base_label = label_base(algorithm)
+    if base_label is not None:
+        # COMPASS from SABLE: its trunk is SABLE's, frozen, and its latent map has no bias, so
+        # at z = 0 it is its base exactly; the base's own case plays it against random.
+        base = load_checkpoint(shipped_checkpoint(task, base_label), task=task)
+        assert checkpoint.manifest["training"]["base_sha256"] == base.manifest["sha256"]
+        base_logits = jax.jit(base.policy.act)(base.params, obs, mask)
+        np.testing.assert_allclose(np.asarray(jnp.where(mask, logits, 0.0)),
+                                   np.asarray(jnp.where(mask, base_logits, 0.0)), atol=1e-5)
+        return
     trained = evaluate_checkpoint(path, task, 8, stochastic=False, seed=0)
     random = _random(task)
     assert trained["mean_return"] > random["mean_return"] + MARGIN.get(task, 1.0), (
