@@ -171,8 +171,9 @@ SABLE_SHIPPED = _shipped("sable")  # SABLE, and COMPASS trained from it
 @pytest.mark.slow
 @pytest.mark.parametrize(("task", "algorithm"), SABLE_SHIPPED)
 def test_shipped_sable_checkpoint(task: str, algorithm: str) -> None:
-    """A shipped SABLE checkpoint loads bit-exact, beats random, and acts consistently: the
-    agent-by-agent decode that acts gives the logits of the one-pass decode along its action."""
+    """A shipped SABLE checkpoint loads bit-exact, beats random (COMPASS from SABLE: is its
+    base at z = 0), and acts consistently: the agent-by-agent decode that acts gives the
+    logits of the one-pass decode along its action."""
     import jax
     import jax.numpy as jnp
     import numpy as np
